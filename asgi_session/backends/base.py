@@ -1,0 +1,81 @@
+"""The contract between asgi-session and a store of users, accounts and sessions.
+
+It is Auth.js's adapter contract with Python names, plus what Auth.js lacks: listing
+and ending a user's sessions, and updating a linked account's tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from asgi_session.models import Account, SessionRecord, User, VerificationToken
+
+UserInput = Mapping[str, Any] | User
+AccountInput = Mapping[str, Any] | Account
+SessionInput = Mapping[str, Any] | SessionRecord
+VerificationTokenInput = Mapping[str, Any] | VerificationToken
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A store of users, accounts, database sessions and verification tokens.
+
+    Absent things are ``None``. Ids are strings. Any method may raise
+    :class:`asgi_session.errors.BackendUnavailableError` when the store cannot be reached.
+    """
+
+    async def ensure_indexes(self) -> None: ...
+
+    async def create_user(self, user: UserInput) -> User: ...
+
+    async def get_user(self, id: str) -> User | None: ...
+
+    async def get_user_by_email(self, email: str) -> User | None: ...
+
+    async def get_user_by_account(
+        self, *, provider: str, provider_account_id: str
+    ) -> User | None: ...
+
+    async def update_user(self, user: UserInput) -> User | None: ...
+
+    async def delete_user(self, id: str) -> User | None: ...
+
+    async def link_account(self, account: AccountInput) -> Account: ...
+
+    async def unlink_account(
+        self, *, provider: str, provider_account_id: str
+    ) -> Account | None: ...
+
+    async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None: ...
+
+    async def update_account(
+        self, *, provider: str, provider_account_id: str, data: Mapping[str, Any]
+    ) -> Account | None: ...
+
+    async def create_session(self, session: SessionInput) -> SessionRecord: ...
+
+    async def get_session_and_user(
+        self, session_token: str
+    ) -> tuple[SessionRecord, User] | None: ...
+
+    async def update_session(self, session: SessionInput) -> SessionRecord | None: ...
+
+    async def delete_session(self, session_token: str) -> SessionRecord | None: ...
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]: ...
+
+    async def delete_sessions(self, user_id: str, *, except_token: str | None = None) -> int: ...
+
+    async def create_verification_token(
+        self, verification_token: VerificationTokenInput
+    ) -> VerificationToken: ...
+
+    async def use_verification_token(
+        self, *, identifier: str, token: str
+    ) -> VerificationToken | None: ...
+
+    async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None: ...
+
+    async def tokens_revoked_before(self, user_id: str) -> datetime | None: ...

@@ -1,0 +1,95 @@
+"""Records kept by a backend: users, accounts, database sessions, verification tokens.
+
+Python code sees snake_case names and string ids; a backend stores them the way
+Auth.js's adapters do (``emailVerified``, ``userId``, ``providerAccountId``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(slots=True)
+class User:
+    """A person who can sign in."""
+
+    id: str
+    name: str | None = None
+    email: str | None = None
+    image: str | None = None
+    email_verified: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The user as a plain mapping: Python-side names, extra fields merged in."""
+        data: dict[str, Any] = dict(self.extra)
+        data.update(
+            id=self.id,
+            name=self.name,
+            email=self.email,
+            image=self.image,
+            email_verified=self.email_verified,
+        )
+        return data
+
+
+@dataclass(slots=True)
+class Account:
+    """A provider account linked to a user (an OAuth login, an email address...)."""
+
+    user_id: str
+    type: str
+    provider: str
+    provider_account_id: str
+    access_token: str | None = None
+    refresh_token: str | None = None
+    expires_at: int | None = None
+    token_type: str | None = None
+    scope: str | None = None
+    id_token: str | None = None
+    session_state: str | None = None
+    id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    """A database session: the opaque token in the cookie and what it stands for."""
+
+    session_token: str
+    user_id: str
+    expires: datetime
+    created_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    user_agent: str | None = None
+    id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class VerificationToken:
+    """A single-use token proving control of an identifier (an email address)."""
+
+    identifier: str
+    token: str
+    expires: datetime
+
+
+def as_mapping(value: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """Accept a mapping or one of the dataclasses above and return a plain dict."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        result = to_dict()
+        if isinstance(result, dict):
+            return result
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is not None:
+        data = {name: getattr(value, name) for name in fields if name != "extra"}
+        data.update(getattr(value, "extra", {}) or {})
+        return data
+    raise TypeError(f"expected a mapping or a record, got {type(value).__name__}")
