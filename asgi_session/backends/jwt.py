@@ -1,0 +1,211 @@
+"""The JWT strategy: the session is an encrypted token in the cookie, no database needed.
+
+Tokens are Auth.js-compatible (see :mod:`asgi_session.jwt`), so a Next.js app and a
+Python service sharing ``AUTH_SECRET`` read each other's sessions.
+
+Unlike Auth.js, a token is re-issued at most once per ``update_age`` rather than on
+every request, and a decrypted token is remembered (by its exact value, until it
+expires) so a browser sending the same cookie again costs a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from asgi_session.backends.base import Adapter
+from asgi_session.jwt import JWTCodec, JWTDecodeError
+from asgi_session.session import Session, isoformat
+
+if TYPE_CHECKING:
+    from asgi_session.config import AuthConfig
+    from asgi_session.context import RequestContext
+
+#: Seconds of clock skew accepted on ``exp``, as Auth.js does.
+_CLOCK_TOLERANCE = 15
+
+
+class SessionEnded(Exception):
+    """The ``jwt`` callback returned ``None``: the session must end."""
+
+
+class JWTBackend:
+    """Sessions as encrypted JWTs in the cookie (the default strategy).
+
+    ``adapter`` optionally stores users and accounts (Auth.js's adapter with
+    ``strategy: "jwt"``). ``cache_size`` bounds how many decrypted tokens are kept.
+    """
+
+    strategy = "jwt"
+
+    def __init__(self, *, adapter: Adapter | None = None, cache_size: int = 4096) -> None:
+        self.adapter = adapter
+        self._cache_size = cache_size
+        self._config: AuthConfig | None = None
+        self._codecs: dict[bool, JWTCodec] = {}
+        # One cache per cookie mode: the salt (the cookie name) differs between them.
+        self._caches: dict[bool, dict[str, dict[str, Any]]] = {False: {}, True: {}}
+
+    def configure(self, config: AuthConfig) -> None:
+        if self._config is not None and self._config is not config:
+            raise RuntimeError("a JWTBackend serves one AuthConfig; create one per config")
+        self._config = config
+        self._codecs = {
+            secure: JWTCodec(config.secrets, names.session_token.name)
+            for secure, names in config.cookie_names.items()
+        }
+
+    @property
+    def config(self) -> AuthConfig:
+        if self._config is None:
+            raise RuntimeError("JWTBackend is not configured; pass it to AuthConfig(backend=...)")
+        return self._config
+
+    # -- reading ----------------------------------------------------------------
+
+    def _decode(self, ctx: RequestContext, token: str) -> dict[str, Any] | None:
+        cache = self._caches[ctx.secure]
+        claims = cache.get(token)
+        if claims is not None:
+            if claims["exp"] + _CLOCK_TOLERANCE >= ctx.now:
+                return claims
+            del cache[token]
+            return None
+        try:
+            claims = self._codecs[ctx.secure].decode(token, now=ctx.now)
+        except JWTDecodeError:
+            return None
+        if not isinstance(claims.get("exp"), int | float) or not isinstance(
+            claims.get("iat"), int | float
+        ):
+            return None
+        if len(cache) >= self._cache_size:
+            del cache[next(iter(cache))]
+        cache[token] = claims
+        return claims
+
+    async def load(self, ctx: RequestContext, token: str) -> Session | None:
+        claims = self._decode(ctx, token)
+        if claims is None:
+            ctx.clear_session_cookie()
+            return None
+        if ctx.now - claims["iat"] >= self.config.update_age:
+            try:
+                claims = await self._issue(ctx, claims, trigger=None)
+            except SessionEnded:
+                ctx.clear_session_cookie()
+                return None
+        return await self._session(ctx, claims)
+
+    async def _session(
+        self, ctx: RequestContext, claims: Mapping[str, Any], *, trigger: str | None = None,
+        new_session: Mapping[str, Any] | None = None,
+    ) -> Session:
+        expires = datetime.fromtimestamp(claims["exp"], UTC)
+        data: dict[str, Any] = {
+            "user": {
+                "name": claims.get("name"),
+                "email": claims.get("email"),
+                "image": claims.get("picture"),
+            },
+            "expires": isoformat(expires),
+        }
+        callbacks = self.config.callbacks
+        if callbacks.has("session"):
+            data = await callbacks.call(
+                "session", data, session=data, token=dict(claims), user=None,
+                trigger=trigger, new_session=new_session,
+            )
+        sub = claims.get("sub")
+        return Session(
+            data,
+            expires=expires,
+            user_id=None if sub is None else str(sub),
+            claims=claims,
+            updater=lambda session, update: self._apply_update(ctx, session, update),
+        )
+
+    # -- writing ----------------------------------------------------------------
+
+    async def _issue(
+        self, ctx: RequestContext, token: Mapping[str, Any], *, trigger: str | None, **arguments: Any
+    ) -> dict[str, Any]:
+        """Run the ``jwt`` callback, encrypt its answer and set the cookie: the new claims."""
+        config = self.config
+        current = {k: v for k, v in token.items() if k not in ("iat", "exp", "jti")}
+        callback_arguments = {
+            "user": None, "account": None, "profile": None, "is_new_user": None, "session": None,
+        }
+        callback_arguments.update(arguments)
+        result = await config.callbacks.call(
+            "jwt", current, token=current, trigger=trigger, **callback_arguments
+        )
+        if result is None:
+            raise SessionEnded
+        if not isinstance(result, Mapping):
+            raise TypeError("the jwt callback must return a mapping of claims, or None")
+        codec = self._codecs[ctx.secure]
+        now = int(ctx.now)
+        encoded = codec.encode(result, max_age=config.max_age, now=ctx.now)
+        claims = codec.decode(encoded, now=ctx.now)
+        ctx.set_session_cookie(encoded, datetime.fromtimestamp(now + config.max_age, UTC))
+        return claims
+
+    async def create(
+        self,
+        ctx: RequestContext,
+        *,
+        user: Mapping[str, Any],
+        account: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
+        is_new_user: bool = False,
+    ) -> Session:
+        default = {
+            "name": user.get("name"),
+            "email": user.get("email"),
+            "picture": user.get("image"),
+            "sub": None if user.get("id") is None else str(user["id"]),
+        }
+        # Auth.js builds this object in JavaScript, where absent fields vanish.
+        default = {key: value for key, value in default.items() if value is not None}
+        claims = await self._issue(
+            ctx,
+            default,
+            trigger="signUp" if is_new_user else "signIn",
+            user=dict(user),
+            account=None if account is None else dict(account),
+            profile=None if profile is None else dict(profile),
+            is_new_user=is_new_user,
+        )
+        return await self._session(ctx, claims)
+
+    async def update(
+        self, ctx: RequestContext, session: Session, data: Mapping[str, Any], *, trusted: bool
+    ) -> Session | None:
+        claims = dict(session.claims or {})
+        if trusted:
+            claims.update(data)
+        try:
+            new_claims = await self._issue(ctx, claims, trigger="update", session=dict(data))
+        except SessionEnded:
+            ctx.clear_session_cookie()
+            return None
+        return await self._session(ctx, new_claims, trigger="update", new_session=data)
+
+    async def _apply_update(
+        self, ctx: RequestContext, session: Session, data: Mapping[str, Any]
+    ) -> None:
+        updated = await self.update(ctx, session, data, trusted=True)
+        if updated is None:
+            raise SessionEnded("the jwt callback ended the session")
+        session._replace(updated)
+
+    async def destroy(
+        self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
+    ) -> None:
+        token = ctx.session_token()
+        if token is not None:
+            self._caches[ctx.secure].pop(token, None)
+        if clear_cookie:
+            ctx.clear_session_cookie()

@@ -1,0 +1,692 @@
+"""Users, accounts, sessions and verification tokens kept in MongoDB.
+
+Documents are laid out exactly as Auth.js's MongoDB adapter lays them out
+(``emailVerified``, ``userId`` as an ObjectId, ``providerAccountId``, ``sessionToken``...),
+so a Next.js app and a Python app can share one database. Sessions carry three extra
+fields, ``createdAt``, ``lastSeenAt`` and ``userAgent``, which Auth.js passes through.
+
+Works with PyMongo's ``AsyncDatabase`` and with Motor's ``AsyncIOMotorDatabase``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pymongo
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    OperationFailure,
+    PyMongoError,
+    WTimeoutError,
+)
+
+from asgi_session.backends.base import (
+    AccountInput,
+    SessionInput,
+    UserInput,
+    VerificationTokenInput,
+)
+from asgi_session.errors import AuthError, BackendUnavailableError, ConfigurationError
+from asgi_session.models import Account, SessionRecord, User, VerificationToken, as_mapping
+
+__all__ = ["DEFAULT_COLLECTIONS", "DuplicateRecordError", "MongoDBBackend"]
+
+_logger = logging.getLogger("asgi_session")
+
+_T = TypeVar("_T")
+
+DEFAULT_COLLECTIONS: Mapping[str, str] = {
+    "users": "users",
+    "accounts": "accounts",
+    "sessions": "sessions",
+    "verification_tokens": "verification_tokens",
+    "revocations": "revocations",
+}
+
+# Python name -> stored name. Anything else is an "extra" field, stored under its own name.
+_USER_FIELDS = {
+    "name": "name",
+    "email": "email",
+    "image": "image",
+    "email_verified": "emailVerified",
+}
+_ACCOUNT_FIELDS = {
+    "user_id": "userId",
+    "type": "type",
+    "provider": "provider",
+    "provider_account_id": "providerAccountId",
+    "access_token": "access_token",
+    "refresh_token": "refresh_token",
+    "expires_at": "expires_at",
+    "token_type": "token_type",
+    "scope": "scope",
+    "id_token": "id_token",
+    "session_state": "session_state",
+}
+_SESSION_FIELDS = {
+    "session_token": "sessionToken",
+    "user_id": "userId",
+    "expires": "expires",
+    "created_at": "createdAt",
+    "last_seen_at": "lastSeenAt",
+    "user_agent": "userAgent",
+}
+_VERIFICATION_FIELDS = {"identifier": "identifier", "token": "token", "expires": "expires"}
+
+# Fields that identify a linked account; update_account must not move an account.
+_ACCOUNT_IDENTITY = frozenset(
+    {"id", "_id", "user_id", "userId", "provider", "provider_account_id", "providerAccountId"}
+)
+
+# Key under which get_session_and_user's $lookup puts the user; cannot clash with a
+# stored field because it is removed before the session is read.
+_JOINED_USER = "__asgi_session_user"
+
+# Server error codes when an index cannot be built as asked.
+_INDEX_CONFLICT_CODES = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpecsConflict
+_DUPLICATE_KEY_CODE = 11000
+
+
+class DuplicateRecordError(AuthError, ValueError):
+    """A record with the same unique key exists: an email, a linked account, a token."""
+
+
+class MongoDBBackend:
+    """An :class:`~asgi_session.backends.base.Adapter` over a MongoDB database.
+
+    ``database`` is ``AsyncMongoClient(...)["app"]`` (PyMongo) or
+    ``AsyncIOMotorClient(...)["app"]`` (Motor). ``collections`` renames any of
+    ``users``, ``accounts``, ``sessions``, ``verification_tokens`` and ``revocations``.
+
+    Every call either finishes or raises
+    :class:`~asgi_session.errors.BackendUnavailableError` within ``operation_timeout``
+    seconds, whatever the client's own server-selection timeout. Indexes are created on
+    first use (see :meth:`ensure_indexes`).
+
+    Revocations of JSON Web Tokens live in their own collection, one document per user
+    keyed by the user id *string*: users who signed in with credentials in JWT mode may
+    have ids that are not ObjectIds, and user documents shared with Auth.js stay untouched.
+    """
+
+    def __init__(
+        self,
+        database: Any,
+        *,
+        collections: Mapping[str, str] | None = None,
+        operation_timeout: float = 5.0,
+    ) -> None:
+        if not callable(getattr(database, "get_collection", None)):
+            raise ConfigurationError(
+                "MongoDBBackend needs a database, e.g. AsyncMongoClient(url)['app'], "
+                f"not {type(database).__name__}"
+            )
+        if not operation_timeout > 0:
+            raise ConfigurationError("operation_timeout must be a positive number of seconds")
+        names = dict(DEFAULT_COLLECTIONS)
+        for key, value in (collections or {}).items():
+            if key not in DEFAULT_COLLECTIONS:
+                known = ", ".join(DEFAULT_COLLECTIONS)
+                raise ConfigurationError(f"unknown collection {key!r}; expected one of {known}")
+            names[key] = value
+        self.collection_names: Mapping[str, str] = names
+        # Aware UTC datetimes out, plain dicts whatever the client was configured with.
+        codec_options = database.codec_options.with_options(
+            tz_aware=True, tzinfo=UTC, document_class=dict
+        )
+        self._db = database.with_options(codec_options=codec_options)
+        self._users = self._db.get_collection(names["users"])
+        self._accounts = self._db.get_collection(names["accounts"])
+        self._sessions = self._db.get_collection(names["sessions"])
+        self._tokens = self._db.get_collection(names["verification_tokens"])
+        self._revocations = self._db.get_collection(names["revocations"])
+        self._timeout = float(operation_timeout)
+        self._indexes_ready = False
+        self._index_lock = asyncio.Lock()
+        self._unreachable = False
+
+    # -- setup -------------------------------------------------------------------------
+
+    async def ensure_indexes(self) -> None:
+        """Create the indexes the backend relies on; safe to call any number of times.
+
+        Unique: ``sessions.sessionToken``, ``accounts.(provider, providerAccountId)``,
+        ``users.email`` (only where it is a string) and
+        ``verification_tokens.(identifier, token)``. Lookups: ``sessions.userId``,
+        ``accounts.userId``. Expiry (TTL): ``sessions.expires`` and
+        ``verification_tokens.expires``.
+
+        Raises :class:`~asgi_session.errors.ConfigurationError` when existing data or an
+        existing index with other options prevents it (Auth.js creates no indexes, so a
+        database it filled may hold duplicate emails).
+        """
+        async with self._index_lock:
+            await self._guarded(self._create_indexes)
+            self._indexes_ready = True
+
+    async def _create_indexes(self) -> None:
+        try:
+            await asyncio.gather(
+                self._users.create_indexes(
+                    [
+                        IndexModel(
+                            [("email", ASCENDING)],
+                            unique=True,
+                            partialFilterExpression={"email": {"$type": "string"}},
+                        )
+                    ]
+                ),
+                self._accounts.create_indexes(
+                    [
+                        IndexModel(
+                            [("provider", ASCENDING), ("providerAccountId", ASCENDING)],
+                            unique=True,
+                        ),
+                        IndexModel([("userId", ASCENDING)]),
+                    ]
+                ),
+                self._sessions.create_indexes(
+                    [
+                        IndexModel([("sessionToken", ASCENDING)], unique=True),
+                        IndexModel([("userId", ASCENDING)]),
+                        IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+                    ]
+                ),
+                self._tokens.create_indexes(
+                    [
+                        IndexModel([("identifier", ASCENDING), ("token", ASCENDING)], unique=True),
+                        IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+                    ]
+                ),
+            )
+        except OperationFailure as exc:
+            if exc.code == _DUPLICATE_KEY_CODE:
+                raise ConfigurationError(
+                    "cannot create a unique index: the database already holds duplicates "
+                    f"({exc.details.get('errmsg') if exc.details else exc}); remove them first"
+                ) from exc
+            if exc.code in _INDEX_CONFLICT_CODES:
+                raise ConfigurationError(
+                    "an index with the same keys but other options exists "
+                    f"({exc.details.get('errmsg') if exc.details else exc}); drop it and retry"
+                ) from exc
+            raise
+
+    # -- users -------------------------------------------------------------------------
+
+    async def create_user(self, user: UserInput) -> User:
+        """Store a new user. An ``id`` that is a valid ObjectId is kept, else one is made.
+
+        Raises :class:`DuplicateRecordError` when another user has the same email.
+        """
+        data = as_mapping(user)
+        document: dict[str, Any] = {"_id": _object_id(data.get("id")) or ObjectId()}
+        document.update({stored: None for stored in _USER_FIELDS.values()})
+        document.update(_to_document(data, _USER_FIELDS))
+        await self._run(
+            lambda: self._users.insert_one(document),
+            duplicate="a user with this email already exists",
+        )
+        return _user(document)
+
+    async def get_user(self, id: str) -> User | None:
+        """The user with this id, or ``None``."""
+        oid = _object_id(id)
+        if oid is None:
+            return None
+        document = await self._run(lambda: self._users.find_one({"_id": oid}))
+        return _user(document) if document else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with exactly this email, or ``None``."""
+        if not isinstance(email, str):
+            return None
+        document = await self._run(lambda: self._users.find_one({"email": email}))
+        return _user(document) if document else None
+
+    async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> User | None:
+        """The user a provider account is linked to, in one round trip."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"provider": provider, "providerAccountId": provider_account_id}},
+            {"$limit": 1},
+            {"$lookup": self._user_lookup()},
+        ]
+        found = await self._run(lambda: _aggregate(self._accounts, pipeline))
+        if not found or not found[0][_JOINED_USER]:
+            return None
+        return _user(found[0][_JOINED_USER][0])
+
+    async def update_user(self, user: UserInput) -> User | None:
+        """Set the given fields of the user named by ``id``; ``None`` when there is none.
+
+        Raises :class:`DuplicateRecordError` when the new email belongs to another user.
+        """
+        data = as_mapping(user)
+        oid = _object_id(data.get("id"))
+        if oid is None:
+            return None
+        changes = _to_document(data, _USER_FIELDS)
+        if not changes:
+            return await self.get_user(str(oid))
+        document = await self._run(
+            lambda: self._users.find_one_and_update(
+                {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
+            ),
+            duplicate="a user with this email already exists",
+        )
+        return _user(document) if document else None
+
+    async def delete_user(self, id: str) -> User | None:
+        """Delete the user with their sessions and linked accounts; returns the user."""
+        oid = _object_id(id)
+        if oid is None:
+            return None
+
+        async def delete() -> dict[str, Any] | None:
+            # The user goes first: a session or account left behind by a failure
+            # afterwards no longer resolves to anyone.
+            document: dict[str, Any] | None = await self._users.find_one_and_delete({"_id": oid})
+            await asyncio.gather(
+                self._accounts.delete_many({"userId": oid}),
+                self._sessions.delete_many({"userId": oid}),
+            )
+            return document
+
+        document = await self._run(delete)
+        return _user(document) if document else None
+
+    # -- accounts ----------------------------------------------------------------------
+
+    async def link_account(self, account: AccountInput) -> Account:
+        """Link a provider account to a user.
+
+        Raises :class:`DuplicateRecordError` when this (provider, provider account id) is
+        already linked, and ``ValueError`` when ``user_id`` is not a valid id.
+        """
+        data = as_mapping(account)
+        _require(data, "account", ("user_id", "type", "provider", "provider_account_id"))
+        document = {"_id": ObjectId(), **_to_document(data, _ACCOUNT_FIELDS)}
+        await self._run(
+            lambda: self._accounts.insert_one(document),
+            duplicate="this provider account is already linked to a user",
+        )
+        return _account(document)
+
+    async def unlink_account(self, *, provider: str, provider_account_id: str) -> Account | None:
+        """Remove a linked account; returns it, or ``None`` when it was not linked."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        query = {"provider": provider, "providerAccountId": provider_account_id}
+        document = await self._run(lambda: self._accounts.find_one_and_delete(query))
+        return _account(document) if document else None
+
+    async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None:
+        """The linked account, or ``None``."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        query = {"provider": provider, "providerAccountId": provider_account_id}
+        document = await self._run(lambda: self._accounts.find_one(query))
+        return _account(document) if document else None
+
+    async def update_account(
+        self, *, provider: str, provider_account_id: str, data: Mapping[str, Any]
+    ) -> Account | None:
+        """Update stored token fields (``access_token``, ``refresh_token``, ``expires_at``...).
+
+        The fields naming the account and its user cannot change (``ValueError``).
+        Returns the updated account, or ``None`` when it is not linked.
+        """
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        forbidden = sorted(_ACCOUNT_IDENTITY.intersection(data))
+        if forbidden:
+            raise ValueError(f"update_account cannot change {', '.join(forbidden)}")
+        query = {"provider": provider, "providerAccountId": provider_account_id}
+        changes = _to_document(data, _ACCOUNT_FIELDS)
+        if not changes:
+            return await self.get_account(
+                provider=provider, provider_account_id=provider_account_id
+            )
+        document = await self._run(
+            lambda: self._accounts.find_one_and_update(
+                query, {"$set": changes}, return_document=ReturnDocument.AFTER
+            )
+        )
+        return _account(document) if document else None
+
+    # -- sessions ----------------------------------------------------------------------
+
+    async def create_session(self, session: SessionInput) -> SessionRecord:
+        """Store a database session. ``created_at`` defaults to now and ``last_seen_at``
+        to ``created_at``.
+
+        Raises :class:`DuplicateRecordError` when the token exists and ``ValueError`` when
+        ``user_id`` is not a valid id.
+        """
+        data = as_mapping(session)
+        _require(data, "session", ("session_token", "user_id", "expires"))
+        document = {"_id": ObjectId(), **_to_document(data, _SESSION_FIELDS)}
+        if document.get("createdAt") is None:
+            document["createdAt"] = _utc(datetime.now(UTC))
+        if document.get("lastSeenAt") is None:
+            document["lastSeenAt"] = document["createdAt"]
+        await self._run(
+            lambda: self._sessions.insert_one(document),
+            duplicate="a session with this token already exists",
+        )
+        return _session(document)
+
+    async def get_session_and_user(self, session_token: str) -> tuple[SessionRecord, User] | None:
+        """The session and its user, in one round trip; ``None`` when either is missing.
+
+        Expiry is not checked: the caller decides what to do with an expired session.
+        """
+        if not isinstance(session_token, str):
+            return None
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"sessionToken": session_token}},
+            {"$limit": 1},
+            {"$lookup": self._user_lookup()},
+        ]
+        found = await self._run(lambda: _aggregate(self._sessions, pipeline))
+        if not found:
+            return None
+        users = found[0].pop(_JOINED_USER)
+        if not users:
+            return None
+        return _session(found[0]), _user(users[0])
+
+    async def update_session(self, session: SessionInput) -> SessionRecord | None:
+        """Set the given fields of the session named by ``session_token``.
+
+        Returns the updated session, or ``None`` when there is none.
+        """
+        data = as_mapping(session)
+        token = data.get("session_token", data.get("sessionToken"))
+        if not isinstance(token, str):
+            return None
+        changes = _to_document(data, _SESSION_FIELDS)
+        changes.pop("sessionToken", None)
+        if not changes:
+            document = await self._run(lambda: self._sessions.find_one({"sessionToken": token}))
+        else:
+            document = await self._run(
+                lambda: self._sessions.find_one_and_update(
+                    {"sessionToken": token},
+                    {"$set": changes},
+                    return_document=ReturnDocument.AFTER,
+                )
+            )
+        return _session(document) if document else None
+
+    async def delete_session(self, session_token: str) -> SessionRecord | None:
+        """Delete a session; returns it, or ``None`` when there was none."""
+        if not isinstance(session_token, str):
+            return None
+        document = await self._run(
+            lambda: self._sessions.find_one_and_delete({"sessionToken": session_token})
+        )
+        return _session(document) if document else None
+
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        """The user's sessions, newest first.
+
+        Expired sessions the TTL monitor has not removed yet (it runs about once a
+        minute) are included; callers compare ``expires`` with their clock.
+        """
+        oid = _object_id(user_id)
+        if oid is None:
+            return []
+        # Sessions written by Auth.js have no createdAt; their ObjectId orders them.
+        cursor = self._sessions.find({"userId": oid}).sort(
+            [("createdAt", DESCENDING), ("_id", DESCENDING)]
+        )
+        documents = await self._run(lambda: cursor.to_list(None))
+        return [_session(document) for document in documents]
+
+    async def delete_sessions(self, user_id: str, *, except_token: str | None = None) -> int:
+        """Delete the user's sessions, except ``except_token``'s; returns how many went."""
+        oid = _object_id(user_id)
+        if oid is None:
+            return 0
+        query: dict[str, Any] = {"userId": oid}
+        if except_token is not None:
+            query["sessionToken"] = {"$ne": str(except_token)}
+        result = await self._run(lambda: self._sessions.delete_many(query))
+        deleted: int = result.deleted_count
+        return deleted
+
+    # -- verification tokens -----------------------------------------------------------
+
+    async def create_verification_token(
+        self, verification_token: VerificationTokenInput
+    ) -> VerificationToken:
+        """Store a single-use token (``identifier``, hashed ``token``, ``expires``)."""
+        data = as_mapping(verification_token)
+        _require(data, "verification token", ("identifier", "token", "expires"))
+        document = {
+            "_id": ObjectId(),
+            **_to_document({key: data[key] for key in _VERIFICATION_FIELDS}, _VERIFICATION_FIELDS),
+        }
+        await self._run(
+            lambda: self._tokens.insert_one(document),
+            duplicate="this verification token already exists",
+        )
+        return _verification_token(document)
+
+    async def use_verification_token(
+        self, *, identifier: str, token: str
+    ) -> VerificationToken | None:
+        """Delete and return the token; a second use gets ``None``. Expiry is not checked."""
+        if not isinstance(identifier, str) or not isinstance(token, str):
+            return None
+        query = {"identifier": identifier, "token": token}
+        document = await self._run(lambda: self._tokens.find_one_and_delete(query))
+        return _verification_token(document) if document else None
+
+    # -- JWT revocation ----------------------------------------------------------------
+
+    async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:
+        """Revoke the user's tokens issued before ``when``. The cut-off only moves forward."""
+        if not isinstance(user_id, str) or not user_id:
+            raise ValueError("user_id must be a non-empty string")
+        cutoff = _utc(when)
+        await self._run(
+            lambda: self._revocations.update_one(
+                {"_id": user_id}, {"$max": {"revokedBefore": cutoff}}, upsert=True
+            )
+        )
+
+    async def tokens_revoked_before(self, user_id: str) -> datetime | None:
+        """The user's revocation cut-off, or ``None`` when nothing was revoked."""
+        if not isinstance(user_id, str):
+            return None
+        document = await self._run(lambda: self._revocations.find_one({"_id": user_id}))
+        if not document:
+            return None
+        cutoff = document.get("revokedBefore")
+        return cutoff if isinstance(cutoff, datetime) else None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _user_lookup(self) -> dict[str, str]:
+        return {
+            "from": self.collection_names["users"],
+            "localField": "userId",
+            "foreignField": "_id",
+            "as": _JOINED_USER,
+        }
+
+    async def _run(
+        self, operation: Callable[[], Awaitable[_T]], *, duplicate: str | None = None
+    ) -> _T:
+        """Run one store operation, creating the indexes first if that has not happened."""
+        if not self._indexes_ready:
+            async with self._index_lock:
+                if not self._indexes_ready:
+                    await self._guarded(self._create_indexes)
+                    self._indexes_ready = True
+        try:
+            return await self._guarded(operation)
+        except DuplicateKeyError as exc:
+            if duplicate is None:
+                raise
+            raise DuplicateRecordError(duplicate) from exc
+
+    async def _guarded(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Bound an operation by ``operation_timeout`` and turn outages into one error type.
+
+        ``pymongo.timeout`` makes the driver give up in time (Motor copies it into its
+        worker thread); ``asyncio.timeout`` is the backstop for anything that does not
+        honour it.
+        """
+        try:
+            async with asyncio.timeout(self._timeout):
+                with pymongo.timeout(self._timeout):
+                    result = await operation()
+        except TimeoutError as exc:
+            raise self._outage(exc) from exc
+        except PyMongoError as exc:
+            if _is_outage(exc):
+                raise self._outage(exc) from exc
+            self._reachable()
+            raise
+        self._reachable()
+        return result
+
+    def _outage(self, cause: BaseException) -> BackendUnavailableError:
+        if not self._unreachable:
+            self._unreachable = True
+            _logger.warning("MongoDB is unreachable: %s", _describe(cause))
+        return BackendUnavailableError(f"MongoDB is unreachable ({type(cause).__name__})")
+
+    def _reachable(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            _logger.info("MongoDB is reachable again")
+
+
+async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run a pipeline on either driver.
+
+    PyMongo's async ``aggregate()`` is a coroutine giving a cursor; Motor's returns the
+    cursor directly.
+    """
+    cursor = collection.aggregate(pipeline)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    documents: list[dict[str, Any]] = await cursor.to_list(None)
+    return documents
+
+
+def _is_outage(exc: PyMongoError) -> bool:
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout | WTimeoutError):
+        return True
+    # Errors raised because a pymongo.timeout() budget ran out say so.
+    return bool(getattr(exc, "timeout", False))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _object_id(value: Any) -> ObjectId | None:
+    """The ObjectId written as 24 hex digits, or ``None`` for anything else."""
+    if isinstance(value, ObjectId):
+        return value
+    if isinstance(value, str) and len(value) == 24 and ObjectId.is_valid(value):
+        return ObjectId(value)
+    return None
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC with millisecond precision: exactly what a read gives back.
+
+    Naive datetimes are taken as UTC, as PyMongo does.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _require(data: Mapping[str, Any], what: str, keys: tuple[str, ...]) -> None:
+    missing = [key for key in keys if data.get(key) is None]
+    if missing:
+        raise ValueError(f"a {what} needs {', '.join(missing)}")
+
+
+def _to_document(data: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
+    """Stored names and types for Python-side data. Ids are left out; callers set them.
+
+    Unknown keys are kept under their own name, so Auth.js's camelCase names are
+    accepted as well as the snake_case ones.
+    """
+    document: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in ("id", "_id"):
+            continue
+        stored = fields.get(key, key)
+        if stored == "userId":
+            user_oid = _object_id(value)
+            if user_oid is None:
+                raise ValueError(f"user_id {value!r} is not a valid id")
+            value = user_oid
+        elif isinstance(value, datetime):
+            value = _utc(value)
+        document[stored] = value
+    return document
+
+
+def _split(
+    document: Mapping[str, Any], fields: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Python-side known fields and the extra ones of a stored document."""
+    python_names = {stored: python for python, stored in fields.items()}
+    known: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in document.items():
+        if key == "_id":
+            continue
+        if key in python_names:
+            known[python_names[key]] = str(value) if key == "userId" else value
+        else:
+            extra[key] = value
+    return known, extra
+
+
+def _user(document: Mapping[str, Any]) -> User:
+    known, extra = _split(document, _USER_FIELDS)
+    return User(id=str(document["_id"]), extra=extra, **known)
+
+
+def _account(document: Mapping[str, Any]) -> Account:
+    known, extra = _split(document, _ACCOUNT_FIELDS)
+    expires_at = known.get("expires_at")
+    # JavaScript numbers may arrive as doubles; the field holds whole seconds.
+    if isinstance(expires_at, float) and expires_at.is_integer():
+        known["expires_at"] = int(expires_at)
+    return Account(id=str(document["_id"]), extra=extra, **known)
+
+
+def _session(document: Mapping[str, Any]) -> SessionRecord:
+    known, extra = _split(document, _SESSION_FIELDS)
+    return SessionRecord(id=str(document["_id"]), extra=extra, **known)
+
+
+def _verification_token(document: Mapping[str, Any]) -> VerificationToken:
+    known, _ = _split(document, _VERIFICATION_FIELDS)
+    return VerificationToken(**known)

@@ -1,0 +1,121 @@
+"""Callbacks that shape sessions, and events that report what happened.
+
+A callback or event is a plain or ``async`` function taking keyword arguments; it is
+passed only the arguments its signature names, so ``async def jwt(token, user): ...``
+works as well as ``def jwt(**kwargs)``. Example::
+
+    async def jwt(token, user, trigger):
+        if trigger == "signIn":
+            token["role"] = user["role"]
+        return token
+
+    def session(session, token):
+        session["user"]["role"] = token.get("role")
+        return session
+
+    AuthConfig(secret=..., callbacks=Callbacks(jwt=jwt, session=session))
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+logger = logging.getLogger("asgi_session")
+
+Hook = Callable[..., Any]
+
+
+def _bind(function: Hook) -> Callable[[dict[str, Any]], Any]:
+    """Call ``function`` with the subset of keyword arguments its signature accepts."""
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return lambda arguments: function(**arguments)
+    accepted = {
+        p.name
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+    return lambda arguments: function(
+        **{name: value for name, value in arguments.items() if name in accepted}
+    )
+
+
+async def _call(function: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> Any:
+    result = function(arguments)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+class _Hooks:
+    def __post_init__(self) -> None:
+        self._bound: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        for field in fields(self):  # type: ignore[arg-type]
+            function = getattr(self, field.name)
+            if function is None:
+                continue
+            if not callable(function):
+                raise TypeError(f"{type(self).__name__}.{field.name} must be a function")
+            self._bound[field.name] = _bind(function)
+
+    def has(self, name: str) -> bool:
+        return name in self._bound
+
+
+@dataclass(eq=False)
+class Callbacks(_Hooks):
+    """Functions asgi-session calls to decide and shape what it does (as in Auth.js).
+
+    - ``sign_in(user, account, profile, email, credentials)``: return ``False`` to deny
+      (``AccessDenied``), a URL to redirect there instead, anything else to allow.
+    - ``redirect(url, base_url)``: the URL to send the browser to; the default allows
+      only the app's own origin.
+    - ``jwt(token, user, account, profile, trigger, is_new_user, session)``: the claims to
+      encrypt into the cookie; ``trigger`` is ``"signIn"``, ``"signUp"``, ``"update"`` or
+      ``None`` (a periodic re-issue). Returning ``None`` ends the session.
+    - ``session(session, token, user, trigger, new_session)``: the JSON shown to the app
+      and to ``GET /auth/session``.
+    """
+
+    sign_in: Hook | None = None
+    redirect: Hook | None = None
+    jwt: Hook | None = None
+    session: Hook | None = None
+
+    async def call(self, name: str, default: Any, **arguments: Any) -> Any:
+        """The callback's answer, or ``default`` when the app set none."""
+        bound = self._bound.get(name)
+        if bound is None:
+            return default
+        return await _call(bound, arguments)
+
+
+@dataclass(eq=False)
+class Events(_Hooks):
+    """Functions told what happened; their failures are logged and never break a request.
+
+    ``sign_in(user, account, profile, is_new_user)``, ``sign_out(session, token)``,
+    ``create_user(user)``, ``update_user(user)``, ``link_account(user, account, profile)``,
+    ``session(session, token)``.
+    """
+
+    sign_in: Hook | None = None
+    sign_out: Hook | None = None
+    create_user: Hook | None = None
+    update_user: Hook | None = None
+    link_account: Hook | None = None
+    session: Hook | None = None
+
+    async def emit(self, name: str, **arguments: Any) -> None:
+        """Run the event handler, logging (not raising) whatever it raises."""
+        bound = self._bound.get(name)
+        if bound is None:
+            return
+        try:
+            await _call(bound, arguments)
+        except Exception:
+            logger.exception("the %s event handler failed", name)

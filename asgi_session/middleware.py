@@ -1,0 +1,109 @@
+"""``AuthMiddleware``: resolves the session cookie before the app runs, and serves ``/auth/*``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from asgi_session.config import AuthConfig
+from asgi_session.context import RequestContext
+from asgi_session.errors import BackendUnavailableError, ConfigurationError
+from asgi_session.requires import SIGN_IN_PATH_KEY
+from asgi_session.routes import AuthRoutes, service_unavailable
+
+
+class AuthMiddleware:
+    """Pure ASGI middleware putting the session in ``request.state.session``.
+
+    ``request.state.session`` is ``None`` when signed out, else a
+    :class:`~asgi_session.session.Session`. Requests under ``config.base_path`` are the
+    sign-in routes and never reach the app. Works around any ASGI app::
+
+        app = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
+        app = AuthMiddleware(other_asgi_app, config=config)
+
+    The options of :class:`~asgi_session.config.AuthConfig` may be passed directly
+    instead of ``config``.
+    """
+
+    def __init__(self, app: ASGIApp, config: AuthConfig | None = None, **options: Any) -> None:
+        if config is None:
+            config = AuthConfig(**options)
+        elif options:
+            raise ConfigurationError(
+                "pass either config=AuthConfig(...) or AuthConfig's options, not both"
+            )
+        self.app = app
+        self.config = config
+        self._routes = AuthRoutes(config)
+        self._prefix = config.base_path + "/"
+        self._sign_in_path = config.pages.sign_in or config.base_path + "/signin"
+        # The session cookie's name is in the Cookie header whenever there is a session to
+        # resolve; checking for it spares every anonymous request any parsing.
+        self._markers = tuple(
+            {names.session_token.name.encode("latin-1") for names in config.cookie_names.values()}
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type != "http" and scope_type != "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        cookie_header: bytes | None = None
+        for key, value in scope["headers"]:
+            if key == b"cookie":
+                # HTTP/2 clients may split cookies over several headers.
+                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+
+        if scope_type == "http":
+            path: str = scope["path"]
+            root_path: str = scope.get("root_path", "")
+            if root_path and path.startswith(root_path):
+                path = path[len(root_path) :]
+            if path.startswith(self._prefix):
+                ctx = RequestContext(self.config, scope, _text(cookie_header))
+                await self._routes(scope, receive, send, ctx, path[len(self._prefix) :])
+                return
+
+        scope[SIGN_IN_PATH_KEY] = self._sign_in_path
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+
+        if cookie_header is None or not any(marker in cookie_header for marker in self._markers):
+            state["session"] = None
+            await self.app(scope, receive, send)
+            return
+
+        ctx = RequestContext(self.config, scope, _text(cookie_header))
+        try:
+            session = await ctx.load_session()
+        except BackendUnavailableError:
+            if scope_type == "http":
+                await service_unavailable()(scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1013})
+            return
+        state["session"] = session
+        if scope_type != "http" or (session is None and not ctx.set_cookies):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ctx.response_started = True
+                if ctx.set_cookies:
+                    headers = list(message.get("headers", ()))
+                    headers.extend(
+                        (b"set-cookie", cookie.encode("latin-1")) for cookie in ctx.set_cookies
+                    )
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
+
+
+def _text(header: bytes | None) -> str | None:
+    return None if header is None else header.decode("latin-1")

@@ -1,0 +1,154 @@
+"""The built-in HTML pages: sign in, sign out, errors, "check your email".
+
+Apps that want their own pages set :class:`asgi_session.config.Pages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from html import escape
+
+from asgi_session.providers.base import Provider
+
+#: Messages shown on the sign-in page for ``?error=...``.
+SIGN_IN_ERRORS = {
+    "CredentialsSignin": "Those details did not match an account. Check them and try again.",
+    "OAuthAccountNotLinked": (
+        "That email address already belongs to an account. Sign in the way you did "
+        "before, then link this provider."
+    ),
+    "OAuthCallbackError": "The sign-in provider did not complete the sign-in. Try again.",
+    "OAuthSignin": "The sign-in provider could not be reached. Try again.",
+    "AccessDenied": "You do not have permission to sign in.",
+    "Verification": "That sign-in link is no longer valid. It may have been used or expired.",
+    "EmailSignin": "The sign-in email could not be sent.",
+    "MissingCSRF": "The form expired. Please try again.",
+    "SessionRequired": "Please sign in to see that page.",
+}
+_DEFAULT_SIGN_IN_ERROR = "Sign-in did not work. Please try again."
+
+#: Title, message and HTTP status of the error page for ``?error=...``.
+ERROR_PAGES = {
+    "Configuration": (
+        "Server error",
+        "The server is not set up correctly. The app's logs say more.",
+        500,
+    ),
+    "AccessDenied": ("Access denied", "You do not have permission to sign in.", 403),
+    "Verification": (
+        "Unable to sign in",
+        "The sign-in link is no longer valid. It may have been used already or expired.",
+        403,
+    ),
+}
+_DEFAULT_ERROR = ("Error", "Something went wrong while signing in.", 200)
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,sans-serif;background:#f4f5f7;color:#1f2328;
+margin:0;display:flex;min-height:100vh;align-items:center;justify-content:center}
+main{background:#fff;border-radius:10px;box-shadow:0 2px 10px rgba(0,0,0,.08);
+padding:2rem 2.5rem;width:100%;max-width:22rem}
+h1{font-size:1.3rem;margin:0 0 1.2rem}
+form{margin:0 0 1.2rem}label{display:block;font-size:.9rem;margin:.6rem 0 .2rem}
+input[type=text],input[type=email],input[type=password],input:not([type]){
+width:100%;box-sizing:border-box;padding:.55rem;border:1px solid #c9ced6;border-radius:6px}
+button{width:100%;margin-top:.9rem;padding:.6rem;border:0;border-radius:6px;
+background:#24292f;color:#fff;font-size:1rem;cursor:pointer}
+.error{background:#fdecea;color:#8a1c12;border-radius:6px;padding:.6rem .8rem;margin-bottom:1rem}
+hr{border:0;border-top:1px solid #e3e6ea;margin:1.2rem 0}p{line-height:1.45}
+"""
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><main>{body}</main></body></html>"
+    )
+
+
+def _hidden(name: str, value: str) -> str:
+    return f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
+
+
+def _provider_form(provider: Provider, *, action: str, csrf_token: str, callback_url: str) -> str:
+    hidden = _hidden("csrfToken", csrf_token) + _hidden("callbackUrl", callback_url)
+    name = escape(provider.name)
+    if provider.type == "credentials":
+        inputs = []
+        for field, options in getattr(provider, "fields", {}).items():
+            input_id = escape(f"input-{field}-for-{provider.id}-provider")
+            placeholder = options.get("placeholder")
+            extra = f' placeholder="{escape(placeholder)}"' if placeholder else ""
+            inputs.append(
+                f'<label for="{input_id}">{escape(options.get("label", field))}</label>'
+                f'<input id="{input_id}" name="{escape(field)}" '
+                f'type="{escape(options.get("type", "text"))}"{extra}>'
+            )
+        return (
+            f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
+            f"{hidden}{''.join(inputs)}<button type=submit>Sign in with {name}</button></form>"
+        )
+    if provider.type == "email":
+        input_id = escape(f"input-email-for-{provider.id}-provider")
+        return (
+            f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
+            f'{hidden}<label for="{input_id}">Email</label>'
+            f'<input id="{input_id}" name=email type=email required>'
+            f"<button type=submit>Sign in with {name}</button></form>"
+        )
+    return (
+        f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
+        f"{hidden}<button type=submit>Sign in with {name}</button></form>"
+    )
+
+
+def sign_in_page(
+    providers: Iterable[tuple[Provider, str]],
+    *,
+    csrf_token: str,
+    callback_url: str,
+    error: str | None,
+) -> str:
+    """The sign-in page: one form per ``(provider, form action URL)``."""
+    parts = ["<h1>Sign in</h1>"]
+    if error:
+        message = SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)
+        parts.append(f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>')
+    forms = [
+        _provider_form(provider, action=action, csrf_token=csrf_token, callback_url=callback_url)
+        for provider, action in providers
+    ]
+    parts.append("<hr>".join(forms) or "<p>No sign-in providers are configured.</p>")
+    return _document("Sign in", "".join(parts))
+
+
+def sign_out_page(*, action: str, csrf_token: str, callback_url: str) -> str:
+    """The page confirming a sign-out (a POST, so a link cannot sign anyone out)."""
+    return _document(
+        "Sign out",
+        "<h1>Sign out</h1><p>Are you sure you want to sign out?</p>"
+        f'<form method=post action="{escape(action)}">'
+        f"{_hidden('csrfToken', csrf_token)}{_hidden('callbackUrl', callback_url)}"
+        "<button type=submit>Sign out</button></form>",
+    )
+
+
+def error_page(error: str | None, *, home_url: str) -> tuple[str, int]:
+    """The error page's HTML and HTTP status for an error code."""
+    title, message, status = ERROR_PAGES.get(error or "", _DEFAULT_ERROR)
+    body = (
+        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        f'<p><a href="{escape(home_url)}">Back to the site</a></p>'
+    )
+    return _document(title, body), status
+
+
+def verify_request_page(*, home_url: str) -> str:
+    """The "check your email" page shown after a magic link was sent."""
+    return _document(
+        "Check your email",
+        "<h1>Check your email</h1><p>A sign-in link has been sent to your email address.</p>"
+        f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
+    )

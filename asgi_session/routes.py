@@ -1,0 +1,343 @@
+"""The ``/auth/*`` endpoints, shaped like Auth.js's: sign-in, callbacks, sign-out, session, csrf."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from asgi_session import csrf, pages
+from asgi_session.config import AuthConfig
+from asgi_session.context import RequestContext
+from asgi_session.errors import BackendUnavailableError, CookieTooLargeError
+from asgi_session.models import as_mapping
+from asgi_session.providers.base import Provider
+from asgi_session.providers.credentials import Credentials
+from asgi_session.redirects import resolve_redirect
+from asgi_session.signin import SignInError, check_sign_in, start_session
+
+logger = logging.getLogger("asgi_session")
+
+#: Bodies of auth POSTs are small forms; refuse anything larger unread.
+MAX_BODY_SIZE = 64 * 1024
+_MAX_FIELDS = 64
+_NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Expires": "0", "Pragma": "no-cache"}
+
+Form = dict[str, Any]
+Handler = Callable[["AuthRequest"], Awaitable[Response]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class AuthRequest:
+    """One request to an auth route: the Starlette request, its context and parsed body."""
+
+    def __init__(self, request: Request, ctx: RequestContext, provider_id: str | None) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.provider_id = provider_id
+        self.form: Form = {}
+
+    @property
+    def config(self) -> AuthConfig:
+        return self.ctx.config
+
+    async def read_body(self) -> None:
+        """Parse a form or JSON body, refusing oversized ones; garbage reads as empty."""
+        length = self.request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_SIZE):
+            raise BodyTooLarge
+        body = bytearray()
+        async for chunk in self.request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_SIZE:
+                raise BodyTooLarge
+        content_type = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
+        text = body.decode("utf-8", "replace")
+        if content_type == "application/json":
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None
+            self.form = parsed if isinstance(parsed, dict) else {}
+        else:
+            try:
+                pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=_MAX_FIELDS)
+            except ValueError:
+                pairs = []
+            self.form = dict(pairs)
+
+    def field(self, name: str) -> str | None:
+        value = self.form.get(name)
+        return value if isinstance(value, str) else None
+
+    def csrf_verified(self) -> bool:
+        ctx = self.ctx
+        return csrf.verify(
+            ctx.cookies.get(ctx.names.csrf_token.name), self.form.get("csrfToken"), ctx.config.secrets
+        )
+
+    def csrf_token(self) -> str:
+        """The request's CSRF token, issuing a cookie for a new one when it has none."""
+        ctx = self.ctx
+        token = csrf.token_from_cookie(ctx.cookies.get(ctx.names.csrf_token.name), ctx.config.secrets)
+        if token is None:
+            token, cookie_value = csrf.issue(ctx.config.secrets[0])
+            ctx.set_cookie(ctx.names.csrf_token, cookie_value)
+        return token
+
+    def wants_json_redirect(self) -> bool:
+        return self.request.headers.get("x-auth-return-redirect") == "1"
+
+    def redirect(self, url: str) -> Response:
+        """A 302 to ``url``, or ``{"url": ...}`` for clients that asked for JSON."""
+        if self.wants_json_redirect():
+            return JSONResponse({"url": url})
+        return RedirectResponse(url, status_code=302)
+
+    def page_url(self, page: str | None, action: str, **params: str | None) -> str:
+        """The app's own page if configured, else the built-in route; with query params."""
+        base = self.ctx.base_url() + page if page else self.ctx.auth_url(action)
+        query = urlencode({key: value for key, value in params.items() if value})
+        return f"{base}?{query}" if query else base
+
+    def sign_in_error(self, code: str) -> Response:
+        """Back to the sign-in page, showing ``code``."""
+        url = self.page_url(self.config.pages.sign_in, "signin", error=code)
+        return self.redirect(url)
+
+    def error(self, code: str) -> Response:
+        """To the error page for ``code``."""
+        return self.redirect(self.page_url(self.config.pages.error, "error", error=code))
+
+
+class AuthRoutes:
+    """Dispatches ``<base_path>/<action>[/<provider>]`` to its handler."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.config = config
+        self._handlers: dict[tuple[str, str], Handler] = {
+            ("GET", "session"): self.get_session,
+            ("POST", "session"): self.post_session,
+            ("GET", "csrf"): self.get_csrf,
+            ("GET", "providers"): self.get_providers,
+            ("GET", "signin"): self.get_sign_in,
+            ("POST", "signin"): self.post_sign_in,
+            ("GET", "callback"): self.callback,
+            ("POST", "callback"): self.callback,
+            ("GET", "signout"): self.get_sign_out,
+            ("POST", "signout"): self.post_sign_out,
+            ("GET", "error"): self.get_error,
+            ("GET", "verify-request"): self.get_verify_request,
+        }
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, action: str
+    ) -> None:
+        name, _, provider_id = action.partition("/")
+        request = Request(scope, receive)
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = self._handlers.get((method, name))
+        if handler is None or (provider_id and name not in ("signin", "callback")):
+            known = any(key[1] == name for key in self._handlers)
+            response: Response = PlainTextResponse(
+                "Method Not Allowed" if known else "Not Found", status_code=405 if known else 404
+            )
+        else:
+            auth_request = AuthRequest(request, ctx, provider_id or None)
+            response = await self._run(handler, auth_request)
+        ctx.response_started = True
+        for header in ctx.set_cookies:
+            response.headers.append("set-cookie", header)
+        await response(scope, receive, send)
+
+    async def _run(self, handler: Handler, auth_request: AuthRequest) -> Response:
+        try:
+            if auth_request.request.method == "POST":
+                await auth_request.read_body()
+            return await handler(auth_request)
+        except BodyTooLarge:
+            return PlainTextResponse("Request body too large", status_code=413)
+        except BackendUnavailableError:
+            auth_request.ctx.set_cookies.clear()
+            return service_unavailable()
+        except CookieTooLargeError:
+            logger.exception("the session cookie is too large to issue")
+            auth_request.ctx.set_cookies.clear()
+            return auth_request.error("Configuration")
+
+    # -- session, csrf, providers ----------------------------------------------
+
+    async def get_session(self, auth: AuthRequest) -> Response:
+        session = await auth.ctx.load_session()
+        if session is None:
+            return JSONResponse(None, headers=_NO_STORE)
+        body = session.to_dict()
+        await self.config.events.emit("session", session=body, token=session.claims)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def post_session(self, auth: AuthRequest) -> Response:
+        if not auth.csrf_verified():
+            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=_NO_STORE)
+        session = await auth.ctx.load_session()
+        if session is None:
+            return JSONResponse(None, headers=_NO_STORE)
+        data = auth.form.get("data")
+        update = data if isinstance(data, dict) else {}
+        updated = await self.config.backend.update(auth.ctx, session, update, trusted=False)
+        return JSONResponse(None if updated is None else updated.to_dict(), headers=_NO_STORE)
+
+    async def get_csrf(self, auth: AuthRequest) -> Response:
+        return JSONResponse({"csrfToken": auth.csrf_token()}, headers=_NO_STORE)
+
+    async def get_providers(self, auth: AuthRequest) -> Response:
+        ctx = auth.ctx
+        return JSONResponse(
+            {
+                provider.id: {
+                    "id": provider.id,
+                    "name": provider.name,
+                    "type": provider.type,
+                    "signinUrl": ctx.auth_url(f"signin/{provider.id}"),
+                    "callbackUrl": ctx.auth_url(f"callback/{provider.id}"),
+                }
+                for provider in self.config.providers.values()
+            }
+        )
+
+    # -- sign in ---------------------------------------------------------------
+
+    def _form_action(self, auth: AuthRequest, provider: Provider) -> str:
+        action = "callback" if provider.type == "credentials" else "signin"
+        return auth.ctx.auth_url(f"{action}/{provider.id}")
+
+    async def get_sign_in(self, auth: AuthRequest) -> Response:
+        params = auth.request.query_params
+        callback_url = await resolve_redirect(auth.ctx, params.get("callbackUrl"))
+        error = params.get("error")
+        if self.config.pages.sign_in:
+            return RedirectResponse(
+                auth.page_url(self.config.pages.sign_in, "signin", callbackUrl=callback_url, error=error),
+                status_code=302,
+            )
+        html = pages.sign_in_page(
+            [(provider, self._form_action(auth, provider)) for provider in self.config.providers.values()],
+            csrf_token=auth.csrf_token(),
+            callback_url=callback_url,
+            error=error[:64] if error else None,
+        )
+        return HTMLResponse(html, headers=_NO_STORE)
+
+    async def post_sign_in(self, auth: AuthRequest) -> Response:
+        provider = self.config.provider(auth.provider_id or "")
+        if provider is None:
+            return auth.sign_in_error("SignInError") if auth.provider_id else auth.redirect(
+                auth.ctx.auth_url("signin")
+            )
+        if not auth.csrf_verified():
+            return auth.sign_in_error("MissingCSRF")
+        begin = getattr(provider, "begin_sign_in", None)
+        if begin is None:
+            # Credentials sign in by posting to their callback; nothing to start here.
+            return auth.redirect(auth.ctx.auth_url("signin"))
+        response: Response = await begin(auth)
+        return response
+
+    async def callback(self, auth: AuthRequest) -> Response:
+        provider = self.config.provider(auth.provider_id or "")
+        if provider is None:
+            return auth.error("Configuration") if auth.provider_id else auth.sign_in_error("SignInError")
+        if isinstance(provider, Credentials):
+            if auth.request.method != "POST":
+                return PlainTextResponse("Method Not Allowed", status_code=405)
+            return await self._credentials_callback(auth, provider)
+        handle = getattr(provider, "handle_callback", None)
+        if handle is None:
+            return auth.error("Configuration")
+        response: Response = await handle(auth)
+        return response
+
+    async def _credentials_callback(self, auth: AuthRequest, provider: Credentials) -> Response:
+        if not auth.csrf_verified():
+            return auth.sign_in_error("MissingCSRF")
+        credentials = {name: auth.field(name) or "" for name in provider.fields}
+        try:
+            result = provider.authorize(credentials, auth.request)
+            user = await result if inspect.isawaitable(result) else result
+        except Exception:
+            logger.exception("the %s provider's authorize function failed", provider.id)
+            return auth.error("Configuration")
+        if not user:
+            return auth.sign_in_error("CredentialsSignin")
+        user = as_mapping(user)
+        account = {"provider": provider.id, "type": "credentials", "providerAccountId": user.get("id")}
+        try:
+            override = await check_sign_in(auth.ctx, user=user, account=account, credentials=credentials)
+            await start_session(auth.ctx, user=user, account=account, store_user=True)
+        except SignInError as exc:
+            return auth.sign_in_error(exc.code)
+        target = override or auth.field("callbackUrl")
+        return auth.redirect(await resolve_redirect(auth.ctx, target))
+
+    # -- sign out --------------------------------------------------------------
+
+    async def get_sign_out(self, auth: AuthRequest) -> Response:
+        callback_url = await resolve_redirect(auth.ctx, auth.request.query_params.get("callbackUrl"))
+        if self.config.pages.sign_out:
+            return RedirectResponse(
+                auth.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
+                status_code=302,
+            )
+        html = pages.sign_out_page(
+            action=auth.ctx.auth_url("signout"), csrf_token=auth.csrf_token(), callback_url=callback_url
+        )
+        return HTMLResponse(html, headers=_NO_STORE)
+
+    async def post_sign_out(self, auth: AuthRequest) -> Response:
+        if not auth.csrf_verified():
+            return auth.sign_in_error("MissingCSRF")
+        ctx = auth.ctx
+        session = await ctx.load_session()
+        await self.config.backend.destroy(ctx, session)
+        ctx.forget_session(None)
+        if session is not None:
+            await self.config.events.emit(
+                "sign_out", session=session.to_dict(), token=session.claims
+            )
+        return auth.redirect(await resolve_redirect(ctx, auth.field("callbackUrl")))
+
+    # -- pages -----------------------------------------------------------------
+
+    async def get_error(self, auth: AuthRequest) -> Response:
+        error = auth.request.query_params.get("error")
+        if self.config.pages.error:
+            return RedirectResponse(
+                auth.page_url(self.config.pages.error, "error", error=error), status_code=302
+            )
+        html, status = pages.error_page(error, home_url=auth.ctx.base_url() + "/")
+        return HTMLResponse(html, status_code=status)
+
+    async def get_verify_request(self, auth: AuthRequest) -> Response:
+        if self.config.pages.verify_request:
+            return RedirectResponse(
+                auth.page_url(self.config.pages.verify_request, "verify-request"), status_code=302
+            )
+        return HTMLResponse(pages.verify_request_page(home_url=auth.ctx.base_url() + "/"))
+
+
+def service_unavailable() -> Response:
+    """The answer when the session store cannot be reached."""
+    return PlainTextResponse(
+        "Service Unavailable: the session store cannot be reached. Try again shortly.",
+        status_code=503,
+        headers={"Retry-After": "5", "Cache-Control": "no-store"},
+    )
