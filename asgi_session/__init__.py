@@ -5,7 +5,9 @@ Example::
     from asgi_session import AuthConfig, AuthMiddleware
     from asgi_session.providers import Credentials
 
-    config = AuthConfig(secret=os.environ["AUTH_SECRET"], providers=[Credentials(authorize=authorize)])
+    config = AuthConfig(
+        secret=os.environ["AUTH_SECRET"], providers=[Credentials(authorize=authorize)]
+    )
     app = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
 """
 

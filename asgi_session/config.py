@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
 DEFAULT_UPDATE_AGE = 24 * 60 * 60
 
-_NO_SECRET = (
+_NO_KEY_HELP = (
     "asgi-session needs a secret to encrypt session cookies. Set the AUTH_SECRET "
     "environment variable or pass AuthConfig(secret=...); generate one with "
     "`python -m asgi_session secret`."
@@ -56,7 +56,7 @@ def _read_secrets(secret: str | Sequence[str] | None) -> tuple[str, ...]:
     else:
         secrets = tuple(secret)
     if not secrets or not all(isinstance(value, str) and value for value in secrets):
-        raise ConfigurationError(_NO_SECRET)
+        raise ConfigurationError(_NO_KEY_HELP)
     return secrets
 
 
@@ -142,7 +142,8 @@ class AuthConfig:
         self.use_secure_cookies = use_secure_cookies
         try:
             self.cookie_names = {
-                secure: CookieNames.default(secure=secure, overrides=cookies) for secure in (False, True)
+                secure: CookieNames.default(secure=secure, overrides=cookies)
+                for secure in (False, True)
             }
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(

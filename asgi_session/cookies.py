@@ -91,10 +91,11 @@ class CookieNames:
             if not hasattr(names, field):
                 raise ValueError(f"unknown cookie {field!r}")
             current: CookieSpec = getattr(names, field)
-            if isinstance(override, CookieSpec):
-                new = override
-            else:
-                new = replace(current, **override)  # type: ignore[arg-type]
+            new = (
+                override
+                if isinstance(override, CookieSpec)
+                else replace(current, **override)  # type: ignore[arg-type]
+            )
             names = replace(names, **{field: new})
         return names
 

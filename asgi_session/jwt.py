@@ -48,6 +48,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from asgi_session.errors import ConfigurationError
 
 __all__ = [
+    "CLOCK_TOLERANCE",
     "DEFAULT_MAX_AGE",
     "MAX_TOKEN_LENGTH",
     "JWTCodec",

@@ -115,7 +115,9 @@ def sign_in_page(
     parts = ["<h1>Sign in</h1>"]
     if error:
         message = SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)
-        parts.append(f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>')
+        parts.append(
+            f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>'
+        )
     forms = [
         _provider_form(provider, action=action, csrf_token=csrf_token, callback_url=callback_url)
         for provider, action in providers

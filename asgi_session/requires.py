@@ -41,9 +41,7 @@ def sign_in_redirect(connection: HTTPConnection) -> str:
     return f"{connection.scope.get('root_path', '')}{path}?{query}"
 
 
-def requires_session(
-    endpoint: Endpoint | None = None, *, redirect: bool = True
-) -> Any:
+def requires_session(endpoint: Endpoint | None = None, *, redirect: bool = True) -> Any:
     """Decorate a Starlette endpoint that needs a signed-in user.
 
     Signed-out browsers asking for a page are sent to the sign-in page (and back after
@@ -78,4 +76,3 @@ def _deny(request: HTTPConnection, *, redirect: bool) -> Response:
     if redirect and method in ("GET", "HEAD") and accepts_html:
         return RedirectResponse(sign_in_redirect(request), status_code=303)
     return JSONResponse({"error": "SessionRequired"}, status_code=401)
-

@@ -10,7 +10,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.types import Receive, Scope, Send
 
 from asgi_session import csrf, pages
@@ -83,13 +89,17 @@ class AuthRequest:
     def csrf_verified(self) -> bool:
         ctx = self.ctx
         return csrf.verify(
-            ctx.cookies.get(ctx.names.csrf_token.name), self.form.get("csrfToken"), ctx.config.secrets
+            ctx.cookies.get(ctx.names.csrf_token.name),
+            self.form.get("csrfToken"),
+            ctx.config.secrets,
         )
 
     def csrf_token(self) -> str:
         """The request's CSRF token, issuing a cookie for a new one when it has none."""
         ctx = self.ctx
-        token = csrf.token_from_cookie(ctx.cookies.get(ctx.names.csrf_token.name), ctx.config.secrets)
+        token = csrf.token_from_cookie(
+            ctx.cookies.get(ctx.names.csrf_token.name), ctx.config.secrets
+        )
         if token is None:
             token, cookie_value = csrf.issue(ctx.config.secrets[0])
             ctx.set_cookie(ctx.names.csrf_token, cookie_value)
@@ -226,11 +236,16 @@ class AuthRoutes:
         error = params.get("error")
         if self.config.pages.sign_in:
             return RedirectResponse(
-                auth.page_url(self.config.pages.sign_in, "signin", callbackUrl=callback_url, error=error),
+                auth.page_url(
+                    self.config.pages.sign_in, "signin", callbackUrl=callback_url, error=error
+                ),
                 status_code=302,
             )
         html = pages.sign_in_page(
-            [(provider, self._form_action(auth, provider)) for provider in self.config.providers.values()],
+            [
+                (provider, self._form_action(auth, provider))
+                for provider in self.config.providers.values()
+            ],
             csrf_token=auth.csrf_token(),
             callback_url=callback_url,
             error=error[:64] if error else None,
@@ -240,8 +255,10 @@ class AuthRoutes:
     async def post_sign_in(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
         if provider is None:
-            return auth.sign_in_error("SignInError") if auth.provider_id else auth.redirect(
-                auth.ctx.auth_url("signin")
+            return (
+                auth.sign_in_error("SignInError")
+                if auth.provider_id
+                else auth.redirect(auth.ctx.auth_url("signin"))
             )
         if not auth.csrf_verified():
             return auth.sign_in_error("MissingCSRF")
@@ -255,7 +272,11 @@ class AuthRoutes:
     async def callback(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
         if provider is None:
-            return auth.error("Configuration") if auth.provider_id else auth.sign_in_error("SignInError")
+            return (
+                auth.error("Configuration")
+                if auth.provider_id
+                else auth.sign_in_error("SignInError")
+            )
         if isinstance(provider, Credentials):
             if auth.request.method != "POST":
                 return PlainTextResponse("Method Not Allowed", status_code=405)
@@ -279,9 +300,15 @@ class AuthRoutes:
         if not user:
             return auth.sign_in_error("CredentialsSignin")
         user = as_mapping(user)
-        account = {"provider": provider.id, "type": "credentials", "providerAccountId": user.get("id")}
+        account = {
+            "provider": provider.id,
+            "type": "credentials",
+            "providerAccountId": user.get("id"),
+        }
         try:
-            override = await check_sign_in(auth.ctx, user=user, account=account, credentials=credentials)
+            override = await check_sign_in(
+                auth.ctx, user=user, account=account, credentials=credentials
+            )
             await start_session(auth.ctx, user=user, account=account, store_user=True)
         except SignInError as exc:
             return auth.sign_in_error(exc.code)
@@ -291,14 +318,18 @@ class AuthRoutes:
     # -- sign out --------------------------------------------------------------
 
     async def get_sign_out(self, auth: AuthRequest) -> Response:
-        callback_url = await resolve_redirect(auth.ctx, auth.request.query_params.get("callbackUrl"))
+        callback_url = await resolve_redirect(
+            auth.ctx, auth.request.query_params.get("callbackUrl")
+        )
         if self.config.pages.sign_out:
             return RedirectResponse(
                 auth.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
                 status_code=302,
             )
         html = pages.sign_out_page(
-            action=auth.ctx.auth_url("signout"), csrf_token=auth.csrf_token(), callback_url=callback_url
+            action=auth.ctx.auth_url("signout"),
+            csrf_token=auth.csrf_token(),
+            callback_url=callback_url,
         )
         return HTMLResponse(html, headers=_NO_STORE)
 

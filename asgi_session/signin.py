@@ -89,4 +89,3 @@ async def start_session(
         "sign_in", user=dict(user), account=account, profile=profile, is_new_user=is_new_user
     )
     return session
-

@@ -95,6 +95,7 @@ class SessionBackend(Protocol):
 
     #: ``"jwt"`` or ``"database"``.
     strategy: str
+
     @property
     def adapter(self) -> Adapter | None:
         """Where users and accounts are stored, if anywhere."""

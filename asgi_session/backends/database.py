@@ -101,8 +101,13 @@ class DatabaseBackend:
         callbacks = self.config.callbacks
         if callbacks.has("session"):
             data = await callbacks.call(
-                "session", data, session=data, user=user.to_dict(), token=claims,
-                trigger=trigger, new_session=new_session,
+                "session",
+                data,
+                session=data,
+                user=user.to_dict(),
+                token=claims,
+                trigger=trigger,
+                new_session=new_session,
             )
         return Session(
             data,

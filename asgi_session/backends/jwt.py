@@ -15,15 +15,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgi_session.backends.base import Adapter
-from asgi_session.jwt import JWTCodec, JWTDecodeError
+from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
 from asgi_session.session import Session, isoformat
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
     from asgi_session.context import RequestContext
-
-#: Seconds of clock skew accepted on ``exp``, as Auth.js does.
-_CLOCK_TOLERANCE = 15
 
 
 class SessionEnded(Exception):
@@ -68,7 +65,8 @@ class JWTBackend:
         cache = self._caches[ctx.secure]
         claims = cache.get(token)
         if claims is not None:
-            if claims["exp"] + _CLOCK_TOLERANCE >= ctx.now:
+            # The codec's own rule, so a cached token expires exactly when a fresh decode would.
+            if claims["exp"] + CLOCK_TOLERANCE > int(ctx.now):
                 return claims
             del cache[token]
             return None
@@ -99,7 +97,11 @@ class JWTBackend:
         return await self._session(ctx, claims)
 
     async def _session(
-        self, ctx: RequestContext, claims: Mapping[str, Any], *, trigger: str | None = None,
+        self,
+        ctx: RequestContext,
+        claims: Mapping[str, Any],
+        *,
+        trigger: str | None = None,
         new_session: Mapping[str, Any] | None = None,
     ) -> Session:
         expires = datetime.fromtimestamp(claims["exp"], UTC)
@@ -114,8 +116,13 @@ class JWTBackend:
         callbacks = self.config.callbacks
         if callbacks.has("session"):
             data = await callbacks.call(
-                "session", data, session=data, token=dict(claims), user=None,
-                trigger=trigger, new_session=new_session,
+                "session",
+                data,
+                session=data,
+                token=dict(claims),
+                user=None,
+                trigger=trigger,
+                new_session=new_session,
             )
         sub = claims.get("sub")
         return Session(
@@ -129,13 +136,22 @@ class JWTBackend:
     # -- writing ----------------------------------------------------------------
 
     async def _issue(
-        self, ctx: RequestContext, token: Mapping[str, Any], *, trigger: str | None, **arguments: Any
+        self,
+        ctx: RequestContext,
+        token: Mapping[str, Any],
+        *,
+        trigger: str | None,
+        **arguments: Any,
     ) -> dict[str, Any]:
         """Run the ``jwt`` callback, encrypt its answer and set the cookie: the new claims."""
         config = self.config
         current = {k: v for k, v in token.items() if k not in ("iat", "exp", "jti")}
         callback_arguments = {
-            "user": None, "account": None, "profile": None, "is_new_user": None, "session": None,
+            "user": None,
+            "account": None,
+            "profile": None,
+            "is_new_user": None,
+            "session": None,
         }
         callback_arguments.update(arguments)
         result = await config.callbacks.call(

@@ -551,9 +551,7 @@ class MongoDBBackend:
         honour it.
         """
         try:
-            async with asyncio.timeout(self._timeout):
-                with pymongo.timeout(self._timeout):
-                    result = await operation()
+            result = await operation()
         except TimeoutError as exc:
             raise self._outage(exc) from exc
         except PyMongoError as exc:

@@ -1,0 +1,135 @@
+"""AuthConfig fails at start-up, with a fix in the message, for anything that cannot work."""
+
+from __future__ import annotations
+
+import pytest
+
+from asgi_session import AuthConfig, ConfigurationError, JWTBackend
+from asgi_session.providers import Credentials
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "AUTH_SECRET",
+        "AUTH_SECRET_1",
+        "AUTH_SECRET_2",
+        "AUTH_SECRET_3",
+        "AUTH_URL",
+        "AUTH_TRUST_HOST",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_no_secret_says_how_to_fix_it() -> None:
+    with pytest.raises(ConfigurationError, match=r"AUTH_SECRET.*python -m asgi_session secret"):
+        AuthConfig()
+
+
+@pytest.mark.parametrize("secret", ["", [], [""], ["ok", ""]])
+def test_empty_secret_is_refused(secret: object) -> None:
+    with pytest.raises(ConfigurationError):
+        AuthConfig(secret=secret)  # type: ignore[arg-type]
+
+
+def test_secret_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_SECRET", "from-env")
+    monkeypatch.setenv("AUTH_SECRET_1", "older")
+    assert AuthConfig().secrets == ("from-env", "older")
+
+
+def test_secret_list_is_kept_in_order() -> None:
+    assert AuthConfig(secret=["new", "old"]).secrets == ("new", "old")
+
+
+def test_unknown_option_suggests_the_right_one() -> None:
+    with pytest.raises(ConfigurationError, match=r"'max_ag'.*did you mean 'max_age'"):
+        AuthConfig(secret="s", max_ag=5)
+
+
+def test_duplicate_provider_ids() -> None:
+    authorize = lambda credentials, request: None  # noqa: E731
+    with pytest.raises(ConfigurationError, match=r"id=\.\.\."):
+        AuthConfig(
+            secret="s",
+            providers=[Credentials(authorize=authorize), Credentials(authorize=authorize)],
+        )
+
+
+def test_not_a_provider() -> None:
+    with pytest.raises(ConfigurationError, match="not a provider"):
+        AuthConfig(secret="s", providers=["github"])  # type: ignore[list-item]
+
+
+def test_credentials_needs_authorize() -> None:
+    with pytest.raises(ConfigurationError, match="authorize"):
+        Credentials(authorize=None)  # type: ignore[arg-type]
+
+
+def test_bad_provider_id() -> None:
+    with pytest.raises(ConfigurationError, match="provider id"):
+        Credentials(authorize=lambda c, r: None, id="Has Spaces")
+
+
+@pytest.mark.parametrize("base_path", ["auth", "/auth/", "//auth", ""])
+def test_bad_base_path(base_path: str) -> None:
+    with pytest.raises(ConfigurationError, match="base_path"):
+        AuthConfig(secret="s", base_path=base_path)
+
+
+def test_update_age_beyond_max_age() -> None:
+    with pytest.raises(ConfigurationError, match="update_age"):
+        AuthConfig(secret="s", max_age=60, update_age=120)
+
+
+def test_bad_auth_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_URL", "example.com")
+    with pytest.raises(ConfigurationError, match="AUTH_URL"):
+        AuthConfig(secret="s")
+
+
+def test_auth_url_decides_secure_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_URL", "https://example.com/api/auth")
+    config = AuthConfig(secret="s")
+    assert config.url == "https://example.com"
+    assert config.use_secure_cookies is True
+
+
+def test_trust_host_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_TRUST_HOST", "true")
+    assert AuthConfig(secret="s").trust_host is True
+
+
+def test_database_strategy_needs_a_store() -> None:
+    with pytest.raises(ConfigurationError, match="MongoDBBackend"):
+        AuthConfig(secret="s", strategy="database")
+
+
+def test_unknown_strategy() -> None:
+    with pytest.raises(ConfigurationError, match="strategy"):
+        AuthConfig(secret="s", strategy="cookie")  # type: ignore[arg-type]
+
+
+def test_backend_that_is_nothing_we_know() -> None:
+    with pytest.raises(ConfigurationError, match="neither"):
+        AuthConfig(secret="s", backend=object())
+
+
+def test_default_is_jwt() -> None:
+    config = AuthConfig(secret="s")
+    assert config.strategy == "jwt"
+    assert isinstance(config.backend, JWTBackend)
+    assert config.max_age == 30 * 24 * 3600
+    assert config.update_age == 24 * 3600
+
+
+def test_jwt_backend_serves_one_config() -> None:
+    backend = JWTBackend()
+    AuthConfig(secret="s", backend=backend)
+    with pytest.raises(RuntimeError, match="one AuthConfig"):
+        AuthConfig(secret="s", backend=backend)
+
+
+def test_bad_cookie_override() -> None:
+    with pytest.raises(ConfigurationError, match="cookies="):
+        AuthConfig(secret="s", cookies={"session_token": {"colour": "blue"}})

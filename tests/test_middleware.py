@@ -1,0 +1,341 @@
+"""AuthMiddleware: resolving the session cookie around any ASGI app."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from asgi_session import AuthConfig, AuthMiddleware, Callbacks
+from asgi_session.jwt import decode, encode
+from tests.support.apps import SECRET, Clock, build_app, client_for, set_cookies, sign_in
+
+SESSION_COOKIE = "authjs.session-token"
+DAY = 24 * 60 * 60
+
+
+def _token(
+    claims: dict[str, Any],
+    *,
+    secret: str = SECRET,
+    now: float | None = None,
+    salt: str = SESSION_COOKIE,
+    max_age: int = 30 * DAY,
+) -> str:
+    return encode(claims, secret=secret, salt=salt, max_age=max_age, now=now)
+
+
+async def test_no_cookie_means_no_session_and_no_set_cookie(client: Any) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert response.json() is None
+    assert "set-cookie" not in response.headers
+
+
+async def test_signed_in_session_is_attached(client: Any, clock: Clock) -> None:
+    response = await sign_in(client)
+    assert response.status_code == 302
+    body = (await client.get("/")).json()
+    assert body["id"] == "user-1"
+    assert body["user"] == {"name": "Ann", "email": "ann@example.com", "image": None}
+    expires = datetime.fromisoformat(body["expires"].replace("Z", "+00:00"))
+    assert abs(expires.timestamp() - (clock.now + 30 * DAY)) < 1
+
+
+async def test_session_object_in_handler(clock: Clock) -> None:
+    seen = {}
+
+    async def handler(request: Request) -> JSONResponse:
+        session = request.state.session
+        seen["session"] = session
+        return JSONResponse(None)
+
+    config = AuthConfig(secret=SECRET, clock=clock)
+    app = Starlette(
+        routes=[Route("/", handler)], middleware=[Middleware(AuthMiddleware, config=config)]
+    )
+    token = _token(
+        {"sub": "u9", "name": "Bo", "email": "bo@example.com", "picture": "p.png"}, now=clock.now
+    )
+    async with client_for(app) as http:
+        await http.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    session = seen["session"]
+    assert session.user.id == "u9"
+    assert session.user.name == "Bo"
+    assert session.user["email"] == "bo@example.com"
+    assert session.user.image == "p.png"
+    assert session.expires.tzinfo is not None
+    assert session.claims["sub"] == "u9"
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t[:-5] + ("AAAAA" if not t.endswith("AAAAA") else "BBBBB"),  # tampered tag
+        lambda t: t[: len(t) // 2],  # truncated
+        lambda t: t + "." + t,  # extra segments
+        lambda t: "x" * 100_000,  # oversized
+        lambda t: "not a token at all",
+        lambda t: "é∂ƒ",  # non-ASCII
+        lambda t: "",  # empty
+    ],
+)
+async def test_bad_cookie_means_no_session_never_500(
+    client: Any, clock: Clock, mangle: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = _token({"sub": "u1"}, now=clock.now)
+    with caplog.at_level(logging.DEBUG, logger="asgi_session"):
+        cookie = f"{SESSION_COOKIE}={mangle(token)}".encode()
+        response = await client.get("/", headers={"cookie": cookie})
+    assert response.status_code == 200
+    assert response.json() is None
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_bad_cookie_is_cleared(client: Any) -> None:
+    response = await client.get("/", headers={"cookie": f"{SESSION_COOKIE}=garbage"})
+    assert "Max-Age=0" in set_cookies(response)[SESSION_COOKIE]
+
+
+async def test_wrong_secret_means_no_session(client: Any, clock: Clock) -> None:
+    token = _token({"sub": "u1"}, secret="another-secret", now=clock.now)
+    response = await client.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    assert response.json() is None
+
+
+async def test_token_for_secure_cookie_does_not_work_as_plain(client: Any, clock: Clock) -> None:
+    token = _token({"sub": "u1"}, now=clock.now, salt="__Secure-" + SESSION_COOKIE)
+    response = await client.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})
+    assert response.json() is None
+
+
+async def test_expired_token_means_no_session(client: Any, clock: Clock) -> None:
+    await sign_in(client)
+    assert (await client.get("/")).json() is not None
+    clock.advance(30 * DAY + 16)
+    response = await client.get("/")
+    assert response.json() is None
+    assert "Max-Age=0" in set_cookies(response)[SESSION_COOKIE]
+
+
+async def test_cached_token_still_expires(client: Any, clock: Clock) -> None:
+    token = _token({"sub": "u1"}, now=clock.now, max_age=60)
+    assert (await client.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})).json()[
+        "id"
+    ] == "u1"
+    clock.advance(60 + 16)
+    assert (await client.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})).json() is None
+
+
+async def test_token_is_reissued_at_most_once_per_update_age(client: Any, clock: Clock) -> None:
+    await sign_in(client)
+    first = client.cookies[SESSION_COOKIE]
+    clock.advance(DAY - 10)
+    response = await client.get("/")
+    assert "set-cookie" not in response.headers
+    clock.advance(20)
+    response = await client.get("/")
+    header = set_cookies(response)[SESSION_COOKIE]
+    assert "Expires=" in header
+    second = client.cookies[SESSION_COOKIE]
+    assert second != first
+    claims = decode(second, secret=SECRET, salt=SESSION_COOKIE, now=clock.now)
+    assert claims["exp"] == int(clock.now) + 30 * DAY
+    assert claims["sub"] == "user-1"
+    response = await client.get("/")
+    assert "set-cookie" not in response.headers
+
+
+async def test_jwt_callback_returning_none_ends_session_on_reissue(clock: Clock) -> None:
+    revoked = set()
+
+    def jwt(token: dict[str, Any]) -> dict[str, Any] | None:
+        return None if token.get("sub") in revoked else token
+
+    app = build_app(clock=clock, callbacks=Callbacks(jwt=jwt))
+    async with client_for(app) as client:
+        await sign_in(client)
+        revoked.add("user-1")
+        clock.advance(DAY + 1)
+        response = await client.get("/")
+        assert response.json() is None
+        assert "Max-Age=0" in set_cookies(response)[SESSION_COOKIE]
+
+
+async def test_streaming_response_is_untouched(client: Any) -> None:
+    await sign_in(client)
+    response = await client.get("/stream")
+    assert response.text == "part 0\npart 1\npart 2\n"
+
+
+async def test_server_side_update_reissues_cookie(clock: Clock) -> None:
+    def session(session: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
+        session["theme"] = token.get("theme")
+        return session
+
+    app = build_app(clock=clock, callbacks=Callbacks(session=session))
+    async with client_for(app) as client:
+        await sign_in(client)
+        before = client.cookies[SESSION_COOKIE]
+        response = await client.post("/update", json={"theme": "dark"})
+        assert response.json()["theme"] == "dark"
+        assert SESSION_COOKIE in set_cookies(response)
+        assert client.cookies[SESSION_COOKIE] != before
+        assert (await client.get("/")).json()["theme"] == "dark"
+
+
+def test_websocket_sees_the_session(clock: Clock) -> None:
+    app = build_app(clock=clock)
+    token = _token({"sub": "u1", "name": "Ann"}, now=clock.now)
+    with TestClient(app) as http:
+        http.cookies.set(SESSION_COOKIE, token)
+        with http.websocket_connect("/ws") as websocket:
+            assert websocket.receive_json()["user"]["name"] == "Ann"
+    with TestClient(app) as http, http.websocket_connect("/ws") as websocket:
+        assert websocket.receive_json() is None
+
+
+def test_lifespan_passes_through() -> None:
+    events = []
+
+    async def lifespan(app: Starlette) -> Any:
+        events.append("startup")
+        yield
+        events.append("shutdown")
+
+    from contextlib import asynccontextmanager
+
+    config = AuthConfig(secret=SECRET)
+    app = Starlette(
+        lifespan=asynccontextmanager(lifespan),
+        middleware=[Middleware(AuthMiddleware, config=config)],
+    )
+    with TestClient(app):
+        assert events == ["startup"]
+    assert events == ["startup", "shutdown"]
+
+
+async def test_wraps_any_asgi_app(clock: Clock) -> None:
+    async def raw_app(scope: Scope, receive: Receive, send: Send) -> None:
+        session = scope["state"]["session"]
+        body = b"anonymous" if session is None else session.user.id.encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    app = AuthMiddleware(raw_app, secret=SECRET, clock=clock)
+    async with client_for(app) as http:
+        assert (await http.get("/")).text == "anonymous"
+        token = _token({"sub": "u7"}, now=clock.now)
+        assert (await http.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})).text == "u7"
+
+
+async def test_config_or_options_not_both() -> None:
+    from asgi_session.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="not both"):
+        AuthMiddleware(build_app(), config=AuthConfig(secret=SECRET), secret=SECRET)
+
+
+async def test_https_uses_secure_cookie_names(clock: Clock) -> None:
+    app = build_app(clock=clock)
+    async with client_for(app, base_url="https://app.example.com") as client:
+        response = await sign_in(client)
+        cookies = set_cookies(response)
+        assert "__Secure-authjs.session-token" in cookies
+        assert "; Secure" in cookies["__Secure-authjs.session-token"]
+        assert client.cookies.get("__Host-authjs.csrf-token")
+        assert (await client.get("/")).json()["id"] == "user-1"
+
+
+@pytest.mark.parametrize(("trust_host", "secure"), [(True, True), (False, False)])
+async def test_forwarded_proto_is_trusted_only_when_configured(
+    clock: Clock, trust_host: bool, secure: bool
+) -> None:
+    app = build_app(clock=clock, trust_host=trust_host)
+    async with client_for(app) as client:
+        response = await client.get(
+            "/auth/csrf",
+            headers={"x-forwarded-proto": "https", "x-forwarded-host": "public.example"},
+        )
+        name = "__Host-authjs.csrf-token" if secure else "authjs.csrf-token"
+        assert name in set_cookies(response)
+        providers = (
+            await client.get(
+                "/auth/providers",
+                headers={"x-forwarded-proto": "https", "x-forwarded-host": "public.example"},
+            )
+        ).json()
+        expected = "https://public.example" if trust_host else "http://testserver"
+        assert providers["credentials"]["callbackUrl"] == expected + "/auth/callback/credentials"
+
+
+async def test_auth_url_fixes_origin_and_secure_cookies(clock: Clock) -> None:
+    app = build_app(clock=clock, url="https://public.example/")
+    async with client_for(app) as client:
+        response = await client.get("/auth/csrf")
+        assert "__Host-authjs.csrf-token" in set_cookies(response)
+        providers = (await client.get("/auth/providers")).json()
+        assert (
+            providers["credentials"]["signinUrl"]
+            == "https://public.example/auth/signin/credentials"
+        )
+
+
+async def test_large_session_is_chunked_and_read_back(clock: Clock) -> None:
+    def jwt(token: dict[str, Any], trigger: str | None) -> dict[str, Any]:
+        if trigger == "signIn":
+            token["blob"] = "x" * 5000
+        return token
+
+    app = build_app(clock=clock, callbacks=Callbacks(jwt=jwt))
+    async with client_for(app) as client:
+        response = await sign_in(client)
+        names = set(set_cookies(response))
+        assert {f"{SESSION_COOKIE}.0", f"{SESSION_COOKIE}.1"} <= names
+        assert SESSION_COOKIE not in client.cookies
+        assert (await client.get("/")).json()["id"] == "user-1"
+
+
+async def test_too_large_session_is_a_clear_configuration_error(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def jwt(token: dict[str, Any]) -> dict[str, Any]:
+        token["blob"] = "x" * 40_000
+        return token
+
+    app = build_app(clock=clock, callbacks=Callbacks(jwt=jwt))
+    async with client_for(app) as client:
+        with caplog.at_level(logging.ERROR, logger="asgi_session"):
+            response = await sign_in(client)
+        assert response.headers["location"].endswith("/auth/error?error=Configuration")
+        assert "set-cookie" not in response.headers or SESSION_COOKIE not in response.headers.get(
+            "set-cookie", ""
+        )
+        assert any("database strategy" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
+async def test_broken_chunk_set_is_no_session_and_cleared(client: Any, clock: Clock) -> None:
+    token = _token({"sub": "u1"}, now=clock.now)
+    half = len(token) // 2
+    header = f"{SESSION_COOKIE}.0={token[:half]}; {SESSION_COOKIE}.2={token[half:]}"
+    response = await client.get("/", headers={"cookie": header})
+    assert response.json() is None
+    cleared = set_cookies(response)
+    assert "Max-Age=0" in cleared[f"{SESSION_COOKIE}.0"]
+    assert "Max-Age=0" in cleared[f"{SESSION_COOKIE}.2"]
+
+
+async def test_chunks_written_by_hand_are_joined(client: Any, clock: Clock) -> None:
+    token = _token({"sub": "u1"}, now=clock.now)
+    half = len(token) // 2
+    header = f"{SESSION_COOKIE}.1={token[half:]}; {SESSION_COOKIE}.0={token[:half]}"
+    assert (await client.get("/", headers={"cookie": header})).json()["id"] == "u1"
