@@ -20,6 +20,7 @@ from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CookieTooLargeError,
+    DuplicateRecordError,
 )
 from asgi_session.middleware import AuthMiddleware
 from asgi_session.requires import get_session, requires_session
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "CookieSpec",
     "CookieTooLargeError",
+    "DuplicateRecordError",
     "Events",
     "JWTBackend",
     "Pages",

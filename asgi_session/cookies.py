@@ -92,9 +92,7 @@ class CookieNames:
                 raise ValueError(f"unknown cookie {field!r}")
             current: CookieSpec = getattr(names, field)
             new = (
-                override
-                if isinstance(override, CookieSpec)
-                else replace(current, **override)  # type: ignore[arg-type]
+                override if isinstance(override, CookieSpec) else replace(current, **override)  # type: ignore[arg-type]
             )
             names = replace(names, **{field: new})
         return names

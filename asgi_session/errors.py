@@ -20,5 +20,9 @@ class CookieTooLargeError(AuthError):
     """
 
 
+class DuplicateRecordError(AuthError, ValueError):
+    """A record with the same unique key exists: an email, a linked account, a token."""
+
+
 class BackendUnavailableError(AuthError):
     """The session or user store cannot be reached; requests needing it get a 503."""

@@ -9,6 +9,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_session.config import AuthConfig
 from asgi_session.context import RequestContext
 from asgi_session.errors import BackendUnavailableError, ConfigurationError
+from asgi_session.management import CONTEXT_KEY
 from asgi_session.requires import SIGN_IN_PATH_KEY
 from asgi_session.routes import AuthRoutes, service_unavailable
 
@@ -27,7 +28,7 @@ class AuthMiddleware:
     instead of ``config``.
     """
 
-    def __init__(self, app: ASGIApp, config: AuthConfig | None = None, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, /, config: AuthConfig | None = None, **options: Any) -> None:
         if config is None:
             config = AuthConfig(**options)
         elif options:
@@ -78,6 +79,7 @@ class AuthMiddleware:
             return
 
         ctx = RequestContext(self.config, scope, _text(cookie_header))
+        scope[CONTEXT_KEY] = ctx
         try:
             session = await ctx.load_session()
         except BackendUnavailableError:

@@ -22,11 +22,13 @@ from starlette.types import Receive, Scope, Send
 from asgi_session import csrf, pages
 from asgi_session.config import AuthConfig
 from asgi_session.context import RequestContext
-from asgi_session.errors import BackendUnavailableError, CookieTooLargeError
+from asgi_session.errors import BackendUnavailableError, ConfigurationError, CookieTooLargeError
+from asgi_session.management import session_infos
 from asgi_session.models import as_mapping
 from asgi_session.providers.base import Provider
 from asgi_session.providers.credentials import Credentials
 from asgi_session.redirects import resolve_redirect
+from asgi_session.session import Session
 from asgi_session.signin import SignInError, check_sign_in, start_session
 
 logger = logging.getLogger("asgi_session")
@@ -105,6 +107,24 @@ class AuthRequest:
             ctx.set_cookie(ctx.names.csrf_token, cookie_value)
         return token
 
+    def stored_callback_url(self) -> str | None:
+        """Where the sign-in that is under way should end, as remembered in its cookie."""
+        return self.ctx.cookies.get(self.ctx.names.callback_url.name)
+
+    async def callback_url(self, requested: str | None) -> str:
+        """The validated URL to return to after signing in, remembered across attempts.
+
+        A ``callbackUrl`` given to the sign-in page is kept in a cookie (as Auth.js
+        does), so a failed attempt followed by a good one still ends where it should.
+        """
+        ctx = self.ctx
+        if requested:
+            url = await resolve_redirect(ctx, requested)
+            if url != self.stored_callback_url():
+                ctx.set_cookie(ctx.names.callback_url, url)
+            return url
+        return await resolve_redirect(ctx, self.stored_callback_url())
+
     def wants_json_redirect(self) -> bool:
         return self.request.headers.get("x-auth-return-redirect") == "1"
 
@@ -148,6 +168,8 @@ class AuthRoutes:
             ("POST", "signout"): self.post_sign_out,
             ("GET", "error"): self.get_error,
             ("GET", "verify-request"): self.get_verify_request,
+            ("GET", "sessions"): self.get_sessions,
+            ("POST", "sessions"): self.post_sessions,
         }
 
     async def __call__(
@@ -157,7 +179,7 @@ class AuthRoutes:
         request = Request(scope, receive)
         method = "GET" if request.method == "HEAD" else request.method
         handler = self._handlers.get((method, name))
-        if handler is None or (provider_id and name not in ("signin", "callback")):
+        if handler is None or (provider_id and name not in ("signin", "callback", "sessions")):
             known = any(key[1] == name for key in self._handlers)
             response: Response = PlainTextResponse(
                 "Method Not Allowed" if known else "Not Found", status_code=405 if known else 404
@@ -232,7 +254,7 @@ class AuthRoutes:
 
     async def get_sign_in(self, auth: AuthRequest) -> Response:
         params = auth.request.query_params
-        callback_url = await resolve_redirect(auth.ctx, params.get("callbackUrl"))
+        callback_url = await auth.callback_url(params.get("callbackUrl"))
         error = params.get("error")
         if self.config.pages.sign_in:
             return RedirectResponse(
@@ -312,7 +334,8 @@ class AuthRoutes:
             await start_session(auth.ctx, user=user, account=account, store_user=True)
         except SignInError as exc:
             return auth.sign_in_error(exc.code)
-        target = override or auth.field("callbackUrl")
+        target = override or auth.field("callbackUrl") or auth.stored_callback_url()
+        auth.ctx.clear_cookie(auth.ctx.names.callback_url)
         return auth.redirect(await resolve_redirect(auth.ctx, target))
 
     # -- sign out --------------------------------------------------------------
@@ -345,6 +368,55 @@ class AuthRoutes:
                 "sign_out", session=session.to_dict(), token=session.claims
             )
         return auth.redirect(await resolve_redirect(ctx, auth.field("callbackUrl")))
+
+    # -- a user's sessions ------------------------------------------------------
+
+    async def _signed_in(self, auth: AuthRequest) -> Session | Response:
+        session = await auth.ctx.load_session()
+        if session is None or session.user.id is None:
+            return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=_NO_STORE)
+        return session
+
+    async def get_sessions(self, auth: AuthRequest) -> Response:
+        """The signed-in user's sessions (database strategy)."""
+        if auth.provider_id:
+            return PlainTextResponse("Method Not Allowed", status_code=405)
+        session = await self._signed_in(auth)
+        if isinstance(session, Response):
+            return session
+        assert session.user.id is not None
+        try:
+            records = await self.config.backend.list_user_sessions(
+                session.user.id, now=auth.ctx.now
+            )
+        except ConfigurationError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
+        infos = session_infos(records, session)
+        return JSONResponse([info.to_dict() for info in infos], headers=_NO_STORE)
+
+    async def post_sessions(self, auth: AuthRequest) -> Response:
+        """``/sessions/revoke`` (one, by ``id``) and ``/sessions/revoke-others``."""
+        if auth.provider_id not in ("revoke", "revoke-others"):
+            return PlainTextResponse("Not Found", status_code=404)
+        if not auth.csrf_verified():
+            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=_NO_STORE)
+        session = await self._signed_in(auth)
+        if isinstance(session, Response):
+            return session
+        user_id = session.user.id
+        assert user_id is not None
+        backend = self.config.backend
+        try:
+            if auth.provider_id == "revoke-others":
+                await backend.end_user_sessions(user_id, now=auth.ctx.now, keep=(auth.ctx, session))
+                return JSONResponse({"ok": True}, headers=_NO_STORE)
+            session_id = auth.field("id")
+            ended = bool(session_id) and await backend.end_user_session(user_id, session_id or "")
+        except ConfigurationError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
+        if session.record is not None and session_id == session.record.id:
+            auth.ctx.clear_session_cookie()
+        return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=_NO_STORE)
 
     # -- pages -----------------------------------------------------------------
 

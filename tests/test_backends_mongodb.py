@@ -128,9 +128,11 @@ def test_backend_satisfies_the_adapter_protocol(adapter: MongoDBBackend) -> None
 
 def test_a_client_instead_of_a_database_is_refused(
     mongo_client: AsyncMongoClient[dict[str, Any]],
+    motor_client: AsyncIOMotorClient[dict[str, Any]],
 ) -> None:
-    with pytest.raises(ConfigurationError, match="needs a database"):
-        MongoDBBackend(mongo_client)
+    for client in (mongo_client, motor_client):
+        with pytest.raises(ConfigurationError, match="needs a database"):
+            MongoDBBackend(client)
 
 
 def test_unknown_collection_key_is_refused(mongo_db: RawDb) -> None:
@@ -657,6 +659,21 @@ async def test_delete_sessions_except_one(adapter: MongoDBBackend) -> None:
     assert await adapter.delete_sessions(user.id) == 1
     assert await adapter.list_sessions(user.id) == []
     assert await adapter.get_session_and_user("theirs") is not None
+
+
+async def test_authjs_field_names_are_accepted_as_input(
+    adapter: MongoDBBackend, mongo_db: RawDb
+) -> None:
+    user = await _user(adapter)
+    expires = _later(days=1)
+
+    session = await adapter.create_session(
+        {"sessionToken": "camel", "userId": user.id, "expires": expires}
+    )
+
+    assert (session.session_token, session.user_id, session.expires) == ("camel", user.id, expires)
+    raw = await mongo_db["sessions"].find_one({"sessionToken": "camel"})
+    assert raw is not None and raw["userId"] == ObjectId(user.id)
 
 
 async def test_create_session_needs_a_valid_user_id(adapter: MongoDBBackend) -> None:

@@ -35,7 +35,7 @@ async def test_session_json_matches_authjs_shape(client: Any) -> None:
     await sign_in(client)
     body = (await client.get("/auth/session")).json()
     assert set(body) == {"user", "expires"}
-    assert body["user"] == {"name": "Ann", "email": "ann@example.com", "image": None}
+    assert body["user"] == {"name": "Ann", "email": "ann@example.com"}
     assert body["expires"].endswith("Z")
 
 
@@ -423,3 +423,27 @@ async def test_custom_base_path(clock: Clock) -> None:
     async with client_for(build_app(clock=clock, base_path="/api/auth")) as client:
         assert (await client.get("/api/auth/session")).json() is None
         assert (await client.get("/auth/session")).status_code == 404
+
+
+async def test_callback_url_survives_a_failed_attempt(client: Any) -> None:
+    await client.get("/auth/signin", params={"callbackUrl": "/protected"})
+    assert client.cookies["authjs.callback-url"]
+    token = await csrf_token(client)
+    failed = await client.post(
+        "/auth/callback/credentials",
+        data={"csrfToken": token, "email": "ann@example.com", "password": "wrong"},
+    )
+    page = await client.get(failed.headers["location"])
+    assert 'name="callbackUrl" value="http://testserver/protected"' in page.text
+    response = await client.post(
+        "/auth/callback/credentials",
+        data={"csrfToken": token, "email": "ann@example.com", "password": "pw-ann"},
+    )
+    assert response.headers["location"] == "http://testserver/protected"
+    assert "Max-Age=0" in set_cookies(response)["authjs.callback-url"]
+
+
+async def test_foreign_callback_url_cookie_is_not_followed(client: Any) -> None:
+    client.cookies.set("authjs.callback-url", "https://evil.example/", domain="testserver.local")
+    response = await sign_in(client)
+    assert response.headers["location"] == "http://testserver"

@@ -126,3 +126,14 @@ class SessionBackend(Protocol):
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
     ) -> None:
         """End the request's session and (unless told not to) clear its cookie."""
+
+    async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        """A user's live sessions, newest first (database strategy only)."""
+
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        """End one of a user's sessions by its id; whether there was one to end."""
+
+    async def end_user_sessions(
+        self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
+    ) -> None:
+        """End every session of a user, except the request's own when ``keep`` names it."""

@@ -92,8 +92,9 @@ class DatabaseBackend:
         trigger: str | None = None,
         new_session: Mapping[str, Any] | None = None,
     ) -> Session:
+        fields = {"name": user.name, "email": user.email, "image": user.image}
         data: dict[str, Any] = {
-            "user": {"name": user.name, "email": user.email, "image": user.image},
+            "user": {key: value for key, value in fields.items() if value is not None},
             "expires": isoformat(record.expires),
         }
         stored = record.extra.get("data")
@@ -184,3 +185,24 @@ class DatabaseBackend:
             await self.adapter.delete_session(token)
         if clear_cookie:
             ctx.clear_session_cookie()
+
+    # -- a user's sessions -----------------------------------------------------
+
+    async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        moment = datetime.fromtimestamp(now, UTC)
+        records = await self.adapter.list_sessions(user_id)
+        return [record for record in records if record.expires > moment]
+
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        for record in await self.adapter.list_sessions(user_id):
+            if record.id == session_id:
+                return await self.adapter.delete_session(record.session_token) is not None
+        return False
+
+    async def end_user_sessions(
+        self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
+    ) -> None:
+        keep_token = None
+        if keep is not None:
+            keep_token = keep[1].record.session_token if keep[1].record is not None else None
+        await self.adapter.delete_sessions(user_id, except_token=keep_token)

