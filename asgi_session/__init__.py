@@ -21,6 +21,7 @@ from asgi_session.errors import (
     ConfigurationError,
     CookieTooLargeError,
     DuplicateRecordError,
+    SessionEndedError,
 )
 from asgi_session.middleware import AuthMiddleware
 from asgi_session.requires import get_session, requires_session
@@ -40,6 +41,7 @@ __all__ = [
     "JWTBackend",
     "Pages",
     "Session",
+    "SessionEndedError",
     "SessionUser",
     "get_session",
     "requires_session",

@@ -24,5 +24,9 @@ class DuplicateRecordError(AuthError, ValueError):
     """A record with the same unique key exists: an email, a linked account, a token."""
 
 
+class SessionEndedError(AuthError):
+    """``session.update()`` found the session gone (ended elsewhere, or by a callback)."""
+
+
 class BackendUnavailableError(AuthError):
     """The session or user store cannot be reached; requests needing it get a 503."""

@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from asgi_session.errors import SessionEndedError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
     from asgi_session.context import RequestContext
-    from asgi_session.session import Session
+    from asgi_session.session import Session, SessionUpdater
 
 UserInput = Mapping[str, Any] | User
 AccountInput = Mapping[str, Any] | Account
@@ -137,3 +138,15 @@ class SessionBackend(Protocol):
         self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
     ) -> None:
         """End every session of a user, except the request's own when ``keep`` names it."""
+
+
+def updater_for(backend: SessionBackend, ctx: RequestContext) -> SessionUpdater:
+    """What ``session.update(data)`` runs: a trusted update through ``backend``."""
+
+    async def update(session: Session, data: Mapping[str, Any]) -> None:
+        updated = await backend.update(ctx, session, data, trusted=True)
+        if updated is None:
+            raise SessionEndedError("the session ended while it was being updated")
+        session._replace(updated)
+
+    return update

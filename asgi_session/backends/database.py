@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter
+from asgi_session.backends.base import Adapter, updater_for
 from asgi_session.models import SessionRecord, User
 from asgi_session.session import Session, isoformat
 
@@ -116,7 +116,7 @@ class DatabaseBackend:
             user_id=user.id,
             claims=claims,
             record=record,
-            updater=lambda session, update: self._apply_update(ctx, session, update),
+            updater=updater_for(self, ctx),
         )
 
     async def create(
@@ -168,14 +168,6 @@ class DatabaseBackend:
                 return None
             record = updated
         return await self._session(ctx, record, user, trigger="update", new_session=data)
-
-    async def _apply_update(
-        self, ctx: RequestContext, session: Session, data: Mapping[str, Any]
-    ) -> None:
-        updated = await self.update(ctx, session, data, trusted=True)
-        if updated is None:
-            raise LookupError("the session has ended")
-        session._replace(updated)
 
     async def destroy(
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter
+from asgi_session.backends.base import Adapter, updater_for
 from asgi_session.errors import ConfigurationError
 from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
 from asgi_session.models import SessionRecord
@@ -145,7 +145,7 @@ class JWTBackend:
             expires=expires,
             user_id=None if sub is None else str(sub),
             claims=claims,
-            updater=lambda session, update: self._apply_update(ctx, session, update),
+            updater=updater_for(self, ctx),
         )
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
@@ -240,14 +240,6 @@ class JWTBackend:
             ctx.clear_session_cookie()
             return None
         return await self._session(ctx, new_claims, trigger="update", new_session=data)
-
-    async def _apply_update(
-        self, ctx: RequestContext, session: Session, data: Mapping[str, Any]
-    ) -> None:
-        updated = await self.update(ctx, session, data, trusted=True)
-        if updated is None:
-            raise SessionEnded("the jwt callback ended the session")
-        session._replace(updated)
 
     async def destroy(
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
