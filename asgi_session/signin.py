@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from asgi_session.context import RequestContext
+from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import as_mapping
 from asgi_session.session import Session
 
@@ -54,7 +55,14 @@ async def _stored_user(ctx: RequestContext, user: Mapping[str, Any]) -> tuple[di
     if found is not None:
         return found.to_dict(), False
     fields = {key: value for key, value in user.items() if key != "id"}
-    created = await adapter.create_user(fields)
+    try:
+        created = await adapter.create_user(fields)
+    except DuplicateRecordError:
+        # A simultaneous first sign-in with the same email created the user first.
+        found = await adapter.get_user_by_email(user["email"])
+        if found is None:
+            raise
+        return found.to_dict(), False
     await ctx.config.events.emit("create_user", user=created.to_dict())
     return created.to_dict(), True
 

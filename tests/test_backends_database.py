@@ -330,3 +330,62 @@ async def test_database_down_is_a_quick_503_and_recovers(mongod_server: Any, clo
     finally:
         await client.drop_database("outage_test")
         await client.close()
+
+
+async def test_simultaneous_first_sign_ins_make_one_user(
+    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+) -> None:
+    app = build_app(clock=clock, backend=adapter)
+    clients = [client_for(app) for _ in range(8)]
+    try:
+        tokens = [await csrf_token(client) for client in clients]
+        responses = await asyncio.gather(
+            *(
+                client.post(
+                    "/auth/callback/credentials",
+                    data={"csrfToken": token, "email": "ann@example.com", "password": "pw-ann"},
+                )
+                for client, token in zip(clients, tokens, strict=True)
+            )
+        )
+        assert all(SESSION_COOKIE in set_cookies(response) for response in responses)
+        assert await mongo_db.users.count_documents({}) == 1
+        assert await mongo_db.sessions.count_documents({}) == 8
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+async def test_update_of_a_session_ended_meanwhile_raises(
+    adapter: MongoDBBackend, clock: Clock
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from asgi_session import AuthConfig, AuthMiddleware, SessionEndedError
+    from asgi_session.management import end_all_sessions
+    from asgi_session.providers import Credentials
+    from tests.support.apps import authorize
+
+    config = AuthConfig(
+        secret="s" * 32, backend=adapter, clock=clock, providers=[Credentials(authorize=authorize)]
+    )
+
+    async def race(request: Request) -> PlainTextResponse:
+        session = request.state.session
+        await end_all_sessions(config, session.user.id)  # e.g. from another device
+        try:
+            await session.update({"theme": "dark"})
+        except SessionEndedError:
+            return PlainTextResponse("ended")
+        return PlainTextResponse("updated")
+
+    app = Starlette(
+        routes=[Route("/race", race)], middleware=[Middleware(AuthMiddleware, config=config)]
+    )
+    async with client_for(app) as client:
+        await sign_in(client)
+        assert (await client.get("/race")).text == "ended"
