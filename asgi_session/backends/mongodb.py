@@ -632,7 +632,7 @@ def _require(
 ) -> None:
     missing = [key for key in keys if data.get(key, data.get(fields[key])) is None]
     if missing:
-        raise ValueError(f"a {what} needs {', '.join(missing)}")
+        raise ValueError(f"{what} needs {', '.join(missing)}")
 
 
 def _to_document(data: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
