@@ -331,10 +331,13 @@ class AuthRoutes:
             override = await check_sign_in(
                 auth.ctx, user=user, account=account, credentials=credentials
             )
+            if override is not None:
+                # As in Auth.js: a URL from sign_in sends the browser there, not signed in.
+                return auth.redirect(await resolve_redirect(auth.ctx, override))
             await start_session(auth.ctx, user=user, account=account, store_user=True)
         except SignInError as exc:
             return auth.sign_in_error(exc.code)
-        target = override or auth.field("callbackUrl") or auth.stored_callback_url()
+        target = auth.field("callbackUrl") or auth.stored_callback_url()
         auth.ctx.clear_cookie(auth.ctx.names.callback_url)
         return auth.redirect(await resolve_redirect(auth.ctx, target))
 

@@ -193,3 +193,60 @@ async def browser_context(browser: Browser) -> AsyncIterator[BrowserContext]:
 
 
 # --- end Browser ---
+
+
+# --- OpenID provider ---
+# The certified `oidc-provider` npm package as a real OpenID provider on 127.0.0.1: one
+# process for the whole run, signing with a key the tests hold (so they can forge ID
+# tokens exactly as the provider would sign them). A fake GitHub per test, and the user's
+# browser at the provider, come with it.
+from joserfc.jwk import RSAKey  # noqa: E402
+
+from tests.support.fake_github import FakeGitHub  # noqa: E402
+from tests.support.oauth import APP_ORIGIN, ProviderBrowser  # noqa: E402
+from tests.support.oidc_provider import CLIENT, OIDCProviderServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def oidc_signing_key() -> RSAKey:
+    """The provider's ID token signing key (private)."""
+    return RSAKey.generate_key(
+        2048, parameters={"kid": "test-signing-key", "use": "sig", "alg": "RS256"}, private=True
+    )
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(oidc_signing_key: RSAKey) -> Iterator[OIDCProviderServer]:
+    """The running provider, with the app registered as ``tests.support.oidc_provider.CLIENT``."""
+    with OIDCProviderServer(clients=[CLIENT], signing_key=oidc_signing_key) as server:
+        yield server
+
+
+@pytest.fixture
+async def provider_browser() -> AsyncIterator[ProviderBrowser]:
+    """The user's browser at the provider, with an empty cookie jar."""
+    browser = ProviderBrowser(APP_ORIGIN)
+    try:
+        yield browser
+    finally:
+        await browser.aclose()
+
+
+@pytest.fixture
+def fake_github() -> Iterator[FakeGitHub]:
+    """A fake GitHub on 127.0.0.1 for the app's ``github`` provider, with user octocat."""
+    fake = FakeGitHub(
+        client_id="gh-client-id",
+        client_secret="gh-client-secret",
+        redirect_uri=f"{APP_ORIGIN}/auth/callback/github",
+    )
+    fake.add_user("octocat", id=583231, name="The Octocat", email="octocat@example.com")
+    fake.sign_in_as = "octocat"
+    fake.server.start()
+    try:
+        yield fake
+    finally:
+        fake.close()
+
+
+# --- end OpenID provider ---

@@ -346,11 +346,12 @@ async def test_sign_in_callback_can_deny(clock: Clock) -> None:
         assert SESSION_COOKIE not in set_cookies(response)
 
 
-async def test_sign_in_callback_can_redirect(clock: Clock) -> None:
+async def test_sign_in_callback_can_send_elsewhere_instead(clock: Clock) -> None:
     app = build_app(clock=clock, callbacks=Callbacks(sign_in=lambda: "/welcome"))
     async with client_for(app) as client:
         response = await sign_in(client, callbackUrl="/elsewhere")
         assert response.headers["location"] == "http://testserver/welcome"
+        assert SESSION_COOKIE not in set_cookies(response)
 
 
 async def test_redirect_callback_decides(clock: Clock) -> None:

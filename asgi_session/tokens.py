@@ -1,0 +1,105 @@
+"""A valid access token for a linked account, refreshed when it has expired.
+
+Example::
+
+    from asgi_session.tokens import get_access_token
+
+    token = await get_access_token(config, provider="corp", provider_account_id=account_id)
+    response = await http.get(api_url, headers={"Authorization": f"Bearer {token}"})
+
+The account's stored tokens (kept up to date on every sign-in) are used while they are
+valid. Past ``expires_at`` (less a small margin) the refresh token buys new ones, which
+are stored. Concurrent callers in one process wait for a single refresh and share its
+result, so a provider that rotates refresh tokens never sees the old one used twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from asgi_session.errors import AuthError, ConfigurationError
+from asgi_session.models import Account
+from asgi_session.providers.oauth import OAuth, OAuthFlowError
+
+if TYPE_CHECKING:
+    from asgi_session.config import AuthConfig
+
+#: Seconds before ``expires_at`` from which a token counts as expired, so that it does
+#: not expire on its way to the API.
+EXPIRY_MARGIN = 60
+
+
+class TokenRefreshError(AuthError):
+    """The access token has expired and cannot be refreshed; the user must sign in again.
+
+    Raised when the account has no refresh token, or the provider refused the refresh
+    or could not be reached.
+    """
+
+
+_locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+
+
+def _fresh(account: Account, now: float, margin: int) -> bool:
+    return account.expires_at is None or account.expires_at - margin > now
+
+
+async def get_access_token(
+    config: AuthConfig,
+    *,
+    provider: str,
+    provider_account_id: str,
+    margin: int = EXPIRY_MARGIN,
+) -> str | None:
+    """The account's access token, refreshed and stored first if it has expired.
+
+    Returns ``None`` when no such account is linked (or it holds no access token).
+    Raises :class:`TokenRefreshError` when the token has expired and cannot be
+    refreshed, and :class:`~asgi_session.errors.ConfigurationError` when the config has
+    no adapter or ``provider`` is not an OAuth provider.
+    """
+    adapter = config.backend.adapter
+    if adapter is None:
+        raise ConfigurationError(
+            "get_access_token reads stored accounts: configure a backend that stores "
+            "them, e.g. backend=MongoDBBackend(database)"
+        )
+    oauth = config.provider(provider)
+    if not isinstance(oauth, OAuth):
+        raise ConfigurationError(f"{provider!r} is not an OAuth or OpenID Connect provider")
+    account = await adapter.get_account(provider=provider, provider_account_id=provider_account_id)
+    if account is None or not account.access_token:
+        return None
+    if _fresh(account, config.clock(), margin):
+        return account.access_token
+    key = (id(adapter), provider, provider_account_id)
+    lock = _locks.setdefault(key, asyncio.Lock())
+    try:
+        async with lock:
+            # Whoever held the lock before may have refreshed already: look again.
+            account = await adapter.get_account(
+                provider=provider, provider_account_id=provider_account_id
+            )
+            if account is None or not account.access_token:
+                return None
+            now = config.clock()
+            if _fresh(account, now, margin):
+                return account.access_token
+            if not account.refresh_token:
+                raise TokenRefreshError(
+                    f"the {provider} access token has expired and there is no refresh token"
+                )
+            try:
+                tokens = await oauth.refresh(account.refresh_token, now=now)
+            except OAuthFlowError as exc:
+                raise TokenRefreshError(str(exc)) from exc
+            updated = await adapter.update_account(
+                provider=provider, provider_account_id=provider_account_id, data=tokens
+            )
+            if updated is None or not updated.access_token:
+                return None
+            return updated.access_token
+    finally:
+        if not lock.locked() and _locks.get(key) is lock:
+            del _locks[key]
