@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection, Request
@@ -11,6 +10,7 @@ from starlette.types import Scope
 
 from asgi_session import cookies as cookie_io
 from asgi_session.cookies import CookieNames, CookieSpec
+from asgi_session.errors import SessionEndedError
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
@@ -25,23 +25,60 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class RequestContext:
-    """What one request tells asgi-session, and the cookies its response must set."""
+    """What one request tells asgi-session, and the cookies its response must set.
 
-    def __init__(self, config: AuthConfig, scope: Scope, cookie_header: str | None) -> None:
+    Built for every request that carries a session cookie, so everything not needed to
+    resolve a session is worked out only when asked for.
+    """
+
+    __slots__ = (
+        "_connection",
+        "_cookies",
+        "_origin",
+        "_session",
+        "_session_loaded",
+        "config",
+        "cookie_header",
+        "names",
+        "now",
+        "response_started",
+        "scope",
+        "secure",
+        "set_cookies",
+    )
+
+    def __init__(self, config: AuthConfig, scope: Scope, cookie_header: bytes | None) -> None:
         self.config = config
         self.scope = scope
-        self._cookie_header = cookie_header
+        #: The raw ``Cookie`` header, as the key of caches of resolved sessions.
+        self.cookie_header = cookie_header
         self.now = config.clock()
+        secure = config.use_secure_cookies
+        if secure is None and not config.trust_host:
+            # The common case needs neither the Host header nor any string building.
+            secure = scope.get("scheme") in ("https", "wss")
+        #: Whether cookies are ``Secure`` (with ``__Secure-``/``__Host-`` names).
+        self.secure: bool = self.origin.startswith("https://") if secure is None else secure
+        self.names: CookieNames = config.cookie_names[self.secure]
         #: ``Set-Cookie`` values the response must carry.
         self.set_cookies: list[str] = []
         #: Set once the response's headers are sent; cookies can no longer change.
         self.response_started = False
+        self._cookies: Mapping[str, str] | None = None
         self._session_loaded = False
         self._session: Session | None = None
+        self._connection: HTTPConnection | None = None
 
-    @cached_property
+    @property
     def origin(self) -> str:
         """``scheme://host`` of the app as the browser sees it."""
+        try:
+            return self._origin
+        except AttributeError:
+            self._origin: str = self._find_origin()
+            return self._origin
+
+    def _find_origin(self) -> str:
         config = self.config
         if config.url is not None:
             return config.url
@@ -59,28 +96,24 @@ class RequestContext:
             host = f"{server[0]}:{server[1]}" if server else "localhost"
         return f"{scheme}://{host}"
 
-    @cached_property
-    def secure(self) -> bool:
-        """Whether cookies are ``Secure`` (with ``__Secure-``/``__Host-`` names)."""
-        if self.config.use_secure_cookies is not None:
-            return self.config.use_secure_cookies
-        return self.origin.startswith("https://")
-
-    @cached_property
-    def names(self) -> CookieNames:
-        return self.config.cookie_names[self.secure]
-
-    @cached_property
+    @property
     def cookies(self) -> Mapping[str, str]:
-        if not self._cookie_header:
-            return {}
-        return cookie_io.parse_cookie_header(self._cookie_header)
+        """The request's cookies by name."""
+        cookies = self._cookies
+        if cookies is None:
+            header = self.cookie_header
+            cookies = self._cookies = (
+                cookie_io.parse_cookie_header(header.decode("latin-1")) if header else {}
+            )
+        return cookies
 
-    @cached_property
+    @property
     def connection(self) -> HTTPConnection:
-        if self.scope["type"] == "http":
-            return Request(self.scope)
-        return HTTPConnection(self.scope)
+        """The request as Starlette sees it."""
+        if self._connection is None:
+            scope = self.scope
+            self._connection = Request(scope) if scope["type"] == "http" else HTTPConnection(scope)
+        return self._connection
 
     @property
     def user_agent(self) -> str | None:
@@ -101,13 +134,15 @@ class RequestContext:
         """Resolve the request's session cookie through the backend, once per request."""
         if not self._session_loaded:
             self._session_loaded = True
-            token = self.session_token()
-            if token:
-                self._session = await self.config.backend.load(self, token)
-            elif cookie_io.present_names(self.cookies, self.names.session_token.name):
-                # Only a broken chunk set, or an empty value: nothing to resolve, drop it.
-                self.clear_session_cookie()
+            self._session = await self.config.backend.load(self)
         return self._session
+
+    async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
+        """Carry out ``session.update(data)``: a trusted update through the backend."""
+        updated = await self.config.backend.update(self, session, data, trusted=True)
+        if updated is None:
+            raise SessionEndedError("the session ended while it was being updated")
+        session._replace(updated)
 
     def forget_session(self, session: Session | None = None) -> None:
         """Record that the request's session changed (signed in or out)."""
@@ -117,7 +152,16 @@ class RequestContext:
     # -- cookies --------------------------------------------------------------
 
     def session_token(self) -> str | None:
+        """The session cookie's value, chunks joined; ``None`` if absent or broken."""
         return cookie_io.read_chunked(self.cookies, self.names.session_token.name)
+
+    def session_token_or_clear(self) -> str | None:
+        """:meth:`session_token`, clearing session cookies that hold no usable value."""
+        token = self.session_token()
+        if not token and cookie_io.present_names(self.cookies, self.names.session_token.name):
+            # An empty value or a broken chunk set: nothing to resolve, so drop it.
+            self.clear_session_cookie()
+        return token or None
 
     def _check_open(self) -> None:
         if self.response_started:

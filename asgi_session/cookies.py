@@ -12,10 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from http.cookies import _unquote as _unquote_cookie
 from typing import Literal
 from urllib.parse import quote, unquote
-
-from starlette.requests import cookie_parser
 
 from asgi_session.errors import CookieTooLargeError
 
@@ -99,12 +98,27 @@ class CookieNames:
 
 
 def parse_cookie_header(header: str) -> dict[str, str]:
-    """Parse a ``Cookie`` request header into names and (percent-decoded) values."""
-    return {name: _decode_value(value) for name, value in cookie_parser(header).items()}
+    """Parse a ``Cookie`` request header into names and (percent-decoded) values.
 
-
-def _decode_value(value: str) -> str:
-    return unquote(value) if "%" in value else value
+    Browsers' rules, as Starlette's ``cookie_parser`` reads them (a part without ``=`` is
+    a value with an empty name, double quotes are removed), inlined here because every
+    request with a session runs it.
+    """
+    cookies: dict[str, str] = {}
+    for part in header.split(";"):
+        name, separator, value = part.partition("=")
+        if not separator:
+            name, value = "", name
+        name = name.strip()
+        value = value.strip()
+        if not name and not value:
+            continue
+        if len(value) > 1 and value[0] == '"' == value[-1]:
+            value = _unquote_cookie(value)
+        if "%" in value:
+            value = unquote(value)
+        cookies[name] = value
+    return cookies
 
 
 def read_chunked(cookies: Mapping[str, str], name: str) -> str | None:
@@ -113,6 +127,8 @@ def read_chunked(cookies: Mapping[str, str], name: str) -> str | None:
     Chunks must run from 0 without a gap; a broken set reads as absent, so the caller
     treats it as "no session" rather than decrypting a spliced value.
     """
+    if len(cookies) == 1:
+        return cookies.get(name)  # the common case: no chunks, no other cookies
     chunks = chunk_indexes(cookies, name)
     if not chunks:
         return cookies.get(name)

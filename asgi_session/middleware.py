@@ -42,9 +42,17 @@ class AuthMiddleware:
         self._sign_in_path = config.pages.sign_in or config.base_path + "/signin"
         # The session cookie's name is in the Cookie header whenever there is a session to
         # resolve; checking for it spares every anonymous request any parsing.
-        self._markers = tuple(
-            {names.session_token.name.encode("latin-1") for names in config.cookie_names.values()}
-        )
+        names = {spec.session_token.name.encode("latin-1") for spec in config.cookie_names.values()}
+        # "__Secure-authjs.session-token" contains "authjs.session-token": usually one
+        # substring test covers both modes.
+        markers = [name for name in names if not any(o in name for o in names if o != name)]
+        self._marker = markers[0]
+        self._other_markers = tuple(markers[1:])
+
+    def _has_session_cookie(self, cookie_header: bytes) -> bool:
+        if self._marker in cookie_header:
+            return True
+        return any(marker in cookie_header for marker in self._other_markers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
@@ -60,26 +68,31 @@ class AuthMiddleware:
 
         if scope_type == "http":
             path: str = scope["path"]
-            root_path: str = scope.get("root_path", "")
-            if root_path and path.startswith(root_path):
-                path = path[len(root_path) :]
-            if path.startswith(self._prefix):
-                ctx = RequestContext(self.config, scope, _text(cookie_header))
-                await self._routes(scope, receive, send, ctx, path[len(self._prefix) :])
-                return
+            # A substring test first: most paths are not ours, and it spares the
+            # root_path arithmetic on every one of them.
+            if self._prefix in path:
+                root_path: str = scope.get("root_path", "")
+                if root_path and path.startswith(root_path):
+                    path = path[len(root_path) :]
+                if path.startswith(self._prefix):
+                    ctx = RequestContext(self.config, scope, cookie_header)
+                    await self._routes(scope, receive, send, ctx, path[len(self._prefix) :])
+                    return
 
-        scope[SIGN_IN_PATH_KEY] = self._sign_in_path
         state = scope.get("state")
-        if state is None:
-            state = scope["state"] = {}
-
-        if cookie_header is None or not any(marker in cookie_header for marker in self._markers):
-            state["session"] = None
+        if cookie_header is None or not self._has_session_cookie(cookie_header):
+            if state is None:
+                scope["state"] = {"session": None, SIGN_IN_PATH_KEY: self._sign_in_path}
+            else:
+                state["session"] = None
+                state[SIGN_IN_PATH_KEY] = self._sign_in_path
             await self.app(scope, receive, send)
             return
+        if state is None:
+            state = scope["state"] = {}
+        state[SIGN_IN_PATH_KEY] = self._sign_in_path
 
-        ctx = RequestContext(self.config, scope, _text(cookie_header))
-        scope[CONTEXT_KEY] = ctx
+        ctx = RequestContext(self.config, scope, cookie_header)
         try:
             session = await ctx.load_session()
         except BackendUnavailableError:
@@ -89,7 +102,14 @@ class AuthMiddleware:
                 await send({"type": "websocket.close", "code": 1013})
             return
         state["session"] = session
-        if scope_type != "http" or (session is None and not ctx.set_cookies):
+        if scope_type != "http":
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if session is not None:
+                    session._detach()
+            return
+        if session is None and not ctx.set_cookies:
             await self.app(scope, receive, send)
             return
 
@@ -104,8 +124,12 @@ class AuthMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookies)
-
-
-def _text(header: bytes | None) -> str | None:
-    return None if header is None else header.decode("latin-1")
+        scope[CONTEXT_KEY] = ctx
+        try:
+            await self.app(scope, receive, send_with_cookies)
+        finally:
+            # The response is over: nothing could carry a new cookie now. Dropping the
+            # links back to the request also frees it without the cycle collector.
+            del scope[CONTEXT_KEY]
+            if session is not None:
+                session._detach()

@@ -14,7 +14,7 @@ from asgi_session.session import Session
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
 
-#: Key under which the middleware leaves its sign-in route in ``scope``.
+#: Key under which the middleware leaves its sign-in route in the request's state.
 SIGN_IN_PATH_KEY = "asgi_session.signin_path"
 
 
@@ -36,7 +36,7 @@ def get_session(connection: HTTPConnection) -> Session | None:
 
 def sign_in_redirect(connection: HTTPConnection) -> str:
     """The sign-in URL that brings the user back to this page afterwards."""
-    path = connection.scope.get(SIGN_IN_PATH_KEY, "/auth/signin")
+    path = connection.scope.get("state", {}).get(SIGN_IN_PATH_KEY, "/auth/signin")
     query = urlencode({"callbackUrl": str(connection.url)})
     return f"{connection.scope.get('root_path', '')}{path}?{query}"
 

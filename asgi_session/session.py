@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-SessionUpdater = Callable[["Session", Mapping[str, Any]], Awaitable[None]]
+
+class SessionUpdater(Protocol):
+    """What carries out ``session.update()``: the request the session belongs to."""
+
+    async def update_session(self, session: Session, data: Mapping[str, Any]) -> None: ...
 
 
 def isoformat(moment: datetime) -> str:
     """Format like JavaScript's ``Date.prototype.toISOString`` (milliseconds, ``Z``)."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-like data, so callers never change what a session shares."""
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    return value
 
 
 class SessionUser(Mapping[str, Any]):
@@ -63,13 +75,20 @@ class SessionUser(Mapping[str, Any]):
         return f"SessionUser(id={self.id!r}, name={self.name!r}, email={self.email!r})"
 
 
+class SessionParts(Protocol):
+    """Something that can build a session's JSON, expiry and user when first asked."""
+
+    def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]: ...
+
+
 class Session(Mapping[str, Any]):
     """A signed-in session.
 
     ``session.user`` is a :class:`SessionUser`, ``session.expires`` an aware datetime, and
     :meth:`to_dict` the JSON Auth.js's ``/session`` endpoint returns,
     ``{"user": {...}, "expires": "<ISO 8601>"}``, plus whatever the ``session`` callback
-    added. Other top-level fields read as keys: ``session["role"]``.
+    added. Other top-level fields read as keys: ``session["role"]``. A session is
+    read-only; :meth:`update` changes it.
 
     Example::
 
@@ -81,7 +100,7 @@ class Session(Mapping[str, Any]):
             return JSONResponse({"hello": session.user.name})
     """
 
-    __slots__ = ("_data", "_updater", "claims", "expires", "record", "user")
+    __slots__ = ("_parts", "_source", "_updater", "claims", "record")
 
     def __init__(
         self,
@@ -93,20 +112,62 @@ class Session(Mapping[str, Any]):
         record: Any = None,
         updater: SessionUpdater | None = None,
     ) -> None:
-        self._data = dict(data)
-        self._data["expires"] = isoformat(expires)
-        self.expires = expires
-        user = self._data.get("user")
-        self.user = SessionUser(user if isinstance(user, Mapping) else {}, id=user_id)
-        #: The decrypted JWT claims (JWT strategy), else ``None``.
+        copied: dict[str, Any] = _copy(dict(data))
+        copied["expires"] = isoformat(expires)
+        user = copied.get("user")
+        self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = (
+            copied,
+            expires,
+            SessionUser(user if isinstance(user, Mapping) else {}, id=user_id),
+        )
+        self._source: SessionParts | None = None
+        #: The decrypted JWT claims (JWT strategy), or data stored with the session.
         self.claims: Mapping[str, Any] | None = claims
         #: The stored :class:`~asgi_session.models.SessionRecord` (database strategy).
         self.record = record
         self._updater = updater
 
+    @classmethod
+    def _lazy(
+        cls,
+        source: SessionParts,
+        *,
+        claims: Mapping[str, Any] | None,
+        updater: SessionUpdater | None,
+    ) -> Session:
+        """A session whose parts ``source`` builds on first use (and shares, read-only).
+
+        Most requests never look at the session's JSON or expiry; they cost nothing.
+        """
+        session = cls.__new__(cls)
+        session._parts = None
+        session._source = source
+        session.claims = claims
+        session.record = None
+        session._updater = updater
+        return session
+
+    def _get(self) -> tuple[dict[str, Any], datetime, SessionUser]:
+        parts = self._parts
+        if parts is None:
+            assert self._source is not None
+            parts = self._parts = self._source.parts()
+        return parts
+
+    @property
+    def user(self) -> SessionUser:
+        """The signed-in user."""
+        return self._get()[2]
+
+    @property
+    def expires(self) -> datetime:
+        """When the session ends unless it is used again (aware, UTC)."""
+        return self._get()[1]
+
     def to_dict(self) -> dict[str, Any]:
         """The session's JSON form, as Auth.js's ``GET /session`` returns it."""
-        return dict(self._data)
+        copied: dict[str, Any] = _copy(self._get()[0])
+        return copied
 
     async def update(self, data: Mapping[str, Any]) -> None:
         """Change the session from a handler; the response carries the new cookie.
@@ -116,24 +177,27 @@ class Session(Mapping[str, Any]):
         calling Auth.js's ``update()``. Must be awaited before the response starts.
         """
         if self._updater is None:
-            raise RuntimeError("this session cannot be updated outside a request")
-        await self._updater(self, data)
+            raise RuntimeError("this session cannot be updated outside its request")
+        await self._updater.update_session(self, data)
 
     def _replace(self, other: Session) -> None:
-        self._data = other._data
-        self.expires = other.expires
-        self.user = other.user
+        self._parts = other._get()
+        self._source = None
         self.claims = other.claims
         self.record = other.record
 
+    def _detach(self) -> None:
+        """Forget the request: it is over, so nothing could carry a new cookie."""
+        self._updater = None
+
     def __getitem__(self, key: str) -> Any:
-        return self._data[key]
+        return _copy(self._get()[0][key])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
+        return iter(self._get()[0])
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._get()[0])
 
     def __repr__(self) -> str:
         return f"Session(user={self.user!r}, expires={isoformat(self.expires)!r})"

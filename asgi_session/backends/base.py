@@ -10,13 +10,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from asgi_session.errors import SessionEndedError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
     from asgi_session.context import RequestContext
-    from asgi_session.session import Session, SessionUpdater
+    from asgi_session.session import Session
 
 UserInput = Mapping[str, Any] | User
 AccountInput = Mapping[str, Any] | Account
@@ -104,8 +103,12 @@ class SessionBackend(Protocol):
     def configure(self, config: AuthConfig) -> None:
         """Bind to the app's configuration; called once, when the config is built."""
 
-    async def load(self, ctx: RequestContext, token: str) -> Session | None:
-        """The session the cookie's token stands for, or ``None``."""
+    async def load(self, ctx: RequestContext) -> Session | None:
+        """The session the request's cookie stands for, or ``None``.
+
+        Reads the token with ``ctx.session_token_or_clear()``; clears the cookie when
+        the token stands for no session.
+        """
 
     async def create(
         self,
@@ -139,14 +142,3 @@ class SessionBackend(Protocol):
     ) -> None:
         """End every session of a user, except the request's own when ``keep`` names it."""
 
-
-def updater_for(backend: SessionBackend, ctx: RequestContext) -> SessionUpdater:
-    """What ``session.update(data)`` runs: a trusted update through ``backend``."""
-
-    async def update(session: Session, data: Mapping[str, Any]) -> None:
-        updated = await backend.update(ctx, session, data, trusted=True)
-        if updated is None:
-            raise SessionEndedError("the session ended while it was being updated")
-        session._replace(updated)
-
-    return update

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter, updater_for
+from asgi_session.backends.base import Adapter
 from asgi_session.models import SessionRecord, User
 from asgi_session.session import Session, isoformat
 
@@ -55,8 +55,11 @@ class DatabaseBackend:
     def _now(self, ctx: RequestContext) -> datetime:
         return datetime.fromtimestamp(ctx.now, UTC)
 
-    async def load(self, ctx: RequestContext, token: str) -> Session | None:
-        if not token or len(token) > _MAX_TOKEN_LENGTH:
+    async def load(self, ctx: RequestContext) -> Session | None:
+        token = ctx.session_token_or_clear()
+        if token is None:
+            return None
+        if len(token) > _MAX_TOKEN_LENGTH:
             ctx.clear_session_cookie()
             return None
         found = await self.adapter.get_session_and_user(token)
@@ -116,7 +119,7 @@ class DatabaseBackend:
             user_id=user.id,
             claims=claims,
             record=record,
-            updater=updater_for(self, ctx),
+            updater=ctx,
         )
 
     async def create(

@@ -4,21 +4,24 @@ Tokens are Auth.js-compatible (see :mod:`asgi_session.jwt`), so a Next.js app an
 Python service sharing ``AUTH_SECRET`` read each other's sessions.
 
 Unlike Auth.js, a token is re-issued at most once per ``update_age`` rather than on
-every request, and a decrypted token is remembered (by its exact value, until it
-expires) so a browser sending the same cookie again costs a dictionary lookup.
+every request, and a decrypted token is remembered (by the Cookie header that carried
+it, until it expires) so a browser sending the same cookie again costs a dictionary
+lookup.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter, updater_for
+from asgi_session.backends.base import Adapter
 from asgi_session.errors import ConfigurationError
 from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
 from asgi_session.models import SessionRecord
-from asgi_session.session import Session, isoformat
+from asgi_session.session import Session, SessionUser, isoformat
 
 if TYPE_CHECKING:
     from asgi_session.config import AuthConfig
@@ -26,6 +29,37 @@ if TYPE_CHECKING:
 
 
 _USER_CLAIMS = (("name", "name"), ("email", "email"), ("image", "picture"))
+
+#: Cookie headers longer than this are not remembered: it bounds the memory a cache of
+#: ``cache_size`` entries can take (a few chunks of token each).
+_MAX_MEMO_HEADER = 8192
+
+
+class _Resolved:
+    """A decrypted token, and the session parts every request sending it shares."""
+
+    __slots__ = ("_parts", "claims", "expiry", "issued_at", "user_id", "view")
+
+    def __init__(self, claims: dict[str, Any], issued_at: float, expiry: float) -> None:
+        self.claims = claims
+        self.view: Mapping[str, Any] = MappingProxyType(claims)
+        self.issued_at = issued_at
+        self.expiry = expiry
+        sub = claims.get("sub")
+        self.user_id = None if sub is None else str(sub)
+        self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = None
+
+    def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]:
+        """The session JSON, expiry and user, built on first use (the default shape)."""
+        parts = self._parts
+        if parts is None:
+            claims = self.claims
+            expires = datetime.fromtimestamp(self.expiry, UTC)
+            # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
+            user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
+            data = {"user": user, "expires": isoformat(expires)}
+            parts = self._parts = (data, expires, SessionUser(user, id=self.user_id))
+        return parts
 
 
 class SessionEnded(Exception):
@@ -61,8 +95,13 @@ class JWTBackend:
         self._cutoffs: dict[str, tuple[float | None, float]] = {}
         self._config: AuthConfig | None = None
         self._codecs: dict[bool, JWTCodec] = {}
-        # One cache per cookie mode: the salt (the cookie name) differs between them.
-        self._caches: dict[bool, dict[str, dict[str, Any]]] = {False: {}, True: {}}
+        # Resolved tokens by the raw Cookie header that carried them, one cache per cookie
+        # mode (the salt, the cookie name, differs): a browser sends the same header again
+        # and again, and a hit skips parsing, decrypting and building the session.
+        self._memos: dict[bool, OrderedDict[bytes, _Resolved]] = {
+            False: OrderedDict(),
+            True: OrderedDict(),
+        }
 
     def configure(self, config: AuthConfig) -> None:
         if self._config is not None and self._config is not config:
@@ -72,6 +111,9 @@ class JWTBackend:
             secure: JWTCodec(config.secrets, names.session_token.name)
             for secure, names in config.cookie_names.items()
         }
+        # A `session` callback may shape each request's session differently, so those
+        # are built afresh rather than shared.
+        self._shapes_sessions = config.callbacks.has("session")
 
     @property
     def config(self) -> AuthConfig:
@@ -81,40 +123,55 @@ class JWTBackend:
 
     # -- reading ----------------------------------------------------------------
 
-    def _decode(self, ctx: RequestContext, token: str) -> dict[str, Any] | None:
-        cache = self._caches[ctx.secure]
-        claims = cache.get(token)
-        if claims is not None:
-            # The codec's own rule, so a cached token expires exactly when a fresh decode would.
-            if claims["exp"] + CLOCK_TOLERANCE > int(ctx.now):
-                return claims
-            del cache[token]
-            return None
+    def _resolve(self, ctx: RequestContext, token: str) -> _Resolved | None:
         try:
             claims = self._codecs[ctx.secure].decode(token, now=ctx.now)
         except JWTDecodeError:
             return None
-        if not isinstance(claims.get("exp"), int | float) or not isinstance(
-            claims.get("iat"), int | float
-        ):
+        issued_at, expiry = claims.get("iat"), claims.get("exp")
+        if not isinstance(issued_at, int | float) or not isinstance(expiry, int | float):
             return None
-        if len(cache) >= self._cache_size:
-            del cache[next(iter(cache))]
-        cache[token] = claims
-        return claims
+        return _Resolved(claims, issued_at, expiry)
 
-    async def load(self, ctx: RequestContext, token: str) -> Session | None:
-        claims = self._decode(ctx, token)
-        if claims is None or await self._revoked(ctx, claims):
+    async def load(self, ctx: RequestContext) -> Session | None:
+        header = ctx.cookie_header
+        memo = self._memos[ctx.secure]
+        resolved = None if header is None else memo.get(header)
+        if resolved is None:
+            token = ctx.session_token_or_clear()
+            if token is None:
+                return None
+            resolved = self._resolve(ctx, token)
+            if resolved is None:
+                ctx.clear_session_cookie()
+                return None
+            if header is not None and len(header) <= _MAX_MEMO_HEADER:
+                memo[header] = resolved
+                if len(memo) > self._cache_size:
+                    memo.popitem(last=False)
+        elif resolved.expiry + CLOCK_TOLERANCE <= int(ctx.now):
+            # The codec's own rule, so a remembered token expires when a decoded one would.
+            del memo[header]  # type: ignore[arg-type]
             ctx.clear_session_cookie()
             return None
-        if ctx.now - claims["iat"] >= self.config.update_age:
+        claims = resolved.claims
+        if (
+            self._revocation_interval is not None
+            and self.adapter is not None
+            and await self._revoked(ctx, claims)
+        ):
+            ctx.clear_session_cookie()
+            return None
+        if ctx.now - resolved.issued_at >= self.config.update_age:
             try:
-                claims = await self._issue(ctx, claims, trigger=None)
+                fresh = await self._issue(ctx, claims, trigger=None)
             except SessionEnded:
                 ctx.clear_session_cookie()
                 return None
-        return await self._session(ctx, claims)
+            return await self._session(ctx, fresh)
+        if self._shapes_sessions:
+            return await self._session(ctx, claims)
+        return Session._lazy(resolved, claims=resolved.view, updater=ctx)
 
     async def _session(
         self,
@@ -145,12 +202,11 @@ class JWTBackend:
             expires=expires,
             user_id=None if sub is None else str(sub),
             claims=claims,
-            updater=updater_for(self, ctx),
+            updater=ctx,
         )
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
-        if self.adapter is None or self._revocation_interval is None:
-            return False
+        assert self.adapter is not None and self._revocation_interval is not None
         user_id = claims.get("sub")
         if not isinstance(user_id, str):
             return False
@@ -244,9 +300,8 @@ class JWTBackend:
     async def destroy(
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
     ) -> None:
-        token = ctx.session_token()
-        if token is not None:
-            self._caches[ctx.secure].pop(token, None)
+        if ctx.cookie_header is not None:
+            self._memos[ctx.secure].pop(ctx.cookie_header, None)
         if clear_cookie:
             ctx.clear_session_cookie()
 
