@@ -38,15 +38,13 @@ _MAX_MEMO_HEADER = 8192
 class _Resolved:
     """A decrypted token, and the session parts every request sending it shares."""
 
-    __slots__ = ("_parts", "claims", "expiry", "issued_at", "user_id", "view")
+    __slots__ = ("_parts", "claims", "expiry", "issued_at", "view")
 
     def __init__(self, claims: dict[str, Any], issued_at: float, expiry: float) -> None:
         self.claims = claims
         self.view: Mapping[str, Any] = MappingProxyType(claims)
         self.issued_at = issued_at
         self.expiry = expiry
-        sub = claims.get("sub")
-        self.user_id = None if sub is None else str(sub)
         self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = None
 
     def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]:
@@ -58,7 +56,9 @@ class _Resolved:
             # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
             user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
             data = {"user": user, "expires": isoformat(expires)}
-            parts = self._parts = (data, expires, SessionUser(user, id=self.user_id))
+            sub = claims.get("sub")
+            user_id = None if sub is None else str(sub)
+            parts = self._parts = (data, expires, SessionUser(user, id=user_id))
         return parts
 
 
