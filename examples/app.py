@@ -10,8 +10,13 @@ then sign in as the demo user:
 - email: ``demo@example.com``
 - password: ``demo-password``
 
+or ask for a sign-in link for any address: instead of emailing it, the app prints it on
+the console. GitHub and Google buttons appear when ``AUTH_GITHUB_ID`` /
+``AUTH_GITHUB_SECRET`` (``AUTH_GOOGLE_ID`` / ``AUTH_GOOGLE_SECRET``) are set.
+
 Options: ``--host`` and ``--port`` (or the ``HOST`` and ``PORT`` environment variables).
-Sessions are JWTs in an encrypted cookie, so no database is needed. Set ``AUTH_SECRET``
+Sessions are JWTs in an encrypted cookie, so no database is needed (users and the
+single-use link tokens are kept in memory). Set ``AUTH_SECRET``
 (``python -m asgi_session secret`` makes one) to keep sessions across restarts; without
 it a random secret is made at start-up and a warning says so.
 
@@ -44,7 +49,8 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
-from asgi_session.providers import Credentials, Provider
+from asgi_session.backends import MemoryBackend
+from asgi_session.providers import Credentials, Email, GitHub, Google, Provider
 
 logger = logging.getLogger("asgi_session.example")
 
@@ -73,9 +79,20 @@ def authorize_demo_user(credentials: dict[str, str], request: Request) -> Mappin
     return DEMO_USER if email_ok & password_ok else None
 
 
+def print_sign_in_link(identifier: str, url: str, request: Request) -> None:
+    """Stand in for a mailer: show the magic link on the console."""
+    print(f"Sign-in link for {identifier}: {url}", flush=True)
+
+
 def providers() -> list[Provider]:
-    """The sign-in providers; each gets its own form on the sign-in page."""
-    return [
+    """The sign-in providers; each gets its own form or button on the sign-in page.
+
+    GitHub and Google appear when their credentials are in the environment
+    (``AUTH_GITHUB_ID`` and ``AUTH_GITHUB_SECRET``, ``AUTH_GOOGLE_ID`` and
+    ``AUTH_GOOGLE_SECRET``); register ``http://127.0.0.1:8000/auth/callback/github``
+    (or ``/google``) as the callback URL with them.
+    """
+    found: list[Provider] = [
         Credentials(
             authorize=authorize_demo_user,
             name="Email and password",
@@ -85,6 +102,12 @@ def providers() -> list[Provider]:
             },
         )
     ]
+    if os.environ.get("AUTH_GITHUB_ID") and os.environ.get("AUTH_GITHUB_SECRET"):
+        found.append(GitHub())
+    if os.environ.get("AUTH_GOOGLE_ID") and os.environ.get("AUTH_GOOGLE_SECRET"):
+        found.append(Google())
+    found.append(Email(send=print_sign_in_link, name="a sign-in link"))
+    return found
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -217,6 +240,10 @@ def create_app(secret: str | None = None, **config_options: Any) -> Starlette:
     to :func:`providers`).
     """
     config_options.setdefault("providers", providers())
+    # Sessions stay in the cookie (JWT); the users and single-use email tokens that
+    # magic links and OAuth need live in memory, so no database is needed.
+    config_options.setdefault("backend", MemoryBackend())
+    config_options.setdefault("strategy", "jwt")
     config = AuthConfig(secret=_secret_or_dev_secret(secret), **config_options)
     site = _Site(config.base_path)
     routes = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -110,9 +111,10 @@ async def _session_cookies(context: BrowserContext, url: str) -> list[str]:
 
 
 async def _submit_credentials(page: Page, password: str) -> None:
-    await page.get_by_label("Email").fill(DEMO_EMAIL)
-    await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    form = page.locator('form[data-provider="credentials"]')
+    await form.get_by_label("Email").fill(DEMO_EMAIL)
+    await form.get_by_label("Password").fill(password)
+    await form.get_by_role("button", name="Sign in").click()
 
 
 def test_example_warns_when_it_makes_its_own_secret(example_server: ExampleServer) -> None:
@@ -134,7 +136,7 @@ async def test_create_app_passes_options_to_the_config() -> None:
     assert 'href="/api/auth/signin?callbackUrl=%2F"' in home.text
     assert protected.status_code == 303
     assert protected.headers["location"].startswith("/api/auth/signin?callbackUrl=")
-    assert list(providers.json()) == ["credentials"]
+    assert list(providers.json()) == ["credentials", "email"]
 
 
 async def test_sign_in_and_out_with_a_browser(
@@ -185,4 +187,46 @@ async def test_sign_in_and_out_with_a_browser(
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url(base + "/")
     await expect(page.get_by_test_id("status")).to_have_text("Signed out")
+    assert await _session_cookies(browser_context, base) == []
+
+
+_LINK = re.compile(r"Sign-in link for (\S+): (http://\S+)")
+
+
+async def _printed_link(server: ExampleServer) -> tuple[str, str]:
+    """The last sign-in link the app printed (its output arrives through a pipe)."""
+    for _ in range(100):
+        links = [found for line in server.log if (found := _LINK.search(line))]
+        if links:
+            identifier, url = links[-1].groups()
+            return identifier, url
+        await asyncio.sleep(0.05)
+    pytest.fail("the app printed no sign-in link:\n" + "".join(server.log))
+
+
+async def test_sign_in_with_a_link_printed_on_the_console(
+    example_server: ExampleServer, browser_context: BrowserContext
+) -> None:
+    base = example_server.url
+    page = await browser_context.new_page()
+    await page.goto(base + "/protected")
+    form = page.locator('form[data-provider="email"]')
+    await form.get_by_label("Email").fill("  Grace@Example.com ")
+    await form.get_by_role("button").click()
+    await page.wait_for_url("**/auth/verify-request*")
+    await expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    assert await _session_cookies(browser_context, base) == []
+
+    identifier, url = await _printed_link(example_server)
+    assert identifier == "grace@example.com"
+    await page.goto(url)
+    await page.wait_for_url(base + "/protected")
+    await expect(page.locator("main")).to_contain_text("grace@example.com")
+    assert await _session_cookies(browser_context, base) == [SESSION_COOKIE]
+
+    # The link works once.
+    await browser_context.clear_cookies()
+    await page.goto(url)
+    await page.wait_for_url("**/auth/error?error=Verification")
+    await expect(page.get_by_role("heading", name="Unable to sign in")).to_be_visible()
     assert await _session_cookies(browser_context, base) == []
