@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from asgi_session.backends.base import Adapter
 from asgi_session.context import RequestContext
+from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import User
 from asgi_session.redirects import resolve_redirect
 from asgi_session.signin import SignInError, check_sign_in, start_session
@@ -101,14 +102,7 @@ async def _ask_sign_in(
     profile: Mapping[str, Any],
 ) -> str | None:
     """The ``sign_in`` callback's verdict: ``None`` to go on, a URL to go to instead."""
-    try:
-        chosen = await check_sign_in(ctx, user=user, account=account, profile=profile)
-    except SignInError:
-        raise
-    except Exception as exc:
-        # As in Auth.js, a callback that fails refuses the sign-in.
-        logger.exception("the sign_in callback failed")
-        raise SignInError("AccessDenied") from exc
+    chosen = await check_sign_in(ctx, user=user, account=account, profile=profile)
     if chosen is None:
         return None
     return await resolve_redirect(ctx, chosen)
@@ -165,7 +159,7 @@ async def _resolve_user(
             fields["email_verified"] = None
             try:
                 target = await adapter.create_user(fields)
-            except ValueError as exc:
+            except DuplicateRecordError as exc:
                 # The email was taken by a sign-in running alongside this one.
                 logger.warning("creating a user failed: %s", exc)
                 raise SignInError("OAuthAccountNotLinked") from exc
@@ -181,9 +175,9 @@ async def _resolve_user(
                 **_tokens(account),
             }
         )
-    except ValueError as exc:
-        # Another sign-in linked this account first (adapters refuse duplicates with a
-        # ValueError); a user made for this attempt alone must not be left behind.
+    except DuplicateRecordError as exc:
+        # Another sign-in linked this account first; a user made for this attempt alone
+        # must not be left behind.
         logger.warning("linking %s account failed: %s", account["provider"], exc)
         if is_new_user:
             await adapter.delete_user(target.id)

@@ -190,6 +190,7 @@ class RequestContext:
         self.set_cookies.extend(cookie_io.clear_chunked(spec, present))
 
     def set_cookie(self, spec: CookieSpec, value: str, *, max_age: int | None = None) -> None:
+        self._check_open()
         self.set_cookies.append(cookie_io.serialize(spec, value, max_age=max_age))
 
     def clear_cookie(self, spec: CookieSpec) -> None:

@@ -90,11 +90,35 @@ class CookieNames:
             if not hasattr(names, field):
                 raise ValueError(f"unknown cookie {field!r}")
             current: CookieSpec = getattr(names, field)
-            new = (
-                override if isinstance(override, CookieSpec) else replace(current, **override)  # type: ignore[arg-type]
-            )
-            names = replace(names, **{field: new})
+            names = replace(names, **{field: _overridden(current, override)})
+        for cookie in names.all():
+            _check_prefix(cookie)
         return names
+
+    def all(self) -> tuple[CookieSpec, ...]:
+        """Every cookie of the mode."""
+        return (
+            self.session_token,
+            self.callback_url,
+            self.csrf_token,
+            self.pkce_code_verifier,
+            self.state,
+            self.nonce,
+        )
+
+
+def _overridden(current: CookieSpec, override: CookieSpec | Mapping[str, object]) -> CookieSpec:
+    if isinstance(override, CookieSpec):
+        return override
+    return replace(current, **override)  # type: ignore[arg-type]
+
+
+def _check_prefix(spec: CookieSpec) -> None:
+    """Browsers drop ``__Secure-``/``__Host-`` cookies that break the prefix's rules."""
+    if spec.name.startswith(("__Secure-", "__Host-")) and not spec.secure:
+        raise ValueError(f"{spec.name} must be Secure, or browsers reject it")
+    if spec.name.startswith("__Host-") and (spec.domain or spec.path != "/"):
+        raise ValueError(f"{spec.name} must have Path=/ and no Domain, or browsers reject it")
 
 
 def parse_cookie_header(header: str) -> dict[str, str]:

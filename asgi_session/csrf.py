@@ -31,8 +31,9 @@ def token_from_cookie(cookie_value: str | None, secrets_: Sequence[str]) -> str 
         return None
     # Check every secret without stopping early, so timing does not tell which matched.
     valid = False
+    given = digest.encode("utf-8", "replace")  # bytes: compare_digest refuses non-ASCII str
     for secret in secrets_:
-        valid |= hmac.compare_digest(digest, _digest(token, secret))
+        valid |= hmac.compare_digest(given, _digest(token, secret).encode())
     return token if valid else None
 
 

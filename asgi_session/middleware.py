@@ -103,11 +103,9 @@ class AuthMiddleware:
             return
         state["session"] = session
         if scope_type != "http":
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                if session is not None:
-                    session._detach()
+            if session is not None:
+                session._detach()  # a WebSocket has no response to carry a new cookie
+            await self.app(scope, receive, send)
             return
         if session is None and not ctx.set_cookies:
             await self.app(scope, receive, send)

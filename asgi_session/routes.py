@@ -74,7 +74,7 @@ class AuthRequest:
         if content_type == "application/json":
             try:
                 parsed = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             self.form = parsed if isinstance(parsed, dict) else {}
         else:
@@ -177,11 +177,17 @@ class AuthRoutes:
     ) -> None:
         name, _, provider_id = action.partition("/")
         request = Request(scope, receive)
-        method = "GET" if request.method == "HEAD" else request.method
+        method = request.method
+        # HEAD reads pages, but must never spend a callback's one-time code or link.
+        if method == "HEAD" and name != "callback":
+            method = "GET"
         handler = self._handlers.get((method, name))
-        if handler is None or (provider_id and name not in ("signin", "callback", "sessions")):
+        response: Response
+        if provider_id and name not in ("signin", "callback", "sessions"):
+            response = PlainTextResponse("Not Found", status_code=404)
+        elif handler is None:
             known = any(key[1] == name for key in self._handlers)
-            response: Response = PlainTextResponse(
+            response = PlainTextResponse(
                 "Method Not Allowed" if known else "Not Found", status_code=405 if known else 404
             )
         else:
@@ -337,6 +343,9 @@ class AuthRoutes:
             await start_session(auth.ctx, user=user, account=account, store_user=True)
         except SignInError as exc:
             return auth.sign_in_error(exc.code)
+        except ConfigurationError:
+            logger.exception("the %s provider cannot sign this user in", provider.id)
+            return auth.error("Configuration")
         target = auth.field("callbackUrl") or auth.stored_callback_url()
         auth.ctx.clear_cookie(auth.ctx.names.callback_url)
         return auth.redirect(await resolve_redirect(auth.ctx, target))
@@ -383,7 +392,7 @@ class AuthRoutes:
     async def get_sessions(self, auth: AuthRequest) -> Response:
         """The signed-in user's sessions (database strategy)."""
         if auth.provider_id:
-            return PlainTextResponse("Method Not Allowed", status_code=405)
+            return PlainTextResponse("Not Found", status_code=404)
         session = await self._signed_in(auth)
         if isinstance(session, Response):
             return session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, Protocol
 
 
@@ -122,7 +123,9 @@ class Session(Mapping[str, Any]):
         )
         self._source: SessionParts | None = None
         #: The decrypted JWT claims (JWT strategy), or data stored with the session.
-        self.claims: Mapping[str, Any] | None = claims
+        self.claims: Mapping[str, Any] | None = (
+            None if claims is None else MappingProxyType(dict(claims))
+        )
         #: The stored :class:`~asgi_session.models.SessionRecord` (database strategy).
         self.record = record
         self._updater = updater
@@ -177,7 +180,10 @@ class Session(Mapping[str, Any]):
         calling Auth.js's ``update()``. Must be awaited before the response starts.
         """
         if self._updater is None:
-            raise RuntimeError("this session cannot be updated outside its request")
+            raise RuntimeError(
+                "this session can no longer be updated: update it in an HTTP handler, "
+                "before the response starts (a WebSocket has no response to carry a cookie)"
+            )
         await self._updater.update_session(self, data)
 
     def _replace(self, other: Session) -> None:

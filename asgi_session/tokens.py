@@ -38,7 +38,19 @@ class TokenRefreshError(AuthError):
     """
 
 
-_locks: dict[tuple[int, str, str], asyncio.Lock] = {}
+
+
+class _AccountLock:
+    """One account's refresh lock, and how many callers hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+_locks: dict[tuple[int, str, str], _AccountLock] = {}
 
 
 def _fresh(account: Account, now: float, margin: int) -> bool:
@@ -74,9 +86,12 @@ async def get_access_token(
     if _fresh(account, config.clock(), margin):
         return account.access_token
     key = (id(adapter), provider, provider_account_id)
-    lock = _locks.setdefault(key, asyncio.Lock())
+    shared = _locks.get(key)
+    if shared is None:
+        shared = _locks[key] = _AccountLock()
+    shared.users += 1
     try:
-        async with lock:
+        async with shared.lock:
             # Whoever held the lock before may have refreshed already: look again.
             account = await adapter.get_account(
                 provider=provider, provider_account_id=provider_account_id
@@ -101,5 +116,8 @@ async def get_access_token(
                 return None
             return updated.access_token
     finally:
-        if not lock.locked() and _locks.get(key) is lock:
+        # Dropped only when no caller holds or waits for it, so every caller of one
+        # account always queues on the same lock.
+        shared.users -= 1
+        if shared.users == 0:
             del _locks[key]

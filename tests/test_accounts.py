@@ -232,7 +232,7 @@ async def test_a_signed_in_user_links_a_new_account(
         done = await github_sign_in(client, provider_browser)
         assert done.headers["location"] == f"{APP_ORIGIN}/dashboard"
         assert (await session_of(client))["id"] == ann_id
-    [account] = await mongo_db["accounts"].find().to_list()
+    [account] = await mongo_db["accounts"].find({"provider": "github"}).to_list()
     assert account["userId"] == ObjectId(ann_id)
     assert await count(mongo_db, "users") == 1
     # The old session was replaced by a new one for the same user.
@@ -292,7 +292,7 @@ async def test_an_account_of_another_user_is_not_linked_to_the_signed_in_one(
         assert error_of(done) == ("/auth/signin", "OAuthAccountNotLinked")
         # Still signed in as before.
         assert await session_of(client) == ann
-    [account] = await mongo_db["accounts"].find().to_list()
+    [account] = await mongo_db["accounts"].find({"provider": "github"}).to_list()
     assert account["userId"] != ObjectId(ann["id"])
 
 

@@ -389,3 +389,37 @@ async def test_update_of_a_session_ended_meanwhile_raises(
     async with client_for(app) as client:
         await sign_in(client)
         assert (await client.get("/race")).text == "ended"
+
+
+async def test_credentials_user_without_email_is_the_same_user_every_time(
+    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+) -> None:
+    from asgi_session.providers import Credentials
+
+    def employee(credentials: Any, request: Any) -> dict[str, str]:
+        return {"id": "emp-42", "name": "Employee 42"}
+
+    app = build_app(clock=clock, backend=adapter, providers=[Credentials(authorize=employee)])
+    async with client_for(app) as client:
+        for _ in range(3):
+            response = await sign_in(client)
+            assert SESSION_COOKIE in set_cookies(response)
+        assert await mongo_db.users.count_documents({}) == 1
+        [account] = await mongo_db.accounts.find().to_list(None)
+        assert (account["provider"], account["providerAccountId"]) == ("credentials", "emp-42")
+        listing = (await client.get("/auth/sessions")).json()
+        assert len(listing) == 1
+
+
+async def test_credentials_user_without_id_or_email_is_a_configuration_error(
+    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+) -> None:
+    from asgi_session.providers import Credentials
+
+    app = build_app(
+        clock=clock, backend=adapter, providers=[Credentials(authorize=lambda c, r: {"name": "X"})]
+    )
+    async with client_for(app) as client:
+        response = await sign_in(client)
+        assert response.headers["location"].endswith("/auth/error?error=Configuration")
+        assert await mongo_db.users.count_documents({}) == 0

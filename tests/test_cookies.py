@@ -130,3 +130,17 @@ def test_parse_tolerates_garbage() -> None:
     assert parsed["a"] == "1"
     assert parsed["b"] == "2"
     assert parsed["c"] == "%ZZ"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [{"domain": "example.com"}, {"path": "/app"}, {"secure": False}],
+)
+def test_prefixed_cookies_must_keep_their_rules(override: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="browsers reject"):
+        CookieNames.default(secure=True, overrides={"csrf_token": override})
+
+
+def test_plain_http_cookies_may_have_a_domain() -> None:
+    names = CookieNames.default(secure=False, overrides={"csrf_token": {"domain": "example.com"}})
+    assert names.csrf_token.domain == "example.com"

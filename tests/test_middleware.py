@@ -339,3 +339,26 @@ async def test_chunks_written_by_hand_are_joined(client: Any, clock: Clock) -> N
     half = len(token) // 2
     header = f"{SESSION_COOKIE}.1={token[half:]}; {SESSION_COOKIE}.0={token[:half]}"
     assert (await client.get("/", headers={"cookie": header})).json()["id"] == "u1"
+
+
+def test_websocket_session_cannot_be_updated(clock: Clock) -> None:
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def try_update(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.state.session.update({"theme": "dark"})
+        except RuntimeError as exc:
+            await websocket.send_text(str(exc))
+        await websocket.close()
+
+    config = AuthConfig(secret=SECRET, clock=clock)
+    app = Starlette(
+        routes=[WebSocketRoute("/ws", try_update)],
+        middleware=[Middleware(AuthMiddleware, config=config)],
+    )
+    with TestClient(app) as http:
+        http.cookies.set(SESSION_COOKIE, _token({"sub": "u1"}, now=clock.now))
+        with http.websocket_connect("/ws") as websocket:
+            assert "WebSocket" in websocket.receive_text()

@@ -376,3 +376,22 @@ async def test_the_sign_in_request_may_add_authorization_parameters(
     assert params["login"] == "octocat" and params["allow_signup"] == "false"
     assert params["redirect_uri"] == f"{APP_ORIGIN}/auth/callback/github"
     assert params["state"] != "chosen" and "response_mode" not in params
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"state": "\\ud800", "code": "x"}',  # a lone surrogate once decoded
+        b'{"state": ["a"], "code": {"$ne": 1}}',
+        b"[" * 50_000,
+    ],
+)
+async def test_garbage_form_post_callbacks_are_refused_not_500(
+    fake_github: FakeGitHub, body: bytes
+) -> None:
+    async with app_client(app_for(github(fake_github))) as client:
+        await begin_sign_in(client, "github")
+        response = await client.post(
+            "/auth/callback/github", content=body, headers={"content-type": "application/json"}
+        )
+        await assert_refused(client, response)

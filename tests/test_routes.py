@@ -255,7 +255,8 @@ async def test_error_page_status(client: Any, error: str | None, status: int) ->
 async def test_unknown_action_and_wrong_method(client: Any) -> None:
     assert (await client.get("/auth/nothing")).status_code == 404
     assert (await client.delete("/auth/session")).status_code == 405
-    assert (await client.get("/auth/session/extra")).status_code == 405
+    assert (await client.get("/auth/session/extra")).status_code == 404
+    assert (await client.head("/auth/callback/credentials")).status_code == 405
     assert (await client.get("/auth/callback/credentials")).status_code == 405
 
 
@@ -448,3 +449,24 @@ async def test_foreign_callback_url_cookie_is_not_followed(client: Any) -> None:
     client.cookies.set("authjs.callback-url", "https://evil.example/", domain="testserver.local")
     response = await sign_in(client)
     assert response.headers["location"] == "http://testserver"
+
+
+async def test_non_ascii_csrf_cookie_is_no_token_never_500(client: Any) -> None:
+    forged = "a" * 64 + "|" + "%C3%A9" * 64
+    for method, path in (("GET", "/auth/csrf"), ("GET", "/auth/signin"), ("POST", "/auth/signout")):
+        response = await client.request(
+            method,
+            path,
+            headers={"cookie": f"authjs.csrf-token={forged}"},
+            data={"csrfToken": "a" * 64},
+        )
+        assert response.status_code in (200, 302), path
+    assert (await client.get("/auth/csrf")).json()["csrfToken"] != "a" * 64
+
+
+async def test_deeply_nested_json_body_is_refused_not_500(client: Any) -> None:
+    await sign_in(client)
+    response = await client.post(
+        "/auth/session", content=b"[" * 60_000, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 403

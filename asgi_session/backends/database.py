@@ -161,7 +161,10 @@ class DatabaseBackend:
             return None
         record, user = found
         if trusted:
-            stored = dict(session.claims or {})
+            # Merge into what is stored now, not what this request read: a concurrent
+            # update's fields survive.
+            current = record.extra.get("data")
+            stored = dict(current) if isinstance(current, Mapping) else {}
             stored.update(data)
             updated = await self.adapter.update_session(
                 {"session_token": record.session_token, "data": stored}

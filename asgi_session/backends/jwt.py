@@ -51,18 +51,21 @@ class _Resolved:
         """The session JSON, expiry and user, built on first use (the default shape)."""
         parts = self._parts
         if parts is None:
-            claims = self.claims
-            expires = datetime.fromtimestamp(self.expiry, UTC)
-            # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
-            user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
-            data = {"user": user, "expires": isoformat(expires)}
-            sub = claims.get("sub")
-            user_id = None if sub is None else str(sub)
-            parts = self._parts = (data, expires, SessionUser(user, id=user_id))
+            data, expires, user_id = _default_session(self.claims)
+            parts = self._parts = (data, expires, SessionUser(data["user"], id=user_id))
         return parts
 
 
-class SessionEnded(Exception):
+def _default_session(claims: Mapping[str, Any]) -> tuple[dict[str, Any], datetime, str | None]:
+    """The session JSON Auth.js shows by default for ``claims``, its expiry, the user id."""
+    expires = datetime.fromtimestamp(claims["exp"], UTC)
+    # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
+    user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
+    sub = claims.get("sub")
+    return {"user": user, "expires": isoformat(expires)}, expires, None if sub is None else str(sub)
+
+
+class _SessionEnded(Exception):
     """The ``jwt`` callback returned ``None``: the session must end."""
 
 
@@ -154,6 +157,8 @@ class JWTBackend:
             del memo[header]  # type: ignore[arg-type]
             ctx.clear_session_cookie()
             return None
+        else:
+            memo.move_to_end(header)  # type: ignore[arg-type]
         claims = resolved.claims
         if (
             self._revocation_interval is not None
@@ -165,12 +170,12 @@ class JWTBackend:
         if ctx.now - resolved.issued_at >= self.config.update_age:
             try:
                 fresh = await self._issue(ctx, claims, trigger=None)
-            except SessionEnded:
+            except _SessionEnded:
                 ctx.clear_session_cookie()
                 return None
             return await self._session(ctx, fresh)
         if self._shapes_sessions:
-            return await self._session(ctx, claims)
+            return await self._session(ctx, resolved.view)
         return Session._lazy(resolved, claims=resolved.view, updater=ctx)
 
     async def _session(
@@ -181,10 +186,7 @@ class JWTBackend:
         trigger: str | None = None,
         new_session: Mapping[str, Any] | None = None,
     ) -> Session:
-        expires = datetime.fromtimestamp(claims["exp"], UTC)
-        # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
-        user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
-        data: dict[str, Any] = {"user": user, "expires": isoformat(expires)}
+        data, expires, user_id = _default_session(claims)
         callbacks = self.config.callbacks
         if callbacks.has("session"):
             data = await callbacks.call(
@@ -196,14 +198,7 @@ class JWTBackend:
                 trigger=trigger,
                 new_session=new_session,
             )
-        sub = claims.get("sub")
-        return Session(
-            data,
-            expires=expires,
-            user_id=None if sub is None else str(sub),
-            claims=claims,
-            updater=ctx,
-        )
+        return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx)
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
         assert self.adapter is not None and self._revocation_interval is not None
@@ -246,7 +241,7 @@ class JWTBackend:
             "jwt", current, token=current, trigger=trigger, **callback_arguments
         )
         if result is None:
-            raise SessionEnded
+            raise _SessionEnded
         if not isinstance(result, Mapping):
             raise TypeError("the jwt callback must return a mapping of claims, or None")
         codec = self._codecs[ctx.secure]
@@ -276,6 +271,7 @@ class JWTBackend:
         claims = await self._issue(
             ctx,
             default,
+            issued_at=await self._issue_time(ctx, default.get("sub")),
             trigger="signUp" if is_new_user else "signIn",
             user=dict(user),
             account=None if account is None else dict(account),
@@ -283,6 +279,20 @@ class JWTBackend:
             is_new_user=is_new_user,
         )
         return await self._session(ctx, claims)
+
+    async def _issue_time(self, ctx: RequestContext, user_id: str | None) -> float | None:
+        """When a new token for ``user_id`` must say it was issued (``None``: now).
+
+        ``iat`` counts whole seconds, and a revocation cuts off every token issued in its
+        second; a sign-in in that same second (a password reset that ends every session,
+        then signs in) is dated one second later, or it would be born revoked.
+        """
+        if user_id is None or self.adapter is None or self._revocation_interval is None:
+            return None
+        cutoff = await self.adapter.tokens_revoked_before(user_id)
+        if cutoff is None or cutoff.timestamp() < int(ctx.now):
+            return None
+        return float(int(cutoff.timestamp()) + 1)
 
     async def update(
         self, ctx: RequestContext, session: Session, data: Mapping[str, Any], *, trusted: bool
@@ -292,7 +302,7 @@ class JWTBackend:
             claims.update(data)
         try:
             new_claims = await self._issue(ctx, claims, trigger="update", session=dict(data))
-        except SessionEnded:
+        except _SessionEnded:
             ctx.clear_session_cookie()
             return None
         return await self._session(ctx, new_claims, trigger="update", new_session=data)

@@ -151,8 +151,9 @@ class Email(Provider):
             sent = self.send(email, url, auth.request)
             if inspect.isawaitable(sent):
                 await sent
-        except Exception:
-            logger.exception("the %s provider could not send the sign-in link", self.id)
+        except Exception as exc:
+            # Warning, not error: anyone can ask for a link to an address the mailer refuses.
+            logger.warning("the %s provider could not send the sign-in link: %r", self.id, exc)
             return auth.sign_in_error("EmailSignin")
         verify = auth.page_url(
             auth.config.pages.verify_request, "verify-request", provider=self.id, type="email"

@@ -350,6 +350,7 @@ class OAuth(Provider):
         if outcome.redirect is not None:
             return auth.redirect(outcome.redirect)
         callback_url = await resolve_redirect(ctx, ctx.cookies.get(ctx.names.callback_url.name))
+        ctx.clear_cookie(ctx.names.callback_url)
         new_user_page = ctx.config.pages.new_user
         if outcome.is_new_user and new_user_page:
             return auth.redirect(auth.page_url(new_user_page, "signin", callbackUrl=callback_url))
@@ -364,7 +365,9 @@ class OAuth(Provider):
             got = params.get("state")
             if expected is None:
                 raise OAuthFlowError("the state cookie is missing, expired or for another provider")
-            if not isinstance(got, str) or not hmac.compare_digest(got.encode(), expected.encode()):
+            if not isinstance(got, str) or not hmac.compare_digest(
+                got.encode("utf-8", "replace"), expected.encode("utf-8", "replace")
+            ):
                 raise OAuthFlowError("the state parameter does not match")
         try:
             endpoints = await self.endpoints()
