@@ -232,13 +232,18 @@ def _secret_or_dev_secret(secret: str | None) -> str | None:
     return secrets.token_urlsafe(32)
 
 
-def create_app(secret: str | None = None, **config_options: Any) -> Starlette:
+def create_app(
+    secret: str | None = None, *, url: str | None = None, **config_options: Any
+) -> Starlette:
     """Build the example app.
 
-    ``secret`` defaults to ``AUTH_SECRET``, else a random one for this process;
-    ``config_options`` go to :class:`~asgi_session.AuthConfig` (``providers`` defaults
-    to :func:`providers`).
+    ``secret`` defaults to ``AUTH_SECRET``, else a random one for this process. ``url`` is
+    where the app is served (``AUTH_URL``, else http://127.0.0.1:8000): sign-in links
+    point there. ``config_options`` go to :class:`~asgi_session.AuthConfig`
+    (``providers`` defaults to :func:`providers`).
     """
+    if url is not None or not os.environ.get("AUTH_URL"):
+        config_options["url"] = url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     config_options.setdefault("providers", providers())
     # Sessions stay in the cookie (JWT); the users and single-use email tokens that
     # magic links and OAuth need live in memory, so no database is needed.
@@ -260,7 +265,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(name)s: %(message)s")
-    app = create_app()
+    app = create_app(url=f"http://{args.host}:{args.port}")
     uvicorn.run(app, host=args.host, port=args.port)
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -42,8 +43,12 @@ class ExampleServer:
         env = {key: value for key, value in os.environ.items() if not key.startswith("AUTH_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env["PYTHONUNBUFFERED"] = "1"
+        # The app puts its own address in sign-in links, so it must know its port.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
         self.process = subprocess.Popen(
-            [sys.executable, str(EXAMPLE), "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, str(EXAMPLE), "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

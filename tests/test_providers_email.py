@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from asgi_session import AuthConfig, Callbacks, ConfigurationError, Events, Pages
+from asgi_session.backends import MemoryBackend
 from asgi_session.backends.mongodb import MongoDBBackend
 from asgi_session.providers import Email
 from asgi_session.providers.email import normalize_email
@@ -38,7 +39,11 @@ def outbox() -> Outbox:
     return Outbox()
 
 
+APP_URL = "http://testserver"
+
+
 def _app(adapter: MongoDBBackend, clock: Clock, outbox: Outbox, **options: Any) -> Any:
+    options.setdefault("url", APP_URL)
     return build_app(clock=clock, backend=adapter, providers=[Email(send=outbox.send)], **options)
 
 
@@ -206,7 +211,7 @@ async def test_send_failure_is_email_signin_error(adapter: MongoDBBackend, clock
     async def broken(identifier: str, url: str, request: Any) -> None:
         raise ConnectionError("mail server down")
 
-    app = build_app(clock=clock, backend=adapter, providers=[Email(send=broken)])
+    app = build_app(clock=clock, backend=adapter, providers=[Email(send=broken)], url=APP_URL)
     async with client_for(app) as client:
         response = await _request_link(client, "ann@example.com")
         assert response.headers["location"].endswith("error=EmailSignin")
@@ -261,3 +266,25 @@ def test_email_needs_a_store() -> None:
 def test_email_needs_a_send_function() -> None:
     with pytest.raises(ConfigurationError, match="send"):
         Email(send=None)  # type: ignore[arg-type]
+
+
+async def test_links_use_the_configured_url_not_the_host_header(
+    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+) -> None:
+    async with client_for(_app(adapter, clock, outbox, url="http://app.example")) as client:
+        token = await csrf_token(client)
+        await client.post(
+            "/auth/signin/email",
+            data={"csrfToken": token, "email": "victim@example.com"},
+            headers={"host": "evil.example"},
+        )
+    [(_, url)] = outbox.sent
+    assert url.startswith("http://app.example/auth/callback/email?")
+
+
+def test_email_needs_a_trusted_url() -> None:
+    with pytest.raises(ConfigurationError, match="AUTH_URL"):
+        AuthConfig(secret=SECRET, backend=MemoryBackend(), providers=[Email(send=Outbox().send)])
+    AuthConfig(
+        secret=SECRET, backend=MemoryBackend(), providers=[Email(send=Outbox().send)], url=APP_URL
+    )

@@ -108,6 +108,15 @@ class Email(Provider):
                 f"the {self.id!r} email provider stores single-use tokens and users: give "
                 "AuthConfig a backend that keeps them, e.g. backend=MongoDBBackend(db)"
             )
+        if config.url is None and not config.trust_host:
+            # The link goes to someone else's inbox: built from a request's Host header,
+            # anyone could have it point at their own server and collect the token.
+            raise ConfigurationError(
+                f"the {self.id!r} email provider puts the app's address in links it mails: "
+                "set AUTH_URL (or AuthConfig(url='https://app.example.com')) so that a "
+                "forged Host header cannot change it; behind a proxy that sets "
+                "X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true) does instead"
+            )
 
     @staticmethod
     def _adapter(auth: AuthRequest) -> Adapter:
