@@ -265,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(name)s: %(message)s")
-    app = create_app(url=f"http://{args.host}:{args.port}")
+    served_at = f"http://{args.host}:{args.port}"
+    app = create_app(url=None if os.environ.get("AUTH_URL") else served_at)
     uvicorn.run(app, host=args.host, port=args.port)
 
 
