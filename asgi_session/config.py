@@ -135,7 +135,9 @@ class AuthConfig:
             raise ConfigurationError("update_age must be between 0 and max_age seconds")
         self.max_age = max_age
         self.update_age = update_age
-        self.url = _check_url(url if url is not None else os.environ.get("AUTH_URL") or None)
+        self.url = _check_url(
+            url if url is not None else os.environ.get("AUTH_URL") or None, self.base_path
+        )
         self.trust_host = _env_flag("AUTH_TRUST_HOST") if trust_host is None else trust_host
         if use_secure_cookies is None and self.url is not None:
             use_secure_cookies = self.url.startswith("https://")
@@ -207,13 +209,25 @@ def _check_base_path(base_path: str) -> str:
     return base_path
 
 
-def _check_url(url: str | None) -> str | None:
+def _check_url(url: str | None, base_path: str) -> str | None:
+    """The origin of ``url``.
+
+    A path in it must end with ``base_path`` (Auth.js takes its base path from there);
+    what comes before is where the app is mounted.
+    """
     if url is None:
         return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigurationError(
             f"url / AUTH_URL {url!r} must be an absolute http(s) URL such as https://example.com"
+        )
+    path = parts.path.rstrip("/")
+    if path and not path.endswith(base_path):
+        # Next.js apps often set AUTH_URL to ".../api/auth": keep the two in step.
+        raise ConfigurationError(
+            f"url / AUTH_URL {url!r} names the path {path!r}, but base_path is {base_path!r}: "
+            f"pass base_path={path!r} or give the URL without a path"
         )
     return f"{parts.scheme}://{parts.netloc}"
 

@@ -90,7 +90,7 @@ def test_bad_auth_url(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auth_url_decides_secure_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_URL", "https://example.com/api/auth")
-    config = AuthConfig(secret="s")
+    config = AuthConfig(secret="s", base_path="/api/auth")
     assert config.url == "https://example.com"
     assert config.use_secure_cookies is True
 
@@ -133,3 +133,13 @@ def test_jwt_backend_serves_one_config() -> None:
 def test_bad_cookie_override() -> None:
     with pytest.raises(ConfigurationError, match="cookies="):
         AuthConfig(secret="s", cookies={"session_token": {"colour": "blue"}})
+
+
+def test_auth_url_path_must_match_base_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AUTH_URL", "https://example.com/api/login")
+    with pytest.raises(ConfigurationError, match="base_path='/api/login'"):
+        AuthConfig(secret="s")
+    # An app mounted under /api, with the routes at /auth inside it.
+    monkeypatch.setenv("AUTH_URL", "https://example.com/api/auth")
+    assert AuthConfig(secret="s").url == "https://example.com"
+    assert AuthConfig(secret="s", url="https://example.com/").url == "https://example.com"
