@@ -162,9 +162,7 @@ class AuthConfig:
         self.backend: SessionBackend = _choose_backend(backend, strategy)
         self.backend.configure(self)
         for provider in self.providers.values():
-            check = getattr(provider, "check_config", None)
-            if check is not None:
-                check(self)
+            provider.check_config(self)
 
     @property
     def strategy(self) -> str:

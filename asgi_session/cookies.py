@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.cookies import _unquote as _unquote_cookie
 from typing import Literal
 from urllib.parse import quote, unquote
 
@@ -125,8 +124,8 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` request header into names and (percent-decoded) values.
 
     Browsers' rules, as Starlette's ``cookie_parser`` reads them (a part without ``=`` is
-    a value with an empty name, double quotes are removed), inlined here because every
-    request with a session runs it.
+    a value with an empty name, surrounding double quotes are dropped), inlined here
+    because every request with a session runs it.
     """
     cookies: dict[str, str] = {}
     for part in header.split(";"):
@@ -138,7 +137,7 @@ def parse_cookie_header(header: str) -> dict[str, str]:
         if not name and not value:
             continue
         if len(value) > 1 and value[0] == '"' == value[-1]:
-            value = _unquote_cookie(value)
+            value = value[1:-1]
         if "%" in value:
             value = unquote(value)
         cookies[name] = value

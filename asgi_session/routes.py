@@ -290,12 +290,9 @@ class AuthRoutes:
             )
         if not auth.csrf_verified():
             return auth.sign_in_error("MissingCSRF")
-        begin = getattr(provider, "begin_sign_in", None)
-        if begin is None:
-            # Credentials sign in by posting to their callback; nothing to start here.
-            return auth.redirect(auth.ctx.auth_url("signin"))
-        response: Response = await begin(auth)
-        return response
+        started = await provider.begin_sign_in(auth)
+        # Credentials sign in by posting to their callback: nothing to start here.
+        return started if started is not None else auth.redirect(auth.ctx.auth_url("signin"))
 
     async def callback(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
@@ -309,11 +306,8 @@ class AuthRoutes:
             if auth.request.method != "POST":
                 return PlainTextResponse("Method Not Allowed", status_code=405)
             return await self._credentials_callback(auth, provider)
-        handle = getattr(provider, "handle_callback", None)
-        if handle is None:
-            return auth.error("Configuration")
-        response: Response = await handle(auth)
-        return response
+        finished = await provider.handle_callback(auth)
+        return finished if finished is not None else auth.error("Configuration")
 
     async def _credentials_callback(self, auth: AuthRequest, provider: Credentials) -> Response:
         if not auth.csrf_verified():

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from asgi_session.models import SessionRecord
 
 
 class SessionUpdater(Protocol):
@@ -110,7 +113,7 @@ class Session(Mapping[str, Any]):
         expires: datetime,
         user_id: str | None = None,
         claims: Mapping[str, Any] | None = None,
-        record: Any = None,
+        record: SessionRecord | None = None,
         updater: SessionUpdater | None = None,
     ) -> None:
         copied: dict[str, Any] = _copy(dict(data))
@@ -127,7 +130,7 @@ class Session(Mapping[str, Any]):
             None if claims is None else MappingProxyType(dict(claims))
         )
         #: The stored :class:`~asgi_session.models.SessionRecord` (database strategy).
-        self.record = record
+        self.record: SessionRecord | None = record
         self._updater = updater
 
     @classmethod

@@ -154,8 +154,9 @@ class DatabaseBackend:
     async def update(
         self, ctx: RequestContext, session: Session, data: Mapping[str, Any], *, trusted: bool
     ) -> Session | None:
-        record: SessionRecord = session.record
-        found = await self.adapter.get_session_and_user(record.session_token)
+        if session.record is None:
+            raise TypeError("not a database session")
+        found = await self.adapter.get_session_and_user(session.record.session_token)
         if found is None:
             ctx.clear_session_cookie()
             return None

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from asgi_session.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from asgi_session.config import AuthConfig
+    from asgi_session.routes import AuthRequest
 
 ProviderType = Literal["oauth", "oidc", "email", "credentials"]
 
@@ -25,6 +31,20 @@ class Provider:
             )
         self.id = id
         self.name = name
+
+    def check_config(self, config: AuthConfig) -> None:
+        """Fail at start-up if ``config`` lacks what this provider needs."""
+
+    async def begin_sign_in(self, auth: AuthRequest) -> Response | None:
+        """Start a sign-in (``POST /signin/<id>``, CSRF already checked).
+
+        ``None``: the provider has no such step (credentials post to their callback).
+        """
+        return None
+
+    async def handle_callback(self, auth: AuthRequest) -> Response | None:
+        """Finish a sign-in (``/callback/<id>``); ``None``: the provider has no callback."""
+        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
