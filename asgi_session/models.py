@@ -11,6 +11,41 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# Python name -> the name Auth.js's adapters store. Anything else is an "extra" field,
+# stored under its own name.
+USER_FIELDS: Mapping[str, str] = {
+    "name": "name",
+    "email": "email",
+    "image": "image",
+    "email_verified": "emailVerified",
+}
+ACCOUNT_FIELDS: Mapping[str, str] = {
+    "user_id": "userId",
+    "type": "type",
+    "provider": "provider",
+    "provider_account_id": "providerAccountId",
+    "access_token": "access_token",
+    "refresh_token": "refresh_token",
+    "expires_at": "expires_at",
+    "token_type": "token_type",
+    "scope": "scope",
+    "id_token": "id_token",
+    "session_state": "session_state",
+}
+SESSION_FIELDS: Mapping[str, str] = {
+    "session_token": "sessionToken",
+    "user_id": "userId",
+    "expires": "expires",
+    "created_at": "createdAt",
+    "last_seen_at": "lastSeenAt",
+    "user_agent": "userAgent",
+}
+VERIFICATION_FIELDS: Mapping[str, str] = {
+    "identifier": "identifier",
+    "token": "token",
+    "expires": "expires",
+}
+
 
 @dataclass(slots=True)
 class User:

@@ -24,39 +24,21 @@ from asgi_session.backends.base import (
     VerificationTokenInput,
 )
 from asgi_session.errors import DuplicateRecordError
-from asgi_session.models import Account, SessionRecord, User, VerificationToken, as_mapping
+from asgi_session.models import (
+    ACCOUNT_FIELDS,
+    SESSION_FIELDS,
+    USER_FIELDS,
+    VERIFICATION_FIELDS,
+    Account,
+    SessionRecord,
+    User,
+    VerificationToken,
+    as_mapping,
+)
 
 __all__ = ["MemoryBackend"]
 
-# Python name -> Auth.js name, accepted as an alias on input. Other keys are extra fields.
-_USER_FIELDS = {
-    "name": "name",
-    "email": "email",
-    "image": "image",
-    "email_verified": "emailVerified",
-}
-_ACCOUNT_FIELDS = {
-    "user_id": "userId",
-    "type": "type",
-    "provider": "provider",
-    "provider_account_id": "providerAccountId",
-    "access_token": "access_token",
-    "refresh_token": "refresh_token",
-    "expires_at": "expires_at",
-    "token_type": "token_type",
-    "scope": "scope",
-    "id_token": "id_token",
-    "session_state": "session_state",
-}
-_SESSION_FIELDS = {
-    "session_token": "sessionToken",
-    "user_id": "userId",
-    "expires": "expires",
-    "created_at": "createdAt",
-    "last_seen_at": "lastSeenAt",
-    "user_agent": "userAgent",
-}
-_VERIFICATION_FIELDS = ("identifier", "token", "expires")
+_VERIFICATION_FIELDS = tuple(VERIFICATION_FIELDS)
 
 _USER_TIMES = ("email_verified",)
 _SESSION_TIMES = ("expires", "created_at", "last_seen_at")
@@ -140,7 +122,7 @@ class MemoryBackend:
         """
         await _let_others_run()
         data = as_mapping(user)
-        fields = _fields(data, _USER_FIELDS)
+        fields = _fields(data, USER_FIELDS)
         _check_times(fields, _USER_TIMES, "user")
         chosen = _valid_id(data.get("id"))
         if chosen is not None and chosen in self._users:
@@ -151,7 +133,7 @@ class MemoryBackend:
         user_id = chosen or _new_id()
         while user_id in self._users:  # users are keyed by id: never overwrite one
             user_id = _new_id()
-        record: dict[str, Any] = dict.fromkeys(_USER_FIELDS)
+        record: dict[str, Any] = dict.fromkeys(USER_FIELDS)
         record.update(fields)
         self._users[user_id] = record
         if isinstance(email, str):
@@ -185,7 +167,7 @@ class MemoryBackend:
         """
         await _let_others_run()
         data = as_mapping(user)
-        changes = _fields(data, _USER_FIELDS)
+        changes = _fields(data, USER_FIELDS)
         _check_times(changes, _USER_TIMES, "user")
         user_id = _valid_id(data.get("id"))
         record = self._users.get(user_id) if user_id is not None else None
@@ -230,7 +212,7 @@ class MemoryBackend:
         ``provider_account_id`` are not strings.
         """
         await _let_others_run()
-        fields = _fields(as_mapping(account), _ACCOUNT_FIELDS)
+        fields = _fields(as_mapping(account), ACCOUNT_FIELDS)
         _require(fields, "an account", _ACCOUNT_REQUIRED)
         fields["user_id"] = _user_id(fields["user_id"])
         provider, provider_account_id = fields["provider"], fields["provider_account_id"]
@@ -271,7 +253,7 @@ class MemoryBackend:
         forbidden = sorted(_ACCOUNT_IDENTITY.intersection(data))
         if forbidden:
             raise ValueError(f"update_account cannot change {', '.join(forbidden)}")
-        changes = _fields(data, _ACCOUNT_FIELDS)
+        changes = _fields(data, ACCOUNT_FIELDS)
         if changes.get("type", "") is None:
             raise ValueError("an account's type cannot be None")
         row = self._account_row(provider, provider_account_id)
@@ -291,7 +273,7 @@ class MemoryBackend:
         valid id.
         """
         await _let_others_run()
-        fields = _fields(as_mapping(session), _SESSION_FIELDS)
+        fields = _fields(as_mapping(session), SESSION_FIELDS)
         _require(fields, "a session", _SESSION_REQUIRED)
         _check_session(fields)
         token = fields["session_token"]
@@ -330,7 +312,7 @@ class MemoryBackend:
         token = data.get("session_token", data.get("sessionToken"))
         if not isinstance(token, str):
             return None
-        changes = _fields(data, _SESSION_FIELDS)
+        changes = _fields(data, SESSION_FIELDS)
         changes.pop("session_token", None)
         _check_session(changes)
         row = self._sessions.get(token)
@@ -552,12 +534,12 @@ def _split(
 
 
 def _user(user_id: str, record: Mapping[str, Any]) -> User:
-    known, extra = _split(record, _USER_FIELDS)
+    known, extra = _split(record, USER_FIELDS)
     return User(id=user_id, extra=extra, **known)
 
 
 def _account(row: _Row) -> Account:
-    known, extra = _split(row.data, _ACCOUNT_FIELDS)
+    known, extra = _split(row.data, ACCOUNT_FIELDS)
     expires_at = known.get("expires_at")
     # Refreshed tokens may give a whole number as a float; the field holds whole seconds.
     if isinstance(expires_at, float) and expires_at.is_integer():
@@ -566,5 +548,5 @@ def _account(row: _Row) -> Account:
 
 
 def _session(row: _Row) -> SessionRecord:
-    known, extra = _split(row.data, _SESSION_FIELDS)
+    known, extra = _split(row.data, SESSION_FIELDS)
     return SessionRecord(id=row.id, extra=extra, **known)

@@ -37,7 +37,17 @@ from asgi_session.backends.base import (
     VerificationTokenInput,
 )
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
-from asgi_session.models import Account, SessionRecord, User, VerificationToken, as_mapping
+from asgi_session.models import (
+    ACCOUNT_FIELDS,
+    SESSION_FIELDS,
+    USER_FIELDS,
+    VERIFICATION_FIELDS,
+    Account,
+    SessionRecord,
+    User,
+    VerificationToken,
+    as_mapping,
+)
 
 __all__ = ["DEFAULT_COLLECTIONS", "DuplicateRecordError", "MongoDBBackend"]
 
@@ -55,35 +65,6 @@ DEFAULT_COLLECTIONS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-# Python name -> stored name. Anything else is an "extra" field, stored under its own name.
-_USER_FIELDS = {
-    "name": "name",
-    "email": "email",
-    "image": "image",
-    "email_verified": "emailVerified",
-}
-_ACCOUNT_FIELDS = {
-    "user_id": "userId",
-    "type": "type",
-    "provider": "provider",
-    "provider_account_id": "providerAccountId",
-    "access_token": "access_token",
-    "refresh_token": "refresh_token",
-    "expires_at": "expires_at",
-    "token_type": "token_type",
-    "scope": "scope",
-    "id_token": "id_token",
-    "session_state": "session_state",
-}
-_SESSION_FIELDS = {
-    "session_token": "sessionToken",
-    "user_id": "userId",
-    "expires": "expires",
-    "created_at": "createdAt",
-    "last_seen_at": "lastSeenAt",
-    "user_agent": "userAgent",
-}
-_VERIFICATION_FIELDS = {"identifier": "identifier", "token": "token", "expires": "expires"}
 
 # Fields that identify a linked account; update_account must not move an account.
 _ACCOUNT_IDENTITY = frozenset(
@@ -229,8 +210,8 @@ class MongoDBBackend:
         """
         data = as_mapping(user)
         document: dict[str, Any] = {"_id": _object_id(data.get("id")) or ObjectId()}
-        document.update({stored: None for stored in _USER_FIELDS.values()})
-        document.update(_to_document(data, _USER_FIELDS))
+        document.update({stored: None for stored in USER_FIELDS.values()})
+        document.update(_to_document(data, USER_FIELDS))
         await self._run(
             lambda: self._users.insert_one(document),
             duplicate="a user with this email already exists",
@@ -275,7 +256,7 @@ class MongoDBBackend:
         oid = _object_id(data.get("id"))
         if oid is None:
             return None
-        changes = _to_document(data, _USER_FIELDS)
+        changes = _to_document(data, USER_FIELDS)
         if not changes:
             return await self.get_user(str(oid))
         document = await self._run(
@@ -315,9 +296,9 @@ class MongoDBBackend:
         """
         data = as_mapping(account)
         _require(
-            data, "account", _ACCOUNT_FIELDS, ("user_id", "type", "provider", "provider_account_id")
+            data, "account", ACCOUNT_FIELDS, ("user_id", "type", "provider", "provider_account_id")
         )
-        document = {"_id": ObjectId(), **_to_document(data, _ACCOUNT_FIELDS)}
+        document = {"_id": ObjectId(), **_to_document(data, ACCOUNT_FIELDS)}
         await self._run(
             lambda: self._accounts.insert_one(document),
             duplicate="this provider account is already linked to a user",
@@ -354,7 +335,7 @@ class MongoDBBackend:
         if forbidden:
             raise ValueError(f"update_account cannot change {', '.join(forbidden)}")
         query = {"provider": provider, "providerAccountId": provider_account_id}
-        changes = _to_document(data, _ACCOUNT_FIELDS)
+        changes = _to_document(data, ACCOUNT_FIELDS)
         if not changes:
             return await self.get_account(
                 provider=provider, provider_account_id=provider_account_id
@@ -376,8 +357,8 @@ class MongoDBBackend:
         ``user_id`` is not a valid id.
         """
         data = as_mapping(session)
-        _require(data, "session", _SESSION_FIELDS, ("session_token", "user_id", "expires"))
-        document = {"_id": ObjectId(), **_to_document(data, _SESSION_FIELDS)}
+        _require(data, "session", SESSION_FIELDS, ("session_token", "user_id", "expires"))
+        document = {"_id": ObjectId(), **_to_document(data, SESSION_FIELDS)}
         if document.get("createdAt") is None:
             document["createdAt"] = _utc(datetime.now(UTC))
         if document.get("lastSeenAt") is None:
@@ -417,7 +398,7 @@ class MongoDBBackend:
         token = data.get("session_token", data.get("sessionToken"))
         if not isinstance(token, str):
             return None
-        changes = _to_document(data, _SESSION_FIELDS)
+        changes = _to_document(data, SESSION_FIELDS)
         changes.pop("sessionToken", None)
         if not changes:
             document = await self._run(lambda: self._sessions.find_one({"sessionToken": token}))
@@ -476,11 +457,11 @@ class MongoDBBackend:
         """Store a single-use token (``identifier``, hashed ``token``, ``expires``)."""
         data = as_mapping(verification_token)
         _require(
-            data, "verification token", _VERIFICATION_FIELDS, ("identifier", "token", "expires")
+            data, "verification token", VERIFICATION_FIELDS, ("identifier", "token", "expires")
         )
         document = {
             "_id": ObjectId(),
-            **_to_document({key: data[key] for key in _VERIFICATION_FIELDS}, _VERIFICATION_FIELDS),
+            **_to_document({key: data[key] for key in VERIFICATION_FIELDS}, VERIFICATION_FIELDS),
         }
         await self._run(
             lambda: self._tokens.insert_one(document),
@@ -675,12 +656,12 @@ def _split(
 
 
 def _user(document: Mapping[str, Any]) -> User:
-    known, extra = _split(document, _USER_FIELDS)
+    known, extra = _split(document, USER_FIELDS)
     return User(id=str(document["_id"]), extra=extra, **known)
 
 
 def _account(document: Mapping[str, Any]) -> Account:
-    known, extra = _split(document, _ACCOUNT_FIELDS)
+    known, extra = _split(document, ACCOUNT_FIELDS)
     expires_at = known.get("expires_at")
     # JavaScript numbers may arrive as doubles; the field holds whole seconds.
     if isinstance(expires_at, float) and expires_at.is_integer():
@@ -689,10 +670,10 @@ def _account(document: Mapping[str, Any]) -> Account:
 
 
 def _session(document: Mapping[str, Any]) -> SessionRecord:
-    known, extra = _split(document, _SESSION_FIELDS)
+    known, extra = _split(document, SESSION_FIELDS)
     return SessionRecord(id=str(document["_id"]), extra=extra, **known)
 
 
 def _verification_token(document: Mapping[str, Any]) -> VerificationToken:
-    known, _ = _split(document, _VERIFICATION_FIELDS)
+    known, _ = _split(document, VERIFICATION_FIELDS)
     return VerificationToken(**known)
