@@ -305,7 +305,9 @@ class _MongoDB:
         try:
             from tests.support.mongod import MongodServer
 
-            server = MongodServer()
+            # A server gets a cache sized for its data; the tests' 256 MB would hold
+            # only part of a million sessions' indexes and measure the disk instead.
+            server = MongodServer(cache_size_gb=1.0)
         except (ImportError, RuntimeError) as exc:
             raise CaseSkipped(f"cannot start mongod: {exc}") from exc
         # Known before it starts, so that close() stops it even when interrupted. Starting

@@ -56,8 +56,9 @@ class MongodServer:
     server back on the same port. ``close()`` stops it and deletes its data.
     """
 
-    def __init__(self, *, binary: str | None = None) -> None:
+    def __init__(self, *, binary: str | None = None, cache_size_gb: float = 0.25) -> None:
         self._binary = binary or mongod_binary()
+        self._cache_size_gb = cache_size_gb
         self._root = Path(tempfile.mkdtemp(prefix="asgi-session-mongod-"))
         self._dbpath = self._root / "db"
         self._dbpath.mkdir()
@@ -94,7 +95,7 @@ class MongodServer:
             "--replSet",
             REPLICA_SET,
             "--wiredTigerCacheSizeGB",
-            "0.25",
+            str(self._cache_size_gb),
             "--wiredTigerEngineConfigString",
             "log=(prealloc=false,file_max=10MB)",
             "--setParameter",
