@@ -134,6 +134,10 @@ def _thumbprint(key: bytes) -> str:
     return _b64encode(digest(jwk.encode("ascii")).digest())
 
 
+_SHA512_BLOCK: Final = 128
+_Hash = Any  # a hashlib SHA-512 state (hashlib exports no type for it)
+
+
 def _aad_length(aad: bytes) -> bytes:
     return (len(aad) * 8).to_bytes(8, "big")
 
@@ -141,25 +145,29 @@ def _aad_length(aad: bytes) -> bytes:
 class _CbcKey:
     """An A256CBC-HS512 key (RFC 7518 section 5.2) split into its MAC and AES halves."""
 
-    __slots__ = ("_aes", "_blocks", "_mac", "kid")
+    __slots__ = ("_aes", "_blocks", "_inner", "_outer", "kid")
 
     def __init__(self, key: bytes) -> None:
         self.kid = _thumbprint(key)
-        self._mac = hmac.new(key[:32], digestmod=hashlib.sha512)
+        # HMAC-SHA-512 (RFC 2104) from its two padded hash states: copying a hashlib
+        # state is C code, where copying an ``hmac.HMAC`` runs Python on every token.
+        mac_key = key[:32].ljust(_SHA512_BLOCK, b"\0")
+        self._inner = hashlib.sha512(bytes(byte ^ 0x36 for byte in mac_key))
+        self._outer = hashlib.sha512(bytes(byte ^ 0x5C for byte in mac_key))
         self._aes = algorithms.AES(key[32:])
         # CBC decryption is each block's raw AES decryption XORed with the block before
         # it. An ECB context has no state between blocks, so one per thread serves every
         # token, where a CBC context must be built for each (most of decryption's cost).
         self._blocks = threading.local()
 
-    def mac_after(self, aad: bytes) -> hmac.HMAC:
-        """An HMAC already fed with ``aad``, to copy for each token sharing that header."""
-        mac = self._mac.copy()
-        mac.update(aad)
-        return mac
+    def mac_after(self, aad: bytes) -> _Hash:
+        """The MAC's inner hash already fed with ``aad``, to copy for each token."""
+        inner = self._inner.copy()
+        inner.update(aad)
+        return inner
 
     def encrypt(
-        self, plaintext: bytes, mac_with_aad: hmac.HMAC, al: bytes
+        self, plaintext: bytes, mac_with_aad: _Hash, al: bytes
     ) -> tuple[bytes, bytes, bytes]:
         iv = os.urandom(16)
         pad = 16 - len(plaintext) % 16
@@ -168,7 +176,7 @@ class _CbcKey:
         return iv, ciphertext, self._tag(mac_with_aad, iv, ciphertext, al)
 
     def decrypt(
-        self, iv: bytes, ciphertext: bytes, tag: bytes, mac_with_aad: hmac.HMAC, al: bytes
+        self, iv: bytes, ciphertext: bytes, tag: bytes, mac_with_aad: _Hash, al: bytes
     ) -> bytes:
         if len(iv) != 16 or not ciphertext or len(ciphertext) % 16:
             _fail("bad A256CBC-HS512 IV or ciphertext length")
@@ -190,11 +198,12 @@ class _CbcKey:
         chained = int.from_bytes(iv + ciphertext[:-16], "big")
         return (decrypted ^ chained).to_bytes(len(ciphertext), "big")
 
-    @staticmethod
-    def _tag(mac_with_aad: hmac.HMAC, iv: bytes, ciphertext: bytes, al: bytes) -> bytes:
-        mac = mac_with_aad.copy()
-        mac.update(b"".join((iv, ciphertext, al)))
-        return mac.digest()[:32]
+    def _tag(self, mac_with_aad: _Hash, iv: bytes, ciphertext: bytes, al: bytes) -> bytes:
+        inner = mac_with_aad.copy()
+        inner.update(b"".join((iv, ciphertext, al)))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:32]
 
 
 class _GcmKey:
