@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Unpack
 
-from asgi_session.oauth_checks import Check
-from asgi_session.providers.oauth import DEFAULT_TIMEOUT, Endpoints, OAuth, ProfileMapper
+from asgi_session.providers.oauth import Endpoints, OAuth, OAuthOptions
 
 _GITHUB = "https://github.com"
 _GITHUB_API = "https://api.github.com"
@@ -31,7 +30,8 @@ class GitHub(OAuth):
         GitHub(enterprise_url="https://github.example.com")  # GitHub Enterprise Server
 
     The email is the public one, else the primary verified address from
-    ``/user/emails`` (the default ``user:email`` scope allows reading it).
+    ``/user/emails`` (the default ``user:email`` scope allows reading it). The other
+    arguments are :class:`~asgi_session.providers.oauth.OAuth`'s.
     """
 
     default_scope = "read:user user:email"
@@ -39,34 +39,21 @@ class GitHub(OAuth):
     def __init__(
         self,
         *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
         id: str = "github",
         name: str = "GitHub",
         enterprise_url: str | None = None,
-        scope: str | None = None,
-        authorization_params: Mapping[str, str] | None = None,
-        profile: ProfileMapper | None = None,
-        checks: Sequence[Check] | None = None,
-        allow_dangerous_email_account_linking: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
+        **options: Unpack[OAuthOptions],
     ) -> None:
         base = enterprise_url.rstrip("/") if enterprise_url else _GITHUB
         self.api_url = f"{base}/api/v3" if enterprise_url else _GITHUB_API
+        options["profile"] = options.get("profile") or github_profile
         super().__init__(
             id=id,
             name=name,
-            client_id=client_id,
-            client_secret=client_secret,
             authorization_url=f"{base}/login/oauth/authorize",
             token_url=f"{base}/login/oauth/access_token",
             userinfo_url=f"{self.api_url}/user",
-            scope=scope,
-            authorization_params=authorization_params,
-            profile=profile or github_profile,
-            checks=checks,
-            allow_dangerous_email_account_linking=allow_dangerous_email_account_linking,
-            timeout=timeout,
+            **options,
         )
 
     async def fetch_profile(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from typing import Unpack
 
-from asgi_session.oauth_checks import Check
-from asgi_session.providers.oauth import DEFAULT_TIMEOUT, ProfileMapper
+from asgi_session.providers.oauth import OAuthOptions
 from asgi_session.providers.oidc import OIDC
 
 GOOGLE_ISSUER = "https://accounts.google.com"
@@ -21,37 +20,19 @@ class Google(OIDC):
         Google(authorization_params={"access_type": "offline", "prompt": "consent"})
 
     Google verifies the email addresses it vouches for (``email_verified``), so
-    ``allow_dangerous_email_account_linking=True`` is a reasonable choice here.
+    ``allow_dangerous_email_account_linking=True`` is a reasonable choice here. The other
+    arguments are :class:`~asgi_session.providers.oauth.OAuth`'s.
     """
 
     def __init__(
         self,
         *,
-        client_id: str | None = None,
-        client_secret: str | None = None,
         id: str = "google",
         name: str = "Google",
         issuer: str = GOOGLE_ISSUER,
-        scope: str | None = None,
-        authorization_params: Mapping[str, str] | None = None,
-        profile: ProfileMapper | None = None,
-        checks: Sequence[Check] | None = None,
-        allow_dangerous_email_account_linking: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
+        **options: Unpack[OAuthOptions],
     ) -> None:
-        super().__init__(
-            id=id,
-            name=name,
-            issuer=issuer,
-            client_id=client_id,
-            client_secret=client_secret,
-            scope=scope,
-            authorization_params=authorization_params,
-            profile=profile,
-            checks=checks,
-            allow_dangerous_email_account_linking=allow_dangerous_email_account_linking,
-            timeout=timeout,
-        )
+        super().__init__(id=id, name=name, issuer=issuer, **options)
 
     def id_token_issuers(self) -> list[str]:
         # Google documents both spellings of its issuer in ID tokens.

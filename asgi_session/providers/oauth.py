@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx2
@@ -50,6 +50,20 @@ ProfileMapper = Callable[
 
 #: Seconds any one call to the provider may take, connecting included.
 DEFAULT_TIMEOUT = 10.0
+
+
+class OAuthOptions(TypedDict, total=False):
+    """The settings every OAuth provider takes (see :class:`OAuth`)."""
+
+    client_id: str | None
+    client_secret: str | None
+    scope: str | None
+    authorization_params: Mapping[str, str] | None
+    profile: ProfileMapper | None
+    checks: Sequence[Check] | None
+    token_endpoint_auth_method: str
+    allow_dangerous_email_account_linking: bool
+    timeout: float
 
 #: Token response fields kept on the account, as Auth.js keeps them.
 TOKEN_FIELDS = ("access_token", "id_token", "refresh_token", "scope", "token_type", "session_state")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import httpx2
 from authlib.oidc.core import CodeIDToken  # type: ignore[import-untyped]
@@ -26,11 +25,10 @@ from asgi_session.errors import ConfigurationError
 from asgi_session.oauth_checks import Check
 from asgi_session.providers.base import ProviderType
 from asgi_session.providers.oauth import (
-    DEFAULT_TIMEOUT,
     Endpoints,
     OAuth,
     OAuthFlowError,
-    ProfileMapper,
+    OAuthOptions,
     env_name,
 )
 
@@ -71,35 +69,19 @@ class OIDC(OAuth):
         id: str,
         name: str,
         issuer: str | None = None,
-        client_id: str | None = None,
-        client_secret: str | None = None,
         authorization_url: str | None = None,
         token_url: str | None = None,
         userinfo_url: str | None = None,
         userinfo: bool = True,
-        scope: str | None = None,
-        authorization_params: Mapping[str, str] | None = None,
-        profile: ProfileMapper | None = None,
-        checks: Sequence[Check] | None = None,
-        token_endpoint_auth_method: str = "client_secret_basic",  # noqa: S107 (a method name)
-        allow_dangerous_email_account_linking: bool = False,
-        timeout: float = DEFAULT_TIMEOUT,
+        **options: Unpack[OAuthOptions],
     ) -> None:
         super().__init__(
             id=id,
             name=name,
-            client_id=client_id,
-            client_secret=client_secret,
             authorization_url=authorization_url,
             token_url=token_url,
             userinfo_url=userinfo_url,
-            scope=scope,
-            authorization_params=authorization_params,
-            profile=profile,
-            checks=checks,
-            token_endpoint_auth_method=token_endpoint_auth_method,
-            allow_dangerous_email_account_linking=allow_dangerous_email_account_linking,
-            timeout=timeout,
+            **options,
         )
         issuer = issuer or os.environ.get(env_name(id, "ISSUER"))
         if not issuer or not issuer.startswith(("https://", "http://")):
