@@ -25,7 +25,6 @@ from asgi_session.backends.base import Adapter
 from asgi_session.context import RequestContext
 from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import User
-from asgi_session.redirects import resolve_redirect
 from asgi_session.signin import SignInError, check_sign_in, start_session
 
 logger = logging.getLogger("asgi_session")
@@ -76,7 +75,7 @@ async def sign_in_with_account(
         known = await adapter.get_user_by_account(
             provider=account["provider"], provider_account_id=account["providerAccountId"]
         )
-    redirect = await _ask_sign_in(
+    redirect = await check_sign_in(
         ctx, user=known.to_dict() if known else user, account=account, profile=profile
     )
     if redirect is not None:
@@ -92,20 +91,6 @@ async def sign_in_with_account(
         ctx, user=stored.to_dict(), account=linked, profile=profile, is_new_user=is_new_user
     )
     return SignInOutcome(user=stored.to_dict(), account=linked, is_new_user=is_new_user)
-
-
-async def _ask_sign_in(
-    ctx: RequestContext,
-    *,
-    user: Mapping[str, Any],
-    account: Mapping[str, Any],
-    profile: Mapping[str, Any],
-) -> str | None:
-    """The ``sign_in`` callback's verdict: ``None`` to go on, a URL to go to instead."""
-    chosen = await check_sign_in(ctx, user=user, account=account, profile=profile)
-    if chosen is None:
-        return None
-    return await resolve_redirect(ctx, chosen)
 
 
 async def _signed_in_user(ctx: RequestContext, adapter: Adapter) -> User | None:

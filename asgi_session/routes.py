@@ -333,7 +333,7 @@ class AuthRoutes:
             )
             if override is not None:
                 # As in Auth.js: a URL from sign_in sends the browser there, not signed in.
-                return auth.redirect(await resolve_redirect(auth.ctx, override))
+                return auth.redirect(override)
             await start_session(auth.ctx, user=user, account=account, store_user=True)
         except SignInError as exc:
             return auth.sign_in_error(exc.code)

@@ -10,6 +10,7 @@ from typing import Any
 from asgi_session.context import RequestContext
 from asgi_session.errors import ConfigurationError, DuplicateRecordError
 from asgi_session.models import as_mapping
+from asgi_session.redirects import resolve_redirect
 from asgi_session.session import Session
 
 logger = logging.getLogger("asgi_session")
@@ -32,7 +33,8 @@ async def check_sign_in(
     email: Mapping[str, Any] | None = None,
     credentials: Mapping[str, Any] | None = None,
 ) -> str | None:
-    """Ask the ``sign_in`` callback; returns a URL it wants instead, raises if it says no.
+    """Ask the ``sign_in`` callback: the (checked) URL it sends the browser to instead of
+    signing in, ``None`` to go on; raises :class:`SignInError` if it says no.
 
     A callback that fails refuses the sign-in (``AccessDenied``), as in Auth.js.
     """
@@ -51,7 +53,7 @@ async def check_sign_in(
         raise SignInError("AccessDenied") from exc
     if allowed is False or allowed is None:
         raise SignInError("AccessDenied")
-    return allowed if isinstance(allowed, str) else None
+    return await resolve_redirect(ctx, allowed) if isinstance(allowed, str) else None
 
 
 async def _stored_user(

@@ -132,17 +132,9 @@ class Email(Provider):
         if email is None:
             return auth.sign_in_error("EmailSignin")
         adapter = self._adapter(auth)
-        existing = await adapter.get_user_by_email(email)
-        user = existing.to_dict() if existing else {"id": email, "email": email}
-        account = {"provider": self.id, "type": "email", "providerAccountId": email}
-        try:
-            redirect = await check_sign_in(
-                ctx, user=user, account=account, email={"verificationRequest": True}
-            )
-        except SignInError as exc:
-            return auth.sign_in_error(exc.code)
-        if redirect is not None:
-            return auth.redirect(await resolve_redirect(ctx, redirect))
+        _, refused = await self._ask_sign_in(auth, adapter, email, verification_request=True)
+        if refused is not None:
+            return refused
 
         token = secrets.token_hex(32)
         now = datetime.fromtimestamp(ctx.now, UTC)
@@ -189,27 +181,41 @@ class Email(Provider):
         if used is None or used.expires.timestamp() <= ctx.now:
             return auth.error("Verification")
 
-        existing = await adapter.get_user_by_email(email)
-        account = {"provider": self.id, "type": "email", "providerAccountId": email}
-        candidate: dict[str, Any] = (
-            existing.to_dict() if existing else {"id": email, "email": email}
+        existing, refused = await self._ask_sign_in(
+            auth, adapter, email, verification_request=False
         )
-        try:
-            redirect = await check_sign_in(
-                ctx, user=candidate, account=account, email={"verificationRequest": False}
-            )
-        except SignInError as exc:
-            return auth.sign_in_error(exc.code)
-        if redirect is not None:
-            return auth.redirect(await resolve_redirect(ctx, redirect))
-
+        if refused is not None:
+            return refused
         user, is_new_user = await self._verified_user(auth, adapter, email, existing)
-        await start_session(ctx, user=user.to_dict(), account=account, is_new_user=is_new_user)
+        await start_session(
+            ctx, user=user.to_dict(), account=self._account(email), is_new_user=is_new_user
+        )
         target = params.get("callbackUrl") or auth.stored_callback_url()
         if is_new_user and auth.config.pages.new_user:
             target = auth.config.pages.new_user
         ctx.clear_cookie(ctx.names.callback_url)
         return auth.redirect(await resolve_redirect(ctx, target))
+
+    def _account(self, email: str) -> dict[str, Any]:
+        return {"provider": self.id, "type": "email", "providerAccountId": email}
+
+    async def _ask_sign_in(
+        self, auth: AuthRequest, adapter: Adapter, email: str, *, verification_request: bool
+    ) -> tuple[User | None, Response | None]:
+        """The address's user, if any, and the answer to give instead of going on, if the
+        ``sign_in`` callback refuses (or sends the browser elsewhere)."""
+        existing = await adapter.get_user_by_email(email)
+        user = existing.to_dict() if existing else {"id": email, "email": email}
+        try:
+            elsewhere = await check_sign_in(
+                auth.ctx,
+                user=user,
+                account=self._account(email),
+                email={"verificationRequest": verification_request},
+            )
+        except SignInError as exc:
+            return existing, auth.sign_in_error(exc.code)
+        return existing, None if elsewhere is None else auth.redirect(elsewhere)
 
     async def _verified_user(
         self, auth: AuthRequest, adapter: Adapter, email: str, existing: User | None
