@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import HTTPConnection, Request
 from starlette.types import Scope
 
 from asgi_session import cookies as cookie_io
@@ -32,7 +32,6 @@ class RequestContext:
     """
 
     __slots__ = (
-        "_connection",
         "_cookies",
         "_origin",
         "_session",
@@ -67,7 +66,6 @@ class RequestContext:
         self._cookies: Mapping[str, str] | None = None
         self._session_loaded = False
         self._session: Session | None = None
-        self._connection: HTTPConnection | None = None
 
     @property
     def origin(self) -> str:
@@ -108,14 +106,6 @@ class RequestContext:
         return cookies
 
     @property
-    def connection(self) -> HTTPConnection:
-        """The request as Starlette sees it."""
-        if self._connection is None:
-            scope = self.scope
-            self._connection = Request(scope) if scope["type"] == "http" else HTTPConnection(scope)
-        return self._connection
-
-    @property
     def user_agent(self) -> str | None:
         agent = _header(self.scope, b"user-agent")
         return agent[:512] if agent else None
@@ -144,8 +134,8 @@ class RequestContext:
             raise SessionEndedError("the session ended while it was being updated")
         session._replace(updated)
 
-    def forget_session(self, session: Session | None = None) -> None:
-        """Record that the request's session changed (signed in or out)."""
+    def set_session(self, session: Session | None) -> None:
+        """The request's session is now ``session`` (it signed in or out)."""
         self._session_loaded = True
         self._session = session
 
@@ -170,7 +160,7 @@ class RequestContext:
                 "returning or streaming the response"
             )
 
-    def set_session_cookie(self, token: str, expires: Any) -> None:
+    def set_session_cookie(self, token: str, expires: datetime) -> None:
         self._check_open()
         spec = self.names.session_token
         self.set_cookies.extend(

@@ -368,7 +368,7 @@ class AuthRoutes:
         ctx = auth.ctx
         session = await ctx.load_session()
         await self.config.backend.destroy(ctx, session)
-        ctx.forget_session(None)
+        ctx.set_session(None)
         if session is not None:
             await self.config.events.emit(
                 "sign_out", session=session.to_dict(), token=session.claims

@@ -131,7 +131,7 @@ async def start_session(
     session = await backend.create(
         ctx, user=user, account=account, profile=profile, is_new_user=is_new_user
     )
-    ctx.forget_session(session)
+    ctx.set_session(session)
     await config.events.emit(
         "sign_in", user=dict(user), account=account, profile=profile, is_new_user=is_new_user
     )
