@@ -110,6 +110,25 @@ def adapter(
 # --- end MongoDB ---
 
 
+# --- Adapter contract ---
+# Every adapter the package ships, for the tests of the contract they all keep. MongoDB
+# fixtures are asked for only by the MongoDB params, so `-k memory` needs no mongod.
+from asgi_session.backends.base import Adapter  # noqa: E402
+from asgi_session.backends.memory import MemoryBackend  # noqa: E402
+
+
+@pytest.fixture(params=["memory", "pymongo", "motor"])
+def contract_adapter(request: pytest.FixtureRequest) -> Adapter:
+    """A fresh, empty adapter: in memory, or MongoDB through PyMongo or Motor."""
+    if request.param == "memory":
+        return MemoryBackend()
+    database = request.getfixturevalue("mongo_db" if request.param == "pymongo" else "motor_db")
+    return MongoDBBackend(database)
+
+
+# --- end Adapter contract ---
+
+
 # --- Core ---
 from tests.support.apps import Clock, build_app, client_for  # noqa: E402
 

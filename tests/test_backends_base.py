@@ -1,0 +1,670 @@
+"""The Adapter contract, kept alike by every adapter: in memory and on MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from asgi_session.backends.base import Adapter
+from asgi_session.errors import DuplicateRecordError
+from asgi_session.models import Account, SessionRecord, User, VerificationToken
+from tests.support.records import (
+    MALFORMED_IDS,
+    UNKNOWN_ID,
+    account_data,
+    later,
+    make_session,
+    make_user,
+)
+
+HEX_ID = re.compile(r"[0-9a-f]{24}")
+
+
+async def test_backend_satisfies_the_adapter_protocol(contract_adapter: Adapter) -> None:
+    assert isinstance(contract_adapter, Adapter)
+    await contract_adapter.ensure_indexes()
+
+
+# -- users -------------------------------------------------------------------------------
+
+
+async def test_create_user_keeps_every_field(contract_adapter: Adapter) -> None:
+    verified = later(minutes=-5)
+
+    user = await contract_adapter.create_user(
+        {
+            "name": "Ada",
+            "email": "ada@example.com",
+            "image": "https://example.com/ada.png",
+            "email_verified": verified,
+            "role": "admin",
+        }
+    )
+
+    assert user == User(
+        id=user.id,
+        name="Ada",
+        email="ada@example.com",
+        image="https://example.com/ada.png",
+        email_verified=verified,
+        extra={"role": "admin"},
+    )
+    assert HEX_ID.fullmatch(user.id)
+    assert await contract_adapter.get_user(user.id) == user
+
+
+async def test_create_user_absent_fields_are_none(contract_adapter: Adapter) -> None:
+    user = await contract_adapter.create_user({"email": "bob@example.com"})
+
+    assert (user.name, user.image, user.email_verified, user.extra) == (None, None, None, {})
+
+
+async def test_create_user_keeps_a_24_hex_digit_id_and_replaces_others(
+    contract_adapter: Adapter,
+) -> None:
+    chosen = "65a1b2c3d4e5f60718293a4b"
+    kept = await contract_adapter.create_user({"id": chosen, "email": "a@example.com"})
+    replaced = await contract_adapter.create_user({"id": "user-1", "email": "b@example.com"})
+    from_uuid = await contract_adapter.create_user(
+        {"id": str(uuid.uuid4()), "email": "u@example.com"}
+    )
+
+    assert kept.id == chosen
+    assert replaced.id != "user-1" and HEX_ID.fullmatch(replaced.id)
+    assert HEX_ID.fullmatch(from_uuid.id)
+    assert await contract_adapter.get_user(chosen.upper()) == kept, "hex digits in either case"
+
+
+async def test_create_user_accepts_the_record_type(contract_adapter: Adapter) -> None:
+    user = await contract_adapter.create_user(
+        User(id="", name="Cy", email="cy@example.com", extra={"locale": "fr"})
+    )
+
+    assert await contract_adapter.get_user(user.id) == user
+    assert user.extra == {"locale": "fr"}
+
+
+async def test_authjs_user_field_names_are_accepted(contract_adapter: Adapter) -> None:
+    verified = later()
+
+    user = await contract_adapter.create_user({"email": "e@example.com", "emailVerified": verified})
+
+    assert user.email_verified == verified and user.extra == {}
+
+
+async def test_returned_datetimes_are_aware_utc_to_the_millisecond(
+    contract_adapter: Adapter,
+) -> None:
+    paris = timezone(timedelta(hours=2))
+    verified = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=paris)
+    created = await contract_adapter.create_user(
+        {"email": "d@example.com", "email_verified": verified}
+    )
+    naive = await contract_adapter.create_user(
+        {"email": "n@example.com", "email_verified": datetime(2024, 5, 1, 10, 30, 15)}
+    )
+    read = await contract_adapter.get_user(created.id)
+
+    assert read is not None and read.email_verified is not None
+    for value in (created.email_verified, read.email_verified):
+        assert value is not None
+        assert value.utcoffset() == timedelta(0)
+        assert value == datetime(2024, 5, 1, 10, 30, 15, 123000, tzinfo=UTC)
+    assert naive.email_verified == datetime(2024, 5, 1, 10, 30, 15, tzinfo=UTC)
+
+
+async def test_get_user_and_get_user_by_email(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+
+    assert await contract_adapter.get_user(user.id) == user
+    assert await contract_adapter.get_user_by_email("ada@example.com") == user
+    assert await contract_adapter.get_user(UNKNOWN_ID) is None
+    assert await contract_adapter.get_user_by_email("nobody@example.com") is None
+    assert await contract_adapter.get_user_by_email("ADA@example.com") is None, "exact match only"
+
+
+@pytest.mark.parametrize("bad_id", MALFORMED_IDS)
+async def test_malformed_ids_are_none(contract_adapter: Adapter, bad_id: str) -> None:
+    await make_user(contract_adapter)
+
+    assert await contract_adapter.get_user(bad_id) is None
+    assert await contract_adapter.update_user({"id": bad_id, "name": "x"}) is None
+    assert await contract_adapter.delete_user(bad_id) is None
+    assert await contract_adapter.list_sessions(bad_id) == []
+    assert await contract_adapter.delete_sessions(bad_id) == 0
+
+
+async def test_values_that_are_not_strings_match_nothing(contract_adapter: Adapter) -> None:
+    # A query operator in place of a string must not match every stored record.
+    user = await make_user(contract_adapter)
+    await make_session(contract_adapter, user)
+    await contract_adapter.link_account(account_data(user))
+    weird: Any = {"$ne": ""}
+
+    assert await contract_adapter.get_user(weird) is None
+    assert await contract_adapter.get_user_by_email(weird) is None
+    assert await contract_adapter.get_session_and_user(weird) is None
+    assert (
+        await contract_adapter.get_user_by_account(provider=weird, provider_account_id=weird)
+        is None
+    )
+    assert await contract_adapter.get_account(provider=weird, provider_account_id=weird) is None
+    assert await contract_adapter.unlink_account(provider=weird, provider_account_id=weird) is None
+    assert await contract_adapter.delete_session(weird) is None
+    assert await contract_adapter.use_verification_token(identifier=weird, token=weird) is None
+    assert await contract_adapter.tokens_revoked_before(weird) is None
+
+
+async def test_update_user_sets_only_given_fields(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter, image="https://example.com/a.png")
+    verified = later()
+
+    updated = await contract_adapter.update_user(
+        {"id": user.id, "name": "Ada L.", "email_verified": verified, "plan": "pro"}
+    )
+
+    assert updated == User(
+        id=user.id,
+        name="Ada L.",
+        email="ada@example.com",
+        image="https://example.com/a.png",
+        email_verified=verified,
+        extra={"plan": "pro"},
+    )
+    assert await contract_adapter.get_user(user.id) == updated
+    assert await contract_adapter.update_user({"id": user.id}) == updated
+    assert await contract_adapter.update_user({"id": UNKNOWN_ID, "name": "x"}) is None
+
+
+async def test_update_user_to_a_taken_email_raises(contract_adapter: Adapter) -> None:
+    first = await make_user(contract_adapter, "one@example.com")
+    second = await make_user(contract_adapter, "two@example.com")
+
+    with pytest.raises(DuplicateRecordError, match="email"):
+        await contract_adapter.update_user({"id": second.id, "email": "one@example.com"})
+    assert await contract_adapter.get_user(second.id) == second, "nothing changed"
+    assert await contract_adapter.update_user({"id": first.id, "email": "one@example.com"}) == first
+
+
+async def test_changing_an_email_frees_the_old_one(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter, "old@example.com")
+
+    moved = await contract_adapter.update_user({"id": user.id, "email": "new@example.com"})
+
+    assert await contract_adapter.get_user_by_email("new@example.com") == moved
+    assert await contract_adapter.get_user_by_email("old@example.com") is None
+    other = await make_user(contract_adapter, "old@example.com")
+    assert await contract_adapter.get_user_by_email("old@example.com") == other
+    await contract_adapter.update_user({"id": user.id, "email": None})
+    assert await contract_adapter.get_user_by_email("new@example.com") is None
+
+
+async def test_create_user_with_a_taken_email_raises(contract_adapter: Adapter) -> None:
+    await make_user(contract_adapter)
+
+    with pytest.raises(DuplicateRecordError, match="email"):
+        await make_user(contract_adapter)
+
+
+async def test_many_users_may_have_no_email(contract_adapter: Adapter) -> None:
+    one = await contract_adapter.create_user({"name": "one"})
+    two = await contract_adapter.create_user({"name": "two", "email": None})
+
+    assert one.id != two.id
+    assert await contract_adapter.get_user(one.id) == one
+    assert await contract_adapter.get_user(two.id) == two
+
+
+async def test_concurrent_create_user_with_one_email_makes_one_user(
+    contract_adapter: Adapter,
+) -> None:
+    # The adapter is fresh: on MongoDB the unique index is created by these very calls.
+    results = await asyncio.gather(
+        *(make_user(contract_adapter, "race@example.com", name=f"n{i}") for i in range(20)),
+        return_exceptions=True,
+    )
+
+    created = [result for result in results if isinstance(result, User)]
+    refused = [result for result in results if isinstance(result, DuplicateRecordError)]
+    assert len(created) == 1
+    assert len(refused) == 19
+    assert await contract_adapter.get_user_by_email("race@example.com") == created[0]
+
+
+async def test_delete_user_removes_their_sessions_and_accounts(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    other = await make_user(contract_adapter, "other@example.com")
+    await make_session(contract_adapter, user, "mine")
+    await make_session(contract_adapter, other, "theirs")
+    await contract_adapter.link_account(account_data(user, "gh-mine"))
+    await contract_adapter.link_account(account_data(other, "gh-theirs"))
+
+    deleted = await contract_adapter.delete_user(user.id)
+
+    assert deleted == user
+    assert await contract_adapter.get_user(user.id) is None
+    assert await contract_adapter.get_user_by_email("ada@example.com") is None
+    assert await contract_adapter.get_session_and_user("mine") is None
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-mine") is None
+    )
+    assert await contract_adapter.list_sessions(user.id) == []
+    assert await contract_adapter.get_session_and_user("theirs") is not None
+    assert await contract_adapter.get_account(provider="github", provider_account_id="gh-theirs")
+    assert await contract_adapter.delete_user(user.id) is None
+    assert await make_user(contract_adapter) != user, "the email can be used again"
+
+
+# -- accounts ----------------------------------------------------------------------------
+
+
+async def test_link_account_keeps_every_field(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+
+    account = await contract_adapter.link_account(
+        account_data(user, id_token="idt", session_state="st", refresh_token_expires_in=3600)
+    )
+
+    assert account == Account(
+        id=account.id,
+        user_id=user.id,
+        type="oauth",
+        provider="github",
+        provider_account_id="gh-1",
+        access_token="at-1",
+        refresh_token="rt-1",
+        expires_at=1_900_000_000,
+        token_type="bearer",
+        scope="read:user",
+        id_token="idt",
+        session_state="st",
+        extra={"refresh_token_expires_in": 3600},
+    )
+    assert account.id is not None and HEX_ID.fullmatch(account.id)
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-1") == account
+    )
+
+
+async def test_link_account_accepts_the_record_type_and_authjs_names(
+    contract_adapter: Adapter,
+) -> None:
+    user = await make_user(contract_adapter)
+    record = Account(user_id=user.id, type="oidc", provider="okta", provider_account_id="x")
+
+    account = await contract_adapter.link_account(record)
+    camel = await contract_adapter.link_account(
+        {"userId": user.id, "type": "oauth", "provider": "gitlab", "providerAccountId": "y"}
+    )
+
+    assert account.id is not None
+    assert await contract_adapter.get_account(provider="okta", provider_account_id="x") == account
+    assert (camel.user_id, camel.provider_account_id, camel.extra) == (user.id, "y", {})
+
+
+async def test_linking_the_same_provider_account_twice_raises(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    other = await make_user(contract_adapter, "other@example.com")
+    await contract_adapter.link_account(account_data(user))
+
+    with pytest.raises(DuplicateRecordError, match="already linked"):
+        await contract_adapter.link_account(account_data(user))
+    with pytest.raises(DuplicateRecordError, match="already linked"):
+        await contract_adapter.link_account(account_data(other))
+    assert (
+        await contract_adapter.get_user_by_account(provider="github", provider_account_id="gh-1")
+        == user
+    )
+
+
+async def test_link_account_needs_a_valid_user_id_and_key_fields(
+    contract_adapter: Adapter,
+) -> None:
+    with pytest.raises(ValueError, match="not a valid id"):
+        await contract_adapter.link_account({**account_data(User(id="u")), "user_id": "not-an-id"})
+    with pytest.raises(ValueError, match="provider_account_id"):
+        await contract_adapter.link_account(
+            {"user_id": UNKNOWN_ID, "type": "oauth", "provider": "x"}
+        )
+
+
+async def test_get_user_by_account(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    await contract_adapter.link_account(account_data(user))
+
+    by_account = contract_adapter.get_user_by_account
+    assert await by_account(provider="github", provider_account_id="gh-1") == user
+    assert await by_account(provider="github", provider_account_id="gh-2") is None
+    assert await by_account(provider="gitlab", provider_account_id="gh-1") is None
+
+
+async def test_an_account_of_a_user_never_stored_has_no_user(contract_adapter: Adapter) -> None:
+    await contract_adapter.link_account(account_data(User(id=UNKNOWN_ID)))
+
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-1")
+        is not None
+    )
+    assert (
+        await contract_adapter.get_user_by_account(provider="github", provider_account_id="gh-1")
+        is None
+    )
+
+
+async def test_get_and_unlink_account(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    linked = await contract_adapter.link_account(account_data(user))
+    key = {"provider": "github", "provider_account_id": "gh-1"}
+
+    assert await contract_adapter.get_account(**key) == linked
+    assert await contract_adapter.unlink_account(**key) == linked
+    assert await contract_adapter.get_account(**key) is None
+    assert await contract_adapter.unlink_account(**key) is None
+    assert await contract_adapter.link_account(account_data(user)) != linked, (
+        "it can be linked again"
+    )
+
+
+async def test_update_account_changes_stored_tokens(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    linked = await contract_adapter.link_account(account_data(user))
+
+    updated = await contract_adapter.update_account(
+        provider="github",
+        provider_account_id="gh-1",
+        data={"access_token": "at-2", "refresh_token": "rt-2", "expires_at": 1_900_003_600.0},
+    )
+
+    assert updated is not None
+    assert (updated.access_token, updated.refresh_token, updated.expires_at) == (
+        "at-2",
+        "rt-2",
+        1_900_003_600,
+    )
+    assert isinstance(updated.expires_at, int)
+    assert updated.scope == "read:user" and updated.user_id == user.id
+    assert updated.id == linked.id
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-1") == updated
+    )
+    missing = await contract_adapter.update_account(
+        provider="github", provider_account_id="gh-9", data={"access_token": "x"}
+    )
+    assert missing is None
+    unchanged = await contract_adapter.update_account(
+        provider="github", provider_account_id="gh-1", data={}
+    )
+    assert unchanged == updated
+
+
+@pytest.mark.parametrize(
+    "key", ["user_id", "userId", "provider", "provider_account_id", "providerAccountId", "id"]
+)
+async def test_update_account_cannot_move_the_account(contract_adapter: Adapter, key: str) -> None:
+    user = await make_user(contract_adapter)
+    linked = await contract_adapter.link_account(account_data(user))
+
+    with pytest.raises(ValueError, match=key):
+        await contract_adapter.update_account(
+            provider="github", provider_account_id="gh-1", data={key: UNKNOWN_ID}
+        )
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-1") == linked
+    )
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+async def test_create_session_keeps_every_field(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    expires = later(days=30)
+    created_at = later(seconds=-1)
+
+    session = await contract_adapter.create_session(
+        {
+            "session_token": "tok-1",
+            "user_id": user.id,
+            "expires": expires,
+            "created_at": created_at,
+            "user_agent": "Firefox",
+        }
+    )
+
+    assert session == SessionRecord(
+        id=session.id,
+        session_token="tok-1",
+        user_id=user.id,
+        expires=expires,
+        created_at=created_at,
+        last_seen_at=created_at,
+        user_agent="Firefox",
+    )
+    assert session.id is not None and HEX_ID.fullmatch(session.id)
+
+
+async def test_create_session_defaults_created_at_to_now(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+
+    session = await make_session(contract_adapter, user)
+
+    assert session.created_at is not None
+    assert before <= session.created_at <= datetime.now(UTC)
+    assert session.last_seen_at == session.created_at
+
+
+async def test_create_session_with_a_taken_token_raises(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    other = await make_user(contract_adapter, "other@example.com")
+    first = await make_session(contract_adapter, user, "same")
+
+    with pytest.raises(DuplicateRecordError, match="token"):
+        await make_session(contract_adapter, user, "same")
+    with pytest.raises(DuplicateRecordError, match="token"):
+        await make_session(contract_adapter, other, "same")
+    assert await contract_adapter.get_session_and_user("same") == (first, user)
+
+
+async def test_create_session_needs_a_valid_user_id_and_expiry(contract_adapter: Adapter) -> None:
+    with pytest.raises(ValueError, match="not a valid id"):
+        await contract_adapter.create_session(
+            {"session_token": "t", "user_id": "abc", "expires": later(days=1)}
+        )
+    with pytest.raises(ValueError, match="expires"):
+        await contract_adapter.create_session({"session_token": "t", "user_id": UNKNOWN_ID})
+
+
+async def test_authjs_session_field_names_are_accepted(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    expires = later(days=1)
+
+    session = await contract_adapter.create_session(
+        {"sessionToken": "camel", "userId": user.id, "expires": expires, "userAgent": "UA"}
+    )
+
+    assert (session.session_token, session.user_id, session.expires) == ("camel", user.id, expires)
+    assert session.user_agent == "UA" and session.extra == {}
+    updated = await contract_adapter.update_session(
+        {"sessionToken": "camel", "lastSeenAt": expires}
+    )
+    assert updated is not None and updated.last_seen_at == expires
+
+
+async def test_get_session_and_user(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok", device="laptop")
+
+    assert await contract_adapter.get_session_and_user("tok") == (session, user)
+    assert session.extra == {"device": "laptop"}
+    assert await contract_adapter.get_session_and_user("other") is None
+
+
+async def test_a_session_of_a_user_never_stored_has_no_user(contract_adapter: Adapter) -> None:
+    await contract_adapter.create_session(
+        {"session_token": "t", "user_id": UNKNOWN_ID, "expires": later()}
+    )
+
+    assert await contract_adapter.get_session_and_user("t") is None
+
+
+async def test_update_session(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok")
+    expires, seen = later(days=31), later(seconds=5)
+
+    updated = await contract_adapter.update_session(
+        {"session_token": "tok", "expires": expires, "last_seen_at": seen, "data": {"a": 1}}
+    )
+
+    assert updated is not None
+    assert (updated.expires, updated.last_seen_at) == (expires, seen)
+    assert updated.created_at == session.created_at and updated.id == session.id
+    assert updated.extra == {"data": {"a": 1}}
+    found = await contract_adapter.get_session_and_user("tok")
+    assert found is not None and found[0] == updated
+    assert (
+        await contract_adapter.update_session({"session_token": "nope", "expires": expires}) is None
+    )
+    assert await contract_adapter.update_session({"expires": expires}) is None
+
+
+async def test_delete_session(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok")
+
+    assert await contract_adapter.delete_session("tok") == session
+    assert await contract_adapter.get_session_and_user("tok") is None
+    assert await contract_adapter.delete_session("tok") is None
+
+
+async def test_list_sessions_newest_first(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    other = await make_user(contract_adapter, "other@example.com")
+    start = later(hours=-3)
+    for hours, token in ((1, "middle"), (2, "newest"), (0, "oldest")):
+        await make_session(contract_adapter, user, token, created_at=start + timedelta(hours=hours))
+    await make_session(contract_adapter, other, "not-mine")
+
+    listed = await contract_adapter.list_sessions(user.id)
+
+    assert [session.session_token for session in listed] == ["newest", "middle", "oldest"]
+    assert await contract_adapter.list_sessions(UNKNOWN_ID) == []
+
+
+async def test_sessions_created_at_one_moment_list_the_last_created_first(
+    contract_adapter: Adapter,
+) -> None:
+    user = await make_user(contract_adapter)
+    moment = later()
+    for token in ("first", "second", "third"):
+        await make_session(contract_adapter, user, token, created_at=moment)
+
+    listed = await contract_adapter.list_sessions(user.id)
+
+    assert [session.session_token for session in listed] == ["third", "second", "first"]
+
+
+async def test_delete_sessions_except_one(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    other = await make_user(contract_adapter, "other@example.com")
+    for token in ("a", "b", "keep"):
+        await make_session(contract_adapter, user, token)
+    await make_session(contract_adapter, other, "theirs")
+
+    assert await contract_adapter.delete_sessions(user.id, except_token="keep") == 2
+    assert [s.session_token for s in await contract_adapter.list_sessions(user.id)] == ["keep"]
+    assert await contract_adapter.delete_sessions(user.id) == 1
+    assert await contract_adapter.list_sessions(user.id) == []
+    assert await contract_adapter.get_session_and_user("theirs") is not None
+
+
+# -- verification tokens -----------------------------------------------------------------
+
+
+async def test_verification_token_is_single_use(contract_adapter: Adapter) -> None:
+    expires = later(hours=24)
+    created = await contract_adapter.create_verification_token(
+        VerificationToken(identifier="ada@example.com", token="hashed", expires=expires)
+    )
+    use = contract_adapter.use_verification_token
+
+    assert created == VerificationToken("ada@example.com", "hashed", expires)
+    assert await use(identifier="ada@example.com", token="wrong") is None
+    assert await use(identifier="bob@example.com", token="hashed") is None
+    assert await use(identifier="ada@example.com", token="hashed") == created
+    assert await use(identifier="ada@example.com", token="hashed") is None
+
+
+async def test_a_duplicate_verification_token_raises(contract_adapter: Adapter) -> None:
+    token = {"identifier": "a@example.com", "token": "t", "expires": later(hours=1)}
+    await contract_adapter.create_verification_token(token)
+
+    with pytest.raises(DuplicateRecordError, match="verification token"):
+        await contract_adapter.create_verification_token(token)
+    other = await contract_adapter.create_verification_token(
+        {**token, "identifier": "b@example.com"}
+    )
+    assert other.identifier == "b@example.com"
+
+
+async def test_verification_token_extra_fields_are_dropped(contract_adapter: Adapter) -> None:
+    expires = later(hours=1)
+
+    created = await contract_adapter.create_verification_token(
+        {"identifier": "a@example.com", "token": "t", "expires": expires, "note": "x"}
+    )
+
+    assert created == VerificationToken("a@example.com", "t", expires)
+    with pytest.raises(ValueError, match="expires"):
+        await contract_adapter.create_verification_token(
+            {"identifier": "a@example.com", "token": "u"}
+        )
+
+
+async def test_concurrent_uses_of_one_token_succeed_once(contract_adapter: Adapter) -> None:
+    await contract_adapter.create_verification_token(
+        {"identifier": "a@example.com", "token": "t", "expires": later(hours=1)}
+    )
+
+    results = await asyncio.gather(
+        *(
+            contract_adapter.use_verification_token(identifier="a@example.com", token="t")
+            for _ in range(10)
+        )
+    )
+
+    assert sum(result is not None for result in results) == 1
+
+
+# -- JWT revocation ----------------------------------------------------------------------
+
+
+async def test_revocation_cutoff_only_moves_forward(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    first, second = later(seconds=-60), later()
+
+    assert await contract_adapter.tokens_revoked_before(user.id) is None
+    await contract_adapter.revoke_tokens_issued_before(user.id, second)
+    await contract_adapter.revoke_tokens_issued_before(user.id, first)
+
+    assert await contract_adapter.tokens_revoked_before(user.id) == second
+    assert await contract_adapter.tokens_revoked_before(UNKNOWN_ID) is None
+    third = later(seconds=60)
+    await contract_adapter.revoke_tokens_issued_before(user.id, third)
+    assert await contract_adapter.tokens_revoked_before(user.id) == third
+
+
+async def test_revocation_works_for_ids_that_are_not_hex(contract_adapter: Adapter) -> None:
+    when = later()
+
+    await contract_adapter.revoke_tokens_issued_before("credentials-user-7", when)
+
+    assert await contract_adapter.tokens_revoked_before("credentials-user-7") == when
+    with pytest.raises(ValueError, match="user_id"):
+        await contract_adapter.revoke_tokens_issued_before("", when)
