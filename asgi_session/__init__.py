@@ -9,23 +9,54 @@ Example::
         secret=os.environ["AUTH_SECRET"], providers=[Credentials(authorize=authorize)]
     )
     app = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
+
+Where things are (public modules have plain names; ``_private`` ones are internal):
+
+==============================  =========================================================
+a request comes in              ``_middleware.py``: ``AuthMiddleware``, pure ASGI
+its per-request state           ``_context.py``: ``RequestContext`` owns cookies, session,
+                                the Set-Cookie list; the scope keys live there too
+a cookie is parsed / written    ``_cookies.py`` (Auth.js names, chunking), ``_csrf.py``
+a session is resolved           ``backends/_jwt.py`` (``JWTStrategy``) and
+                                ``backends/_database.py`` (``DatabaseStrategy``), both
+                                keeping ``backends/_strategy.py``'s contract
+the session handlers see        ``_session.py``: ``Session``, ``SessionUser``
+the ``/auth/*`` routes          ``_routes.py`` (dispatch, HTTP answers), ``_pages.py``
+a provider vouches for someone  ``providers/``: the plug-in interface in
+                                ``providers/_base.py`` (``Provider``, ``Identity``);
+                                OAuth's state/PKCE/nonce cookies in ``providers/_checks.py``
+every sign-in is completed      ``_signin.py``: ``complete_sign_in`` (callback, user,
+                                new session, events, redirect) — the one flow
+a profile becomes a user        ``_accounts.py``: Auth.js's find / create / link rules
+a record is stored              ``backends/_adapter.py`` (the contract), ``_memory.py``,
+                                ``mongodb.py``; ``models.py`` holds the records
+where the browser may go        ``_redirects.py``
+callbacks and events            ``_callbacks.py``
+configuration                   ``_config.py``: ``AuthConfig``, checked at start-up
+Auth.js's JWT                   ``jwt.py``
+errors                          ``errors.py``: every exception, all ``AuthError``s
+==============================  =========================================================
 """
 
-from asgi_session.backends.jwt import JWTBackend
-from asgi_session.callbacks import Callbacks, Events
-from asgi_session.config import AuthConfig, Pages
-from asgi_session.cookies import CookieSpec
+from typing import Any
+
+from asgi_session._callbacks import Callbacks, Events
+from asgi_session._config import AuthConfig, Pages
+from asgi_session._cookies import CookieSpec
+from asgi_session._deprecated import renamed
+from asgi_session._middleware import AuthMiddleware
+from asgi_session._requires import get_session, requires_session
+from asgi_session._session import Session, SessionUser
 from asgi_session.errors import (
     AuthError,
     BackendUnavailableError,
     ConfigurationError,
     CookieTooLargeError,
+    CredentialsSignin,
     DuplicateRecordError,
     SessionEndedError,
+    SignInError,
 )
-from asgi_session.middleware import AuthMiddleware
-from asgi_session.requires import get_session, requires_session
-from asgi_session.session import Session, SessionUser
 
 __all__ = [
     "AuthConfig",
@@ -36,13 +67,25 @@ __all__ = [
     "ConfigurationError",
     "CookieSpec",
     "CookieTooLargeError",
+    "CredentialsSignin",
     "DuplicateRecordError",
     "Events",
-    "JWTBackend",
     "Pages",
     "Session",
     "SessionEndedError",
     "SessionUser",
+    "SignInError",
     "get_session",
     "requires_session",
 ]
+
+# Public objects say they come from where users import them, as httpx's do.
+for _name in __all__:
+    _object = globals()[_name]
+    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
+        _object.__module__ = __name__
+del _name, _object
+
+
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, name, frozenset({"JWTBackend"}))

@@ -1,6 +1,23 @@
-"""Exceptions raised by asgi-session."""
+"""Every exception asgi-session raises on purpose; all are :class:`AuthError` subclasses."""
 
 from __future__ import annotations
+
+from typing import Literal
+
+__all__ = [
+    "AuthError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "CookieTooLargeError",
+    "CredentialsSignin",
+    "DuplicateRecordError",
+    "JWTDecodeError",
+    "OAuthFlowError",
+    "SessionEndedError",
+    "SignInError",
+    "TokenRefreshError",
+    "UnsupportedOperationError",
+]
 
 
 class AuthError(Exception):
@@ -30,3 +47,77 @@ class SessionEndedError(AuthError):
 
 class BackendUnavailableError(AuthError):
     """The session or user store cannot be reached; requests needing it get a 503."""
+
+
+class UnsupportedOperationError(AuthError):
+    """The session strategy in use cannot do this: JWTs cannot be listed or ended one by one.
+
+    The ``/auth/sessions`` routes answer ``501`` with the message.
+    """
+
+
+class JWTDecodeError(AuthError, ValueError):
+    """The token is malformed, tampered with, expired or made with another secret.
+
+    Every decoding failure raises this, so callers can treat it as "no session".
+    """
+
+
+class SignInError(AuthError):
+    """A sign-in was refused; the browser is sent to a page showing :attr:`error`.
+
+    ``error`` is Auth.js's error type (``"AccessDenied"``, ``"OAuthAccountNotLinked"``,
+    ...), shown as ``?error=...``; ``page`` is where it is shown: the sign-in page, or
+    the error page for errors the user cannot fix by trying again.
+    """
+
+    #: Auth.js's ``?code=...`` detail, sent only for credentials sign-ins.
+    code: str | None = None
+
+    def __init__(
+        self, error: str, message: str = "", *, page: Literal["signin", "error"] = "signin"
+    ) -> None:
+        super().__init__(message or error)
+        self.error = error
+        self.page: Literal["signin", "error"] = page
+
+
+class CredentialsSignin(SignInError):
+    """The credentials were wrong: ``?error=CredentialsSignin&code=<code>``, as in Auth.js v5.
+
+    ``authorize`` returning ``None`` means this with ``code="credentials"``. To tell the
+    sign-in page (or ``signIn()`` of ``next-auth/react``) why, raise it from ``authorize``
+    with a code of your own::
+
+        class InvalidLogin(CredentialsSignin):
+            code = "invalid_login"
+
+        async def authorize(credentials, request):
+            ...
+            raise InvalidLogin()          # or: raise CredentialsSignin(code="invalid_login")
+
+    The code travels in the URL: keep it to short, non-secret words.
+    """
+
+    code = "credentials"
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__("CredentialsSignin", message)
+        if code is not None:
+            self.code = code
+
+
+class OAuthFlowError(AuthError):
+    """A step of an OAuth sign-in or token refresh failed; ``error`` is shown on the page."""
+
+    def __init__(self, message: str, error: str = "OAuthCallbackError") -> None:
+        super().__init__(message)
+        self.error = error
+
+
+class TokenRefreshError(AuthError):
+    """The access token has expired and cannot be refreshed; the user must sign in again.
+
+    Raised when the account has no refresh token, or the provider refused the refresh
+    or could not be reached.
+    """

@@ -15,8 +15,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from asgi_session.requires import get_session
-from asgi_session.session import Session
+from asgi_session._requires import get_session
+from asgi_session._session import Session
 
 
 def current_session(request: Request) -> Session | None:

@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from asgi_session.errors import ConfigurationError
+from asgi_session.errors import ConfigurationError, JWTDecodeError
 
 __all__ = [
     "CLOCK_TOLERANCE",
@@ -79,13 +79,6 @@ _GCM: Final = "A256GCM"
 _FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 # Padding that completes a base64url segment of each length modulo 4 (1 is never valid).
 _PADDING: Final = ("", "=", "==", "=")
-
-
-class JWTDecodeError(ValueError):
-    """The token is malformed, tampered with, expired or made with another secret.
-
-    Every decoding failure raises this, so callers can treat it as "no session".
-    """
 
 
 def _fail(reason: str) -> NoReturn:

@@ -3,7 +3,7 @@
 Auth.js has neither. With the database strategy every session is a row, so one can be
 listed and ended, effective on its very next request. With the JWT strategy and an
 adapter, ending a user's sessions records a revocation cut-off (see
-:class:`~asgi_session.backends.jwt.JWTBackend`); JWTs cannot be listed.
+:class:`~asgi_session.backends.JWTStrategy`); JWTs cannot be listed.
 
 In a handler::
 
@@ -24,13 +24,18 @@ from typing import Any
 
 from starlette.requests import HTTPConnection
 
-from asgi_session.config import AuthConfig
-from asgi_session.context import RequestContext
+from asgi_session._config import AuthConfig
+from asgi_session._context import RequestContext, request_context
+from asgi_session._session import Session, isoformat
 from asgi_session.models import SessionRecord
-from asgi_session.session import Session, isoformat
 
-#: Where the middleware leaves the request's context in the ASGI scope.
-CONTEXT_KEY = "asgi_session.context"
+__all__ = [
+    "SessionInfo",
+    "end_all_sessions",
+    "end_other_sessions",
+    "end_session",
+    "list_sessions",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +62,9 @@ class SessionInfo:
 
 
 def _signed_in(connection: HTTPConnection) -> tuple[RequestContext, Session]:
-    ctx = connection.scope.get(CONTEXT_KEY)
+    ctx = request_context(connection.scope)
     session = connection.scope.get("state", {}).get("session")
-    if not isinstance(ctx, RequestContext) or not isinstance(session, Session):
+    if ctx is None or not isinstance(session, Session):
         raise LookupError("no one is signed in on this request")
     if session.user.id is None:
         raise LookupError("the session has no user id")
@@ -85,10 +90,13 @@ def session_infos(records: list[SessionRecord], current: Session | None) -> list
 
 
 async def list_sessions(connection: HTTPConnection) -> list[SessionInfo]:
-    """The signed-in user's live sessions, newest first (database strategy)."""
+    """The signed-in user's live sessions, newest first (database strategy).
+
+    Raises :class:`~asgi_session.errors.UnsupportedOperationError` with JWTs.
+    """
     ctx, session = _signed_in(connection)
     assert session.user.id is not None
-    records = await ctx.config.backend.list_user_sessions(session.user.id, now=ctx.now)
+    records = await ctx.config.strategy.list_user_sessions(session.user.id, now=ctx.now)
     return session_infos(records, session)
 
 
@@ -96,16 +104,16 @@ async def end_session(connection: HTTPConnection, session_id: str) -> bool:
     """End one of the signed-in user's sessions by id; whether it existed."""
     ctx, session = _signed_in(connection)
     assert session.user.id is not None
-    return await ctx.config.backend.end_user_session(session.user.id, session_id)
+    return await ctx.config.strategy.end_user_session(session.user.id, session_id)
 
 
 async def end_other_sessions(connection: HTTPConnection) -> None:
     """Sign the user out everywhere but this browser."""
     ctx, session = _signed_in(connection)
     assert session.user.id is not None
-    await ctx.config.backend.end_user_sessions(session.user.id, now=ctx.now, keep=(ctx, session))
+    await ctx.config.strategy.end_user_sessions(session.user.id, now=ctx.now, keep=(ctx, session))
 
 
 async def end_all_sessions(config: AuthConfig, user_id: str) -> None:
     """Sign a user out everywhere (from any code: an admin action, a password reset)."""
-    await config.backend.end_user_sessions(user_id, now=config.clock())
+    await config.strategy.end_user_sessions(user_id, now=config.clock())

@@ -18,26 +18,18 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from asgi_session.errors import AuthError, ConfigurationError
+from asgi_session.errors import ConfigurationError, OAuthFlowError, TokenRefreshError
 from asgi_session.models import Account
-from asgi_session.providers.oauth import OAuth, OAuthFlowError
+from asgi_session.providers._oauth import OAuth
 
 if TYPE_CHECKING:
-    from asgi_session.config import AuthConfig
+    from asgi_session._config import AuthConfig
+
+__all__ = ["EXPIRY_MARGIN", "TokenRefreshError", "get_access_token"]
 
 #: Seconds before ``expires_at`` from which a token counts as expired, so that it does
 #: not expire on its way to the API.
 EXPIRY_MARGIN = 60
-
-
-class TokenRefreshError(AuthError):
-    """The access token has expired and cannot be refreshed; the user must sign in again.
-
-    Raised when the account has no refresh token, or the provider refused the refresh
-    or could not be reached.
-    """
-
-
 
 
 class _AccountLock:
@@ -71,11 +63,11 @@ async def get_access_token(
     refreshed, and :class:`~asgi_session.errors.ConfigurationError` when the config has
     no adapter or ``provider`` is not an OAuth provider.
     """
-    adapter = config.backend.adapter
+    adapter = config.adapter
     if adapter is None:
         raise ConfigurationError(
-            "get_access_token reads stored accounts: configure a backend that stores "
-            "them, e.g. backend=MongoDBBackend(database)"
+            "get_access_token reads stored accounts: configure an adapter that stores "
+            "them, e.g. AuthConfig(adapter=MongoDBAdapter(database))"
         )
     oauth = config.provider(provider)
     if not isinstance(oauth, OAuth):

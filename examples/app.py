@@ -49,7 +49,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
-from asgi_session.backends import MemoryBackend
+from asgi_session.backends import MemoryAdapter
 from asgi_session.providers import Credentials, Email, GitHub, Google, Provider
 
 logger = logging.getLogger("asgi_session.example")
@@ -247,7 +247,7 @@ def create_app(
     config_options.setdefault("providers", providers())
     # Sessions stay in the cookie (JWT); the users and single-use email tokens that
     # magic links and OAuth need live in memory, so no database is needed.
-    config_options.setdefault("backend", MemoryBackend())
+    config_options.setdefault("adapter", MemoryAdapter())
     config_options.setdefault("strategy", "jwt")
     config = AuthConfig(secret=_secret_or_dev_secret(secret), **config_options)
     site = _Site(config.base_path)

@@ -15,7 +15,7 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends.mongodb import MongoDBAdapter
 from tests.support.mongod import MongodServer
 
 
@@ -101,10 +101,10 @@ def adapter(
     request: pytest.FixtureRequest,
     mongo_db: AsyncDatabase[dict[str, Any]],
     motor_db: AsyncIOMotorDatabase[dict[str, Any]],
-) -> MongoDBBackend:
+) -> MongoDBAdapter:
     """A MongoDB backend over the test's database, once per client library."""
     database = mongo_db if request.param == "pymongo" else motor_db
-    return MongoDBBackend(database)
+    return MongoDBAdapter(database)
 
 
 # --- end MongoDB ---
@@ -113,17 +113,17 @@ def adapter(
 # --- Adapter contract ---
 # Every adapter the package ships, for the tests of the contract they all keep. MongoDB
 # fixtures are asked for only by the MongoDB params, so `-k memory` needs no mongod.
-from asgi_session.backends.base import Adapter  # noqa: E402
-from asgi_session.backends.memory import MemoryBackend  # noqa: E402
+from asgi_session.backends._adapter import Adapter  # noqa: E402
+from asgi_session.backends._memory import MemoryAdapter  # noqa: E402
 
 
 @pytest.fixture(params=["memory", "pymongo", "motor"])
 def contract_adapter(request: pytest.FixtureRequest) -> Adapter:
     """A fresh, empty adapter: in memory, or MongoDB through PyMongo or Motor."""
     if request.param == "memory":
-        return MemoryBackend()
+        return MemoryAdapter()
     database = request.getfixturevalue("mongo_db" if request.param == "pymongo" else "motor_db")
-    return MongoDBBackend(database)
+    return MongoDBAdapter(database)
 
 
 # --- end Adapter contract ---

@@ -10,7 +10,7 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from asgi_session import AuthConfig, Callbacks, Events, Pages
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.providers import Credentials, GitHub
 from tests.support.apps import SECRET, authorize, sign_in
 from tests.support.fake_github import FakeGitHub
@@ -32,9 +32,9 @@ OCTOCAT = "583231"
 
 
 @pytest.fixture
-def store(mongo_db: Database) -> MongoDBBackend:
+def store(mongo_db: Database) -> MongoDBAdapter:
     """Users and accounts in the test's MongoDB database (the driver is not under test)."""
-    return MongoDBBackend(mongo_db)
+    return MongoDBAdapter(mongo_db)
 
 
 class Recorder:
@@ -71,7 +71,7 @@ class Recorder:
 
 def make_app(
     fake: FakeGitHub,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     *,
     strategy: Literal["jwt", "database"] = "database",
     recorder: Recorder | None = None,
@@ -90,7 +90,7 @@ def make_app(
     config = AuthConfig(
         secret=SECRET,
         providers=[provider, Credentials(authorize=authorize)],
-        backend=store,
+        adapter=store,
         strategy=strategy,
         **options,
     )
@@ -115,7 +115,7 @@ async def count(database: Database, collection: str) -> int:
 async def test_a_new_account_creates_a_user_and_links_the_account(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
     strategy: Literal["jwt", "database"],
 ) -> None:
@@ -161,7 +161,7 @@ async def test_a_new_account_creates_a_user_and_links_the_account(
 async def test_a_known_account_signs_its_user_in_and_refreshes_stored_tokens(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
     strategy: Literal["jwt", "database"],
 ) -> None:
@@ -194,7 +194,7 @@ async def test_a_known_account_signs_its_user_in_and_refreshes_stored_tokens(
 
 
 async def test_the_sign_in_callback_sees_the_stored_user_of_a_known_account(
-    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBBackend
+    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBAdapter
 ) -> None:
     seen: list[dict[str, Any]] = []
 
@@ -220,7 +220,7 @@ async def test_the_sign_in_callback_sees_the_stored_user_of_a_known_account(
 async def test_a_signed_in_user_links_a_new_account(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     recorder = Recorder()
@@ -243,7 +243,7 @@ async def test_a_signed_in_user_links_a_new_account(
 async def test_an_email_owned_by_another_user_is_not_linked(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     await store.create_user({"name": "Someone", "email": "octocat@example.com"})
@@ -260,7 +260,7 @@ async def test_an_email_owned_by_another_user_is_not_linked(
 async def test_dangerous_email_linking_joins_the_user_with_that_email(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     owner = await store.create_user({"name": "Someone", "email": "octocat@example.com"})
@@ -279,7 +279,7 @@ async def test_dangerous_email_linking_joins_the_user_with_that_email(
 async def test_an_account_of_another_user_is_not_linked_to_the_signed_in_one(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     app = make_app(fake_github, store)
@@ -311,7 +311,7 @@ def _fail(**arguments: Any) -> bool:
 async def test_the_sign_in_callback_can_deny(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
     sign_in_callback: Any,
 ) -> None:
@@ -331,7 +331,7 @@ async def test_the_sign_in_callback_can_deny(
 async def test_a_url_from_the_sign_in_callback_redirects_without_signing_in(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
     returned: str,
     expected: str,
@@ -345,7 +345,7 @@ async def test_a_url_from_the_sign_in_callback_redirects_without_signing_in(
 
 
 async def test_new_users_go_to_the_new_user_page_first(
-    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBBackend
+    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBAdapter
 ) -> None:
     app = make_app(fake_github, store, pages=Pages(new_user="/welcome"))
     async with app_client(app) as client:
@@ -358,7 +358,7 @@ async def test_new_users_go_to_the_new_user_page_first(
         assert again.headers["location"] == f"{APP_ORIGIN}/dashboard"
 
 
-class StaleLookups(MongoDBBackend):
+class StaleLookups(MongoDBAdapter):
     """An adapter whose lookups ran just before another sign-in stored its records."""
 
     async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> Any:
@@ -371,7 +371,7 @@ class StaleLookups(MongoDBBackend):
 async def test_losing_a_race_to_link_the_same_account_leaves_nothing_behind(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     winner = await store.create_user({"name": "Winner", "email": "winner@example.com"})
@@ -398,7 +398,7 @@ async def test_losing_a_race_to_link_the_same_account_leaves_nothing_behind(
 async def test_losing_a_race_to_create_the_same_user_is_refused(
     fake_github: FakeGitHub,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     await store.create_user({"name": "Someone", "email": "octocat@example.com"})

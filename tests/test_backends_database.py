@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from asgi_session.backends.database import DatabaseBackend
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends import DatabaseStrategy
+from asgi_session.backends.mongodb import MongoDBAdapter
 from tests.support.apps import Clock, build_app, client_for, csrf_token, set_cookies, sign_in
 
 SESSION_COOKIE = "authjs.session-token"
@@ -22,8 +22,8 @@ DAY = 24 * 60 * 60
 
 
 @pytest.fixture
-async def db_client(adapter: MongoDBBackend, clock: Clock) -> AsyncIterator[Any]:
-    async with client_for(build_app(clock=clock, backend=adapter)) as http:
+async def db_client(adapter: MongoDBAdapter, clock: Clock) -> AsyncIterator[Any]:
+    async with client_for(build_app(clock=clock, adapter=adapter)) as http:
         yield http
 
 
@@ -31,11 +31,12 @@ async def _sessions(mongo_db: Any) -> list[dict[str, Any]]:
     return await mongo_db.sessions.find().to_list(None)
 
 
-async def test_adapter_means_database_strategy(adapter: MongoDBBackend) -> None:
-    app = build_app(backend=adapter)
+async def test_adapter_means_database_strategy(adapter: MongoDBAdapter) -> None:
+    app = build_app(adapter=adapter)
     config = app.user_middleware[0].kwargs["config"]
-    assert config.strategy == "database"
-    assert isinstance(config.backend, DatabaseBackend)
+    assert config.strategy.name == "database"
+    assert isinstance(config.strategy, DatabaseStrategy)
+    assert config.adapter is adapter
 
 
 async def test_sign_in_stores_a_session_and_sets_an_opaque_token(
@@ -116,14 +117,14 @@ async def test_sign_out_deletes_the_row(db_client: Any, mongo_db: Any) -> None:
     assert (await db_client.get("/auth/session")).json() is None
 
 
-async def test_server_side_update_is_stored(adapter: MongoDBBackend, clock: Clock) -> None:
+async def test_server_side_update_is_stored(adapter: MongoDBAdapter, clock: Clock) -> None:
     from asgi_session import Callbacks
 
     def session(session: dict[str, Any], token: dict[str, Any]) -> dict[str, Any]:
         session["theme"] = token.get("theme")
         return session
 
-    app = build_app(clock=clock, backend=adapter, callbacks=Callbacks(session=session))
+    app = build_app(clock=clock, adapter=adapter, callbacks=Callbacks(session=session))
     async with client_for(app) as client:
         await sign_in(client)
         assert (await client.post("/update", json={"theme": "dark"})).json()["theme"] == "dark"
@@ -152,7 +153,7 @@ async def test_one_round_trip_to_read_and_no_write_within_update_age(
         mongodb_url, event_listeners=[counter]
     )
     try:
-        app = build_app(clock=clock, backend=MongoDBBackend(client[mongo_db_name]))
+        app = build_app(clock=clock, adapter=MongoDBAdapter(client[mongo_db_name]))
         async with client_for(app) as http:
             await sign_in(http)
             counter.commands.clear()
@@ -170,8 +171,8 @@ async def test_one_round_trip_to_read_and_no_write_within_update_age(
 # -- a user's sessions -------------------------------------------------------------------
 
 
-async def test_list_and_end_sessions_across_browsers(adapter: MongoDBBackend, clock: Clock) -> None:
-    app = build_app(clock=clock, backend=adapter)
+async def test_list_and_end_sessions_across_browsers(adapter: MongoDBAdapter, clock: Clock) -> None:
+    app = build_app(clock=clock, adapter=adapter)
     async with client_for(app) as laptop, client_for(app) as phone, client_for(app) as tablet:
         await sign_in(laptop)
         clock.advance(1)
@@ -219,8 +220,8 @@ async def test_session_routes_need_csrf_and_a_session(db_client: Any) -> None:
     assert response.status_code == 404
 
 
-async def test_cannot_end_another_users_session(adapter: MongoDBBackend, clock: Clock) -> None:
-    app = build_app(clock=clock, backend=adapter)
+async def test_cannot_end_another_users_session(adapter: MongoDBAdapter, clock: Clock) -> None:
+    app = build_app(clock=clock, adapter=adapter)
     async with client_for(app) as ann:
         await sign_in(ann)
         other_user = await adapter.create_user({"name": "Cy", "email": "cy@example.com"})
@@ -245,14 +246,15 @@ async def test_cannot_end_another_users_session(adapter: MongoDBBackend, clock: 
 
 
 async def test_jwt_strategy_with_adapter_and_revocation(
-    adapter: MongoDBBackend, clock: Clock
+    adapter: MongoDBAdapter, clock: Clock
 ) -> None:
-    from asgi_session import JWTBackend
+    from asgi_session.backends import JWTStrategy
 
     def make_app() -> Any:
         return build_app(
             clock=clock,
-            backend=JWTBackend(adapter=adapter, revocation_check_interval=30),
+            adapter=adapter,
+            strategy=JWTStrategy(revocation_check_interval=30),
         )
 
     app, other_instance = make_app(), make_app()
@@ -281,10 +283,10 @@ async def test_jwt_strategy_with_adapter_and_revocation(
         assert (await laptop.get("/auth/sessions")).status_code == 501
 
 
-async def test_end_all_sessions_from_anywhere(adapter: MongoDBBackend, clock: Clock) -> None:
+async def test_end_all_sessions_from_anywhere(adapter: MongoDBAdapter, clock: Clock) -> None:
     from asgi_session.management import end_all_sessions
 
-    app = build_app(clock=clock, backend=adapter)
+    app = build_app(clock=clock, adapter=adapter)
     config = app.user_middleware[0].kwargs["config"]
     async with client_for(app) as laptop, client_for(app) as phone:
         await sign_in(laptop)
@@ -303,8 +305,8 @@ async def test_database_down_is_a_quick_503_and_recovers(mongod_server: Any, clo
         mongod_server.url, serverSelectionTimeoutMS=30_000
     )
     try:
-        backend = MongoDBBackend(client["outage_test"], operation_timeout=2)
-        app = build_app(clock=clock, backend=backend)
+        adapter = MongoDBAdapter(client["outage_test"], operation_timeout=2)
+        app = build_app(clock=clock, adapter=adapter)
         async with client_for(app) as http:
             await sign_in(http)
             assert (await http.get("/")).json() is not None
@@ -333,9 +335,9 @@ async def test_database_down_is_a_quick_503_and_recovers(mongod_server: Any, clo
 
 
 async def test_simultaneous_first_sign_ins_make_one_user(
-    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, mongo_db: Any
 ) -> None:
-    app = build_app(clock=clock, backend=adapter)
+    app = build_app(clock=clock, adapter=adapter)
     clients = [client_for(app) for _ in range(8)]
     try:
         tokens = [await csrf_token(client) for client in clients]
@@ -357,7 +359,7 @@ async def test_simultaneous_first_sign_ins_make_one_user(
 
 
 async def test_update_of_a_session_ended_meanwhile_raises(
-    adapter: MongoDBBackend, clock: Clock
+    adapter: MongoDBAdapter, clock: Clock
 ) -> None:
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -371,7 +373,7 @@ async def test_update_of_a_session_ended_meanwhile_raises(
     from tests.support.apps import authorize
 
     config = AuthConfig(
-        secret="s" * 32, backend=adapter, clock=clock, providers=[Credentials(authorize=authorize)]
+        secret="s" * 32, adapter=adapter, clock=clock, providers=[Credentials(authorize=authorize)]
     )
 
     async def race(request: Request) -> PlainTextResponse:
@@ -392,14 +394,14 @@ async def test_update_of_a_session_ended_meanwhile_raises(
 
 
 async def test_credentials_user_without_email_is_the_same_user_every_time(
-    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, mongo_db: Any
 ) -> None:
     from asgi_session.providers import Credentials
 
     def employee(credentials: Any, request: Any) -> dict[str, str]:
         return {"id": "emp-42", "name": "Employee 42"}
 
-    app = build_app(clock=clock, backend=adapter, providers=[Credentials(authorize=employee)])
+    app = build_app(clock=clock, adapter=adapter, providers=[Credentials(authorize=employee)])
     async with client_for(app) as client:
         for _ in range(3):
             response = await sign_in(client)
@@ -412,12 +414,12 @@ async def test_credentials_user_without_email_is_the_same_user_every_time(
 
 
 async def test_credentials_user_without_id_or_email_is_a_configuration_error(
-    adapter: MongoDBBackend, clock: Clock, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, mongo_db: Any
 ) -> None:
     from asgi_session.providers import Credentials
 
     app = build_app(
-        clock=clock, backend=adapter, providers=[Credentials(authorize=lambda c, r: {"name": "X"})]
+        clock=clock, adapter=adapter, providers=[Credentials(authorize=lambda c, r: {"name": "X"})]
     )
     async with client_for(app) as client:
         response = await sign_in(client)

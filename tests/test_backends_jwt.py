@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from asgi_session import AuthConfig, Callbacks, JWTBackend
-from asgi_session.backends import MemoryBackend
+from asgi_session import AuthConfig, Callbacks
+from asgi_session.backends import JWTStrategy, MemoryAdapter
 from asgi_session.jwt import encode
 from asgi_session.management import end_all_sessions
 from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, sign_in
@@ -22,27 +22,27 @@ def _config(app: Any) -> AuthConfig:
 
 
 async def test_resolved_tokens_are_bounded(clock: Clock) -> None:
-    backend = JWTBackend(cache_size=3)
-    async with client_for(build_app(clock=clock, backend=backend)) as client:
+    strategy = JWTStrategy(cache_size=3)
+    async with client_for(build_app(clock=clock, strategy=strategy)) as client:
         for index in range(10):
             token = encode({"sub": f"u{index}"}, secret=SECRET, salt=SESSION_COOKIE, now=clock.now)
             response = await client.get("/", headers={"cookie": f"{SESSION_COOKIE}={token}"})
             assert response.json()["id"] == f"u{index}"
-    assert len(backend._memos[False]) == 3
+    assert len(strategy._memos[False]) == 3
 
 
 async def test_recently_used_tokens_stay_remembered(clock: Clock) -> None:
-    backend = JWTBackend(cache_size=2)
+    strategy = JWTStrategy(cache_size=2)
     headers = [
         {"cookie": f"{SESSION_COOKIE}={encode({'sub': name}, secret=SECRET, salt=SESSION_COOKIE)}"}
         for name in ("a", "b", "c")
     ]
-    async with client_for(build_app(clock=clock, backend=backend)) as client:
+    async with client_for(build_app(clock=clock, strategy=strategy)) as client:
         await client.get("/", headers=headers[0])
         await client.get("/", headers=headers[1])
         await client.get("/", headers=headers[0])  # "a" is now the most recent
         await client.get("/", headers=headers[2])  # so "b" makes way
-    remembered = {resolved.claims["sub"] for resolved in backend._memos[False].values()}
+    remembered = {resolved.claims["sub"] for resolved in strategy._memos[False].values()}
     assert remembered == {"a", "c"}
 
 
@@ -71,8 +71,8 @@ async def test_session_claims_are_read_only(clock: Clock, shaped: bool) -> None:
 
 
 async def test_revocation_is_seen_on_remembered_tokens(clock: Clock) -> None:
-    store = MemoryBackend()
-    app = build_app(clock=clock, backend=store, strategy="jwt")
+    store = MemoryAdapter()
+    app = build_app(clock=clock, adapter=store, strategy="jwt")
     async with client_for(app) as client:
         await sign_in(client)
         assert (await client.get("/")).json() is not None  # now remembered
@@ -81,8 +81,8 @@ async def test_revocation_is_seen_on_remembered_tokens(clock: Clock) -> None:
 
 
 async def test_sign_in_in_the_same_second_as_a_revocation_survives_it(clock: Clock) -> None:
-    store = MemoryBackend()
-    app = build_app(clock=clock, backend=store, strategy="jwt")
+    store = MemoryAdapter()
+    app = build_app(clock=clock, adapter=store, strategy="jwt")
     async with client_for(app) as old, client_for(app) as new:
         await sign_in(old)
         # A password reset: end every session, then sign in again, all within one second.
@@ -95,7 +95,7 @@ async def test_sign_in_in_the_same_second_as_a_revocation_survives_it(clock: Clo
 
 
 async def test_revocation_needs_a_store(clock: Clock) -> None:
-    from asgi_session import ConfigurationError
+    from asgi_session.errors import UnsupportedOperationError
 
     app = build_app(clock=clock)
     async with client_for(app) as client:
@@ -103,14 +103,14 @@ async def test_revocation_needs_a_store(clock: Clock) -> None:
         token = await csrf_token(client)
         response = await client.post("/auth/sessions/revoke-others", data={"csrfToken": token})
         assert response.status_code == 501
-    with pytest.raises(ConfigurationError, match="strategy='jwt'"):
+    with pytest.raises(UnsupportedOperationError, match="strategy='jwt'"):
         await end_all_sessions(_config(app), "user-1")
 
 
 async def test_revocation_checks_can_be_turned_off(clock: Clock) -> None:
-    store = MemoryBackend()
-    backend = JWTBackend(adapter=store, revocation_check_interval=None)
-    app = build_app(clock=clock, backend=backend)
+    store = MemoryAdapter()
+    strategy = JWTStrategy(revocation_check_interval=None)
+    app = build_app(clock=clock, adapter=store, strategy=strategy)
     async with client_for(app) as client:
         await sign_in(client)
         await store.revoke_tokens_issued_before("user-1", _at(clock.now + 5))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
-from asgi_session import AuthConfig, ConfigurationError, JWTBackend
+import asgi_session
+from asgi_session import AuthConfig, ConfigurationError
+from asgi_session.backends import DatabaseStrategy, JWTStrategy, MemoryAdapter
 from asgi_session.providers import Credentials
 
 
@@ -101,7 +105,7 @@ def test_trust_host_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_database_strategy_needs_a_store() -> None:
-    with pytest.raises(ConfigurationError, match="MongoDBBackend"):
+    with pytest.raises(ConfigurationError, match="MongoDBAdapter"):
         AuthConfig(secret="s", strategy="database")
 
 
@@ -110,24 +114,97 @@ def test_unknown_strategy() -> None:
         AuthConfig(secret="s", strategy="cookie")  # type: ignore[arg-type]
 
 
-def test_backend_that_is_nothing_we_know() -> None:
-    with pytest.raises(ConfigurationError, match="neither"):
-        AuthConfig(secret="s", backend=object())
+def test_adapter_that_is_nothing_we_know() -> None:
+    with pytest.raises(ConfigurationError, match="not an adapter"):
+        AuthConfig(secret="s", adapter=object())  # type: ignore[arg-type]
 
 
 def test_default_is_jwt() -> None:
     config = AuthConfig(secret="s")
-    assert config.strategy == "jwt"
-    assert isinstance(config.backend, JWTBackend)
+    assert config.strategy.name == "jwt"
+    assert isinstance(config.strategy, JWTStrategy)
+    assert config.adapter is None
     assert config.max_age == 30 * 24 * 3600
     assert config.update_age == 24 * 3600
 
 
-def test_jwt_backend_serves_one_config() -> None:
-    backend = JWTBackend()
-    AuthConfig(secret="s", backend=backend)
+def test_strategy_names_and_objects() -> None:
+    adapter = MemoryAdapter()
+    assert isinstance(AuthConfig(secret="s", adapter=adapter).strategy, DatabaseStrategy)
+    jwt_config = AuthConfig(secret="s", adapter=adapter, strategy="jwt")
+    assert isinstance(jwt_config.strategy, JWTStrategy)
+    assert jwt_config.strategy.adapter is adapter
+    tuned = JWTStrategy(revocation_check_interval=None)
+    config = AuthConfig(secret="s", adapter=adapter, strategy=tuned)
+    assert config.strategy is tuned
+    assert tuned.adapter is adapter
+
+
+def test_strategy_with_another_adapter_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="another adapter"):
+        AuthConfig(
+            secret="s",
+            adapter=MemoryAdapter(),
+            strategy=JWTStrategy(adapter=MemoryAdapter()),
+        )
+
+
+def test_jwt_strategy_serves_one_config() -> None:
+    strategy = JWTStrategy()
+    AuthConfig(secret="s", strategy=strategy)
     with pytest.raises(RuntimeError, match="one AuthConfig"):
-        AuthConfig(secret="s", backend=backend)
+        AuthConfig(secret="s", strategy=strategy)
+
+
+# -- the spellings of earlier releases -----------------------------------------------------
+
+
+def test_backend_option_still_takes_an_adapter_with_a_warning() -> None:
+    adapter = MemoryAdapter()
+    with pytest.warns(DeprecationWarning, match=r"adapter=MemoryAdapter\(\.\.\.\)"):
+        config = AuthConfig(secret="s", backend=adapter)
+    assert config.adapter is adapter
+    assert isinstance(config.strategy, DatabaseStrategy)
+    with pytest.warns(DeprecationWarning, match="AuthConfig.strategy"):
+        assert config.backend is config.strategy
+
+
+def test_backend_option_still_takes_a_strategy_with_a_warning() -> None:
+    adapter = MemoryAdapter()
+    strategy = JWTStrategy(adapter=adapter, revocation_check_interval=None)
+    with pytest.warns(DeprecationWarning, match=r"strategy=JWTStrategy\(\.\.\.\)"):
+        config = AuthConfig(secret="s", backend=strategy)
+    assert config.strategy is strategy
+    assert config.adapter is adapter
+
+
+def test_backend_option_that_is_nothing_we_know() -> None:
+    with pytest.raises(ConfigurationError, match="neither"):
+        AuthConfig(secret="s", backend=object())
+
+
+@pytest.mark.parametrize(
+    ("module", "old", "new"),
+    [
+        ("asgi_session", "JWTBackend", "JWTStrategy"),
+        ("asgi_session.backends", "JWTBackend", "JWTStrategy"),
+        ("asgi_session.backends", "DatabaseBackend", "DatabaseStrategy"),
+        ("asgi_session.backends", "MemoryBackend", "MemoryAdapter"),
+        ("asgi_session.backends", "MongoDBBackend", "MongoDBAdapter"),
+        ("asgi_session.backends", "SessionBackend", "SessionStrategy"),
+        ("asgi_session.backends.mongodb", "MongoDBBackend", "MongoDBAdapter"),
+    ],
+)
+def test_old_names_still_work_with_a_warning(module: str, old: str, new: str) -> None:
+    imported = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=f"use asgi_session[.a-z]*[.]{new}"):
+        value = getattr(imported, old)
+    assert value is getattr(importlib.import_module("asgi_session.backends"), new)
+
+
+def test_unknown_names_are_still_attribute_errors() -> None:
+    with pytest.raises(AttributeError):
+        _ = asgi_session.NoSuchThing  # type: ignore[attr-defined]
 
 
 def test_bad_cookie_override() -> None:

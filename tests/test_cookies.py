@@ -2,8 +2,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asgi_session import cookies
-from asgi_session.cookies import CHUNK_SIZE, CookieNames, CookieSpec
+from asgi_session import _cookies as cookies
+from asgi_session._cookies import CHUNK_SIZE, CookieNames, CookieSpec
 from asgi_session.errors import CookieTooLargeError
 
 SPEC = CookieSpec(name="authjs.session-token")

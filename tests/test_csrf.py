@@ -1,4 +1,4 @@
-from asgi_session import csrf
+from asgi_session import _csrf as csrf
 
 SECRET = "secret-one"
 

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from asgi_session.pages import SIGN_IN_ERRORS
+from asgi_session._pages import SIGN_IN_ERRORS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "app.py"

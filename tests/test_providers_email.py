@@ -10,10 +10,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from asgi_session import AuthConfig, Callbacks, ConfigurationError, Events, Pages
-from asgi_session.backends import MemoryBackend
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends import MemoryAdapter
+from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.providers import Email
-from asgi_session.providers.email import normalize_email
+from asgi_session.providers._email import normalize_email
 from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, set_cookies
 
 SESSION_COOKIE = "authjs.session-token"
@@ -42,9 +42,9 @@ def outbox() -> Outbox:
 APP_URL = "http://testserver"
 
 
-def _app(adapter: MongoDBBackend, clock: Clock, outbox: Outbox, **options: Any) -> Any:
+def _app(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, **options: Any) -> Any:
     options.setdefault("url", APP_URL)
-    return build_app(clock=clock, backend=adapter, providers=[Email(send=outbox.send)], **options)
+    return build_app(clock=clock, adapter=adapter, providers=[Email(send=outbox.send)], **options)
 
 
 async def _request_link(client: Any, email: str, **extra: str) -> Any:
@@ -55,7 +55,7 @@ async def _request_link(client: Any, email: str, **extra: str) -> Any:
 
 
 async def test_magic_link_signs_in_and_creates_a_verified_user(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, mongo_db: Any
 ) -> None:
     created: list[Any] = []
     app = _app(adapter, clock, outbox, events=Events(create_user=lambda user: created.append(user)))
@@ -84,7 +84,7 @@ async def test_magic_link_signs_in_and_creates_a_verified_user(
         assert await mongo_db.verification_tokens.count_documents({}) == 0
 
 
-async def test_link_works_only_once(adapter: MongoDBBackend, clock: Clock, outbox: Outbox) -> None:
+async def test_link_works_only_once(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         await _request_link(client, "ann@example.com")
         first = await client.get(outbox.last_path())
@@ -98,7 +98,7 @@ async def test_link_works_only_once(adapter: MongoDBBackend, clock: Clock, outbo
 
 
 async def test_expired_link_is_refused(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, mongo_db: Any
 ) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         await _request_link(client, "ann@example.com")
@@ -109,7 +109,7 @@ async def test_expired_link_is_refused(
 
 
 async def test_link_for_another_email_is_refused(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, mongo_db: Any
 ) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         await _request_link(client, "ann@example.com")
@@ -131,7 +131,7 @@ async def test_link_for_another_email_is_refused(
     ],
 )
 async def test_broken_links_are_verification_errors(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, path: str
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, path: str
 ) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         response = await client.get(path)
@@ -154,7 +154,7 @@ async def test_broken_links_are_verification_errors(
     ],
 )
 async def test_invalid_addresses_are_refused(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, email: str
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, email: str
 ) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         response = await _request_link(client, email)
@@ -170,7 +170,7 @@ def test_normalization() -> None:
     assert normalize_email(None) is None
 
 
-async def test_sign_in_needs_csrf(adapter: MongoDBBackend, clock: Clock, outbox: Outbox) -> None:
+async def test_sign_in_needs_csrf(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         response = await client.post("/auth/signin/email", data={"email": "ann@example.com"})
         assert response.headers["location"].endswith("error=MissingCSRF")
@@ -178,7 +178,7 @@ async def test_sign_in_needs_csrf(adapter: MongoDBBackend, clock: Clock, outbox:
 
 
 async def test_existing_unverified_user_is_marked_verified(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
 ) -> None:
     user = await adapter.create_user({"name": "Ann", "email": "ann@example.com"})
     assert user.email_verified is None
@@ -192,7 +192,7 @@ async def test_existing_unverified_user_is_marked_verified(
 
 
 async def test_two_links_clicked_at_once_make_one_user(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox, mongo_db: Any
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox, mongo_db: Any
 ) -> None:
     app = _app(adapter, clock, outbox)
     async with client_for(app) as first, client_for(app) as second:
@@ -207,18 +207,18 @@ async def test_two_links_clicked_at_once_make_one_user(
         assert await mongo_db.users.count_documents({}) == 1
 
 
-async def test_send_failure_is_email_signin_error(adapter: MongoDBBackend, clock: Clock) -> None:
+async def test_send_failure_is_email_signin_error(adapter: MongoDBAdapter, clock: Clock) -> None:
     async def broken(identifier: str, url: str, request: Any) -> None:
         raise ConnectionError("mail server down")
 
-    app = build_app(clock=clock, backend=adapter, providers=[Email(send=broken)], url=APP_URL)
+    app = build_app(clock=clock, adapter=adapter, providers=[Email(send=broken)], url=APP_URL)
     async with client_for(app) as client:
         response = await _request_link(client, "ann@example.com")
         assert response.headers["location"].endswith("error=EmailSignin")
 
 
 async def test_sign_in_callback_can_refuse_an_address(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
 ) -> None:
     def only_company(user: dict[str, Any]) -> bool:
         return str(user["email"]).endswith("@company.example")
@@ -230,16 +230,23 @@ async def test_sign_in_callback_can_refuse_an_address(
         assert outbox.sent == []
 
 
-async def test_new_user_page(adapter: MongoDBBackend, clock: Clock, outbox: Outbox) -> None:
+async def test_new_user_page(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox) -> None:
     app = _app(adapter, clock, outbox, pages=Pages(new_user="/welcome"))
     async with client_for(app) as client:
-        await _request_link(client, "new@example.com")
+        await _request_link(client, "new@example.com", callbackUrl="/dashboard")
         response = await client.get(outbox.last_path())
-        assert response.headers["location"] == "http://testserver/welcome"
+        # The same shape as every provider's: the page, then where the user was going.
+        assert response.headers["location"] == (
+            "http://testserver/welcome?callbackUrl=http%3A%2F%2Ftestserver%2Fdashboard"
+        )
+    async with client_for(app) as client:
+        await _request_link(client, "new@example.com", callbackUrl="/dashboard")
+        again = await client.get(outbox.last_path())
+        assert again.headers["location"] == "http://testserver/dashboard"
 
 
 async def test_link_from_before_a_secret_rotation_still_works(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
 ) -> None:
     async with client_for(_app(adapter, clock, outbox, secret="old-secret")) as client:
         await _request_link(client, "ann@example.com")
@@ -250,7 +257,7 @@ async def test_link_from_before_a_secret_rotation_still_works(
 
 
 async def test_sign_in_page_shows_an_email_form(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
 ) -> None:
     async with client_for(_app(adapter, clock, outbox)) as client:
         page = (await client.get("/auth/signin")).text
@@ -259,7 +266,7 @@ async def test_sign_in_page_shows_an_email_form(
 
 
 def test_email_needs_a_store() -> None:
-    with pytest.raises(ConfigurationError, match="MongoDBBackend"):
+    with pytest.raises(ConfigurationError, match="MongoDBAdapter"):
         AuthConfig(secret=SECRET, providers=[Email(send=Outbox().send)])
 
 
@@ -269,7 +276,7 @@ def test_email_needs_a_send_function() -> None:
 
 
 async def test_links_use_the_configured_url_not_the_host_header(
-    adapter: MongoDBBackend, clock: Clock, outbox: Outbox
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
 ) -> None:
     async with client_for(_app(adapter, clock, outbox, url="http://app.example")) as client:
         token = await csrf_token(client)
@@ -284,7 +291,7 @@ async def test_links_use_the_configured_url_not_the_host_header(
 
 def test_email_needs_a_trusted_url() -> None:
     with pytest.raises(ConfigurationError, match="AUTH_URL"):
-        AuthConfig(secret=SECRET, backend=MemoryBackend(), providers=[Email(send=Outbox().send)])
+        AuthConfig(secret=SECRET, adapter=MemoryAdapter(), providers=[Email(send=Outbox().send)])
     AuthConfig(
-        secret=SECRET, backend=MemoryBackend(), providers=[Email(send=Outbox().send)], url=APP_URL
+        secret=SECRET, adapter=MemoryAdapter(), providers=[Email(send=Outbox().send)], url=APP_URL
     )

@@ -10,7 +10,7 @@ import pytest
 
 from asgi_session import AuthConfig, ConfigurationError, Events
 from asgi_session.providers import GitHub, OAuth
-from asgi_session.providers.oauth import TOKEN_FIELDS, env_name
+from asgi_session.providers._oauth import TOKEN_FIELDS, env_name
 from tests.support.apps import SECRET, Clock, csrf_token
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (

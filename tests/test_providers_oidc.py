@@ -15,9 +15,9 @@ from joserfc.jwk import RSAKey
 from pymongo.asynchronous.database import AsyncDatabase
 
 from asgi_session import AuthConfig, Callbacks, ConfigurationError
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.providers import OIDC, Google
-from asgi_session.providers.oidc import DISCOVERY_MAX_AGE
+from asgi_session.providers._oidc import DISCOVERY_MAX_AGE
 from tests.support.apps import SECRET, Clock, client_for
 from tests.support.oauth import (
     APP_ORIGIN,
@@ -248,9 +248,9 @@ def test_google_reads_its_environment_variables(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture
-def store(mongo_db: AsyncDatabase[dict[str, Any]]) -> MongoDBBackend:
+def store(mongo_db: AsyncDatabase[dict[str, Any]]) -> MongoDBAdapter:
     """A MongoDB adapter (database sessions), to prove refusals store nothing."""
-    return MongoDBBackend(mongo_db)
+    return MongoDBAdapter(mongo_db)
 
 
 async def assert_nothing_stored(database: AsyncDatabase[dict[str, Any]]) -> None:
@@ -273,10 +273,10 @@ async def assert_refused(
 async def test_state_missing_or_mismatched_is_refused(
     oidc_provider: OIDCProviderServer,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    config = make_config(corp(oidc_provider.issuer), backend=store)
+    config = make_config(corp(oidc_provider.issuer), adapter=store)
     async with app_client(oauth_app(config)) as client:
         for state in (None, "forged-state"):
             started = await begin_sign_in(client, "corp")
@@ -352,10 +352,10 @@ async def test_each_check_cookie_is_required(
 async def test_the_user_cancelling_at_the_provider_is_refused(
     oidc_provider: OIDCProviderServer,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    config = make_config(corp(oidc_provider.issuer), backend=store)
+    config = make_config(corp(oidc_provider.issuer), adapter=store)
     async with app_client(oauth_app(config)) as client:
         started = await begin_sign_in(client, "corp")
         landing = await provider_browser.authorize(started.headers["location"], cancel=True)
@@ -473,19 +473,19 @@ def token_proxy(
         proxy.server.close()
 
 
-def proxied_app(token_proxy: TokenProxy, store: MongoDBBackend, mode: str) -> Any:
+def proxied_app(token_proxy: TokenProxy, store: MongoDBAdapter, mode: str) -> Any:
     """An app whose provider gets its tokens through the proxy, altered per ``mode``."""
     token_proxy.mode = mode
     provider = corp(
         token_proxy.provider.issuer, id="tampered", token_url=f"{token_proxy.server.url}/token"
     )
-    return oauth_app(make_config(provider, backend=store))
+    return oauth_app(make_config(provider, adapter=store))
 
 
 async def test_the_token_proxy_passes_good_tokens(
     token_proxy: TokenProxy,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     # The forging itself keeps a token valid: only the alterations below break it.
@@ -501,7 +501,7 @@ async def test_the_token_proxy_passes_good_tokens(
 async def test_untrustworthy_token_responses_are_refused(
     token_proxy: TokenProxy,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: AsyncDatabase[dict[str, Any]],
     mode: str,
 ) -> None:
@@ -511,7 +511,7 @@ async def test_untrustworthy_token_responses_are_refused(
 
 
 async def test_an_unknown_key_id_refetches_the_key_set_once(
-    token_proxy: TokenProxy, provider_browser: ProviderBrowser, store: MongoDBBackend
+    token_proxy: TokenProxy, provider_browser: ProviderBrowser, store: MongoDBAdapter
 ) -> None:
     before = token_proxy.provider.stats()["paths"].get("/jwks", 0)
     async with app_client(proxied_app(token_proxy, store, "kid")) as client:
@@ -523,10 +523,10 @@ async def test_an_unknown_key_id_refetches_the_key_set_once(
 async def test_a_token_endpoint_that_is_down_is_refused(
     oidc_provider: OIDCProviderServer,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     provider = corp(oidc_provider.issuer, token_url="http://127.0.0.1:9/token")
-    async with app_client(oauth_app(make_config(provider, backend=store))) as client:
+    async with app_client(oauth_app(make_config(provider, adapter=store))) as client:
         await assert_refused(client, await sign_in_flow(client, provider_browser))
     await assert_nothing_stored(mongo_db)

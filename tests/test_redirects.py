@@ -1,6 +1,6 @@
 import pytest
 
-from asgi_session.redirects import same_origin_url
+from asgi_session._redirects import same_origin_url
 
 BASE = "https://app.example.com"
 

@@ -111,7 +111,10 @@ async def test_return_redirect_header_gives_json(client: Any) -> None:
 async def test_wrong_credentials_redirect_with_error(client: Any) -> None:
     response = await sign_in(client, password="wrong")
     assert response.status_code == 302
-    assert response.headers["location"] == "http://testserver/auth/signin?error=CredentialsSignin"
+    # Auth.js v5's shape, which next-auth/react's signIn() reads `error` and `code` from.
+    assert response.headers["location"] == (
+        "http://testserver/auth/signin?error=CredentialsSignin&code=credentials"
+    )
     assert SESSION_COOKIE not in set_cookies(response)
     page = await client.get(response.headers["location"])
     assert 'data-error="CredentialsSignin"' in page.text
@@ -418,7 +421,9 @@ async def test_custom_pages_replace_built_in_ones(clock: Clock) -> None:
             "location"
         ] == "http://testserver/oops?error=AccessDenied"
         failed = await sign_in(client, password="wrong")
-        assert failed.headers["location"] == "http://testserver/login?error=CredentialsSignin"
+        assert failed.headers["location"] == (
+            "http://testserver/login?error=CredentialsSignin&code=credentials"
+        )
 
 
 async def test_custom_base_path(clock: Clock) -> None:

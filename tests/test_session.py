@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from asgi_session.session import Session, SessionUser, isoformat
+from asgi_session._session import Session, SessionUser, isoformat
 
 
 def test_isoformat_matches_javascript() -> None:

@@ -9,7 +9,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from asgi_session import AuthConfig, ConfigurationError
-from asgi_session.backends.mongodb import MongoDBBackend
+from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.providers import OIDC, Credentials, GitHub
 from asgi_session.tokens import EXPIRY_MARGIN, TokenRefreshError, get_access_token
 from tests.support.apps import SECRET, Clock, authorize
@@ -21,9 +21,9 @@ Database = AsyncDatabase[dict[str, Any]]
 
 
 @pytest.fixture
-def store(mongo_db: Database) -> MongoDBBackend:
+def store(mongo_db: Database) -> MongoDBAdapter:
     """Users and accounts in the test's MongoDB database (the driver is not under test)."""
-    return MongoDBBackend(mongo_db)
+    return MongoDBAdapter(mongo_db)
 
 
 EXPIRES_IN = 8 * 3600
@@ -40,7 +40,7 @@ async def signed_in(config: AuthConfig, browser: ProviderBrowser, provider_id: s
 
 @pytest.fixture
 async def github_config(
-    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBBackend
+    fake_github: FakeGitHub, provider_browser: ProviderBrowser, store: MongoDBAdapter
 ) -> tuple[AuthConfig, Clock]:
     """A config whose octocat account signed in with an expiring token."""
     fake_github.expires_in = EXPIRES_IN
@@ -50,7 +50,7 @@ async def github_config(
         client_secret=fake_github.client_secret,
         enterprise_url=fake_github.url,
     )
-    config = AuthConfig(secret=SECRET, providers=[provider], backend=store, clock=clock)
+    config = AuthConfig(secret=SECRET, providers=[provider], adapter=store, clock=clock)
     await signed_in(config, provider_browser, "github")
     return config, clock
 
@@ -129,7 +129,7 @@ async def test_an_unreachable_token_endpoint_raises(
 
 
 async def test_an_expired_token_without_refresh_token_raises(
-    github_config: tuple[AuthConfig, Clock], store: MongoDBBackend
+    github_config: tuple[AuthConfig, Clock], store: MongoDBAdapter
 ) -> None:
     config, clock = github_config
     await store.update_account(
@@ -148,14 +148,14 @@ async def test_unknown_accounts_and_bad_arguments(
     with pytest.raises(ConfigurationError, match="not an OAuth"):
         await get_access_token(config, provider="nope", provider_account_id=OCTOCAT)
     without_store = AuthConfig(secret=SECRET, providers=[Credentials(authorize=authorize)])
-    with pytest.raises(ConfigurationError, match="a backend that stores"):
+    with pytest.raises(ConfigurationError, match="an adapter that stores"):
         await get_access_token(without_store, provider="github", provider_account_id=OCTOCAT)
 
 
 async def test_refresh_at_a_real_openid_provider_happens_once_and_rotates(
     oidc_provider: OIDCProviderServer,
     provider_browser: ProviderBrowser,
-    store: MongoDBBackend,
+    store: MongoDBAdapter,
     mongo_db: Database,
 ) -> None:
     clock = Clock()
@@ -166,7 +166,7 @@ async def test_refresh_at_a_real_openid_provider_happens_once_and_rotates(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
     )
-    config = AuthConfig(secret=SECRET, providers=[provider], backend=store, clock=clock)
+    config = AuthConfig(secret=SECRET, providers=[provider], adapter=store, clock=clock)
     await signed_in(config, provider_browser, "corp")
     first = await mongo_db["accounts"].find_one({"provider": "corp"})
     assert first is not None and first["refresh_token"]

@@ -1,15 +1,59 @@
-"""Where sessions, users and accounts live.
+"""How sessions are resolved (strategies) and where records are stored (adapters).
 
-- :class:`JWTBackend`: sessions as encrypted tokens in the cookie (the default).
-- :class:`DatabaseBackend`: sessions stored through an :class:`Adapter`; chosen
-  automatically when ``AuthConfig(backend=...)`` is an adapter.
-- Adapters: :class:`~asgi_session.backends.mongodb.MongoDBBackend` (``pip install
-  asgi-session[mongodb]``) and :class:`MemoryBackend` (development and tests).
+Strategies resolve a cookie into a session:
+
+- :class:`JWTStrategy`: the session is an encrypted token in the cookie (the default).
+- :class:`DatabaseStrategy`: the cookie holds an opaque token naming a stored session;
+  the default when ``AuthConfig(adapter=...)`` is given.
+
+Adapters store users, accounts, database sessions and verification tokens, all keeping
+the contract of :class:`Adapter`:
+
+- :class:`MongoDBAdapter` (``pip install asgi-session[mongodb]``), sharing Auth.js's
+  MongoDB documents.
+- :class:`MemoryAdapter`: in this process's memory, for development and tests.
 """
 
-from asgi_session.backends.base import Adapter, SessionBackend
-from asgi_session.backends.database import DatabaseBackend
-from asgi_session.backends.jwt import JWTBackend
-from asgi_session.backends.memory import MemoryBackend
+from __future__ import annotations
 
-__all__ = ["Adapter", "DatabaseBackend", "JWTBackend", "MemoryBackend", "SessionBackend"]
+from typing import TYPE_CHECKING, Any
+
+from asgi_session._deprecated import renamed
+from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._database import DatabaseStrategy
+from asgi_session.backends._jwt import JWTStrategy
+from asgi_session.backends._memory import MemoryAdapter
+from asgi_session.backends._strategy import SessionStrategy
+
+if TYPE_CHECKING:
+    from asgi_session.backends.mongodb import MongoDBAdapter
+
+__all__ = [
+    "Adapter",
+    "DatabaseStrategy",
+    "JWTStrategy",
+    "MemoryAdapter",
+    "MongoDBAdapter",
+    "SessionStrategy",
+]
+
+_OLD_NAMES = frozenset(
+    {"MemoryBackend", "MongoDBBackend", "JWTBackend", "DatabaseBackend", "SessionBackend"}
+)
+
+
+# Public objects say they come from where users import them, as httpx's do.
+for _name in __all__:
+    _object = globals().get(_name)
+    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
+        _object.__module__ = __name__
+del _name, _object
+
+
+def __getattr__(name: str) -> Any:
+    if name == "MongoDBAdapter":
+        # Imported on first use: it needs PyMongo, an optional dependency.
+        from asgi_session.backends.mongodb import MongoDBAdapter
+
+        return MongoDBAdapter
+    return renamed(__name__, name, _OLD_NAMES)

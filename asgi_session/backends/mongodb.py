@@ -11,6 +11,7 @@ Works with PyMongo's ``AsyncDatabase`` and with Motor's ``AsyncIOMotorDatabase``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,7 +31,9 @@ from pymongo.errors import (
     WTimeoutError,
 )
 
-from asgi_session.backends.base import (
+from asgi_session._deprecated import renamed
+from asgi_session.backends import _records as records
+from asgi_session.backends._adapter import (
     AccountInput,
     SessionInput,
     UserInput,
@@ -46,10 +49,9 @@ from asgi_session.models import (
     SessionRecord,
     User,
     VerificationToken,
-    as_mapping,
 )
 
-__all__ = ["DEFAULT_COLLECTIONS", "DuplicateRecordError", "MongoDBBackend"]
+__all__ = ["DEFAULT_COLLECTIONS", "MongoDBAdapter"]
 
 _logger = logging.getLogger("asgi_session")
 
@@ -65,12 +67,6 @@ DEFAULT_COLLECTIONS: Mapping[str, str] = MappingProxyType(
     }
 )
 
-
-# Fields that identify a linked account; update_account must not move an account.
-_ACCOUNT_IDENTITY = frozenset(
-    {"id", "_id", "user_id", "userId", "provider", "provider_account_id", "providerAccountId"}
-)
-
 # Key under which get_session_and_user's $lookup puts the user; cannot clash with a
 # stored field because it is removed before the session is read.
 _JOINED_USER = "__asgi_session_user"
@@ -80,8 +76,8 @@ _INDEX_CONFLICT_CODES = frozenset({85, 86})  # IndexOptionsConflict, IndexKeySpe
 _DUPLICATE_KEY_CODE = 11000
 
 
-class MongoDBBackend:
-    """An :class:`~asgi_session.backends.base.Adapter` over a MongoDB database.
+class MongoDBAdapter:
+    """An :class:`~asgi_session.backends._adapter.Adapter` over a MongoDB database.
 
     ``database`` is ``AsyncMongoClient(...)["app"]`` (PyMongo) or
     ``AsyncIOMotorClient(...)["app"]`` (Motor). ``collections`` renames any of
@@ -107,7 +103,7 @@ class MongoDBBackend:
         # Looked up on the type: clients answer any attribute with a database.
         if not callable(getattr(type(database), "get_collection", None)):
             raise ConfigurationError(
-                "MongoDBBackend needs a database, e.g. AsyncMongoClient(url)['app'], "
+                "MongoDBAdapter needs a database, e.g. AsyncMongoClient(url)['app'], "
                 f"not {type(database).__name__}"
             )
         if not operation_timeout > 0:
@@ -204,17 +200,21 @@ class MongoDBBackend:
     # -- users -------------------------------------------------------------------------
 
     async def create_user(self, user: UserInput) -> User:
-        """Store a new user. An ``id`` that is a valid ObjectId is kept, else one is made.
+        """Store a new user with the fields given, as Auth.js does: a field left out is
+        absent from the document, one given as ``None`` is stored as null. An ``id``
+        that is a valid ObjectId is kept, else one is made.
 
-        Raises :class:`DuplicateRecordError` when another user has the same email.
+        Raises :class:`DuplicateRecordError` when another user has the same email (or
+        the given id).
         """
-        data = as_mapping(user)
-        document: dict[str, Any] = {"_id": _object_id(data.get("id")) or ObjectId()}
-        document.update({stored: None for stored in USER_FIELDS.values()})
-        document.update(_to_document(data, USER_FIELDS))
+        chosen, fields = records.user_input(user, parse_id=_id_text)
+        document = {
+            "_id": ObjectId(chosen) if chosen else ObjectId(),
+            **_document(fields, USER_FIELDS),
+        }
         await self._run(
             lambda: self._users.insert_one(document),
-            duplicate="a user with this email already exists",
+            duplicate={"_id": records.DUPLICATE_USER_ID, "email": records.DUPLICATE_EMAIL},
         )
         return _user(document)
 
@@ -252,18 +252,19 @@ class MongoDBBackend:
 
         Raises :class:`DuplicateRecordError` when the new email belongs to another user.
         """
-        data = as_mapping(user)
-        oid = _object_id(data.get("id"))
-        if oid is None:
+        user_id, changes = records.user_input(user, parse_id=_id_text)
+        if user_id is None:
             return None
-        changes = _to_document(data, USER_FIELDS)
+        oid = ObjectId(user_id)
         if not changes:
-            return await self.get_user(str(oid))
+            return await self.get_user(user_id)
         document = await self._run(
             lambda: self._users.find_one_and_update(
-                {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
+                {"_id": oid},
+                {"$set": _document(changes, USER_FIELDS)},
+                return_document=ReturnDocument.AFTER,
             ),
-            duplicate="a user with this email already exists",
+            duplicate={"email": records.DUPLICATE_EMAIL},
         )
         return _user(document) if document else None
 
@@ -292,32 +293,30 @@ class MongoDBBackend:
         """Link a provider account to a user.
 
         Raises :class:`DuplicateRecordError` when this (provider, provider account id) is
-        already linked, and ``ValueError`` when ``user_id`` is not a valid id.
+        already linked, and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.account_input`).
         """
-        data = as_mapping(account)
-        _require(
-            data, "account", ACCOUNT_FIELDS, ("user_id", "type", "provider", "provider_account_id")
-        )
-        document = {"_id": ObjectId(), **_to_document(data, ACCOUNT_FIELDS)}
+        fields = records.account_input(account, parse_id=_id_text)
+        document = {"_id": ObjectId(), **_document(fields, ACCOUNT_FIELDS)}
         await self._run(
             lambda: self._accounts.insert_one(document),
-            duplicate="this provider account is already linked to a user",
+            duplicate={"provider": records.DUPLICATE_ACCOUNT},
         )
         return _account(document)
 
     async def unlink_account(self, *, provider: str, provider_account_id: str) -> Account | None:
         """Remove a linked account; returns it, or ``None`` when it was not linked."""
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        query = _account_query(provider, provider_account_id)
+        if query is None:
             return None
-        query = {"provider": provider, "providerAccountId": provider_account_id}
         document = await self._run(lambda: self._accounts.find_one_and_delete(query))
         return _account(document) if document else None
 
     async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None:
         """The linked account, or ``None``."""
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        query = _account_query(provider, provider_account_id)
+        if query is None:
             return None
-        query = {"provider": provider, "providerAccountId": provider_account_id}
         document = await self._run(lambda: self._accounts.find_one(query))
         return _account(document) if document else None
 
@@ -326,23 +325,23 @@ class MongoDBBackend:
     ) -> Account | None:
         """Update stored token fields (``access_token``, ``refresh_token``, ``expires_at``...).
 
-        The fields naming the account and its user cannot change (``ValueError``).
-        Returns the updated account, or ``None`` when it is not linked.
+        The fields naming the account and its user cannot change, nor ``type`` become
+        ``None`` (``ValueError``). Returns the updated account, or ``None`` when it is
+        not linked.
         """
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        changes = records.account_changes(data)
+        query = _account_query(provider, provider_account_id)
+        if query is None:
             return None
-        forbidden = sorted(_ACCOUNT_IDENTITY.intersection(data))
-        if forbidden:
-            raise ValueError(f"update_account cannot change {', '.join(forbidden)}")
-        query = {"provider": provider, "providerAccountId": provider_account_id}
-        changes = _to_document(data, ACCOUNT_FIELDS)
         if not changes:
             return await self.get_account(
                 provider=provider, provider_account_id=provider_account_id
             )
         document = await self._run(
             lambda: self._accounts.find_one_and_update(
-                query, {"$set": changes}, return_document=ReturnDocument.AFTER
+                query,
+                {"$set": _document(changes, ACCOUNT_FIELDS)},
+                return_document=ReturnDocument.AFTER,
             )
         )
         return _account(document) if document else None
@@ -353,19 +352,14 @@ class MongoDBBackend:
         """Store a database session. ``created_at`` defaults to now and ``last_seen_at``
         to ``created_at``.
 
-        Raises :class:`DuplicateRecordError` when the token exists and ``ValueError`` when
-        ``user_id`` is not a valid id.
+        Raises :class:`DuplicateRecordError` when the token exists and ``ValueError`` for
+        invalid input (see :func:`~asgi_session.backends._records.session_input`).
         """
-        data = as_mapping(session)
-        _require(data, "session", SESSION_FIELDS, ("session_token", "user_id", "expires"))
-        document = {"_id": ObjectId(), **_to_document(data, SESSION_FIELDS)}
-        if document.get("createdAt") is None:
-            document["createdAt"] = _utc(datetime.now(UTC))
-        if document.get("lastSeenAt") is None:
-            document["lastSeenAt"] = document["createdAt"]
+        fields = records.session_input(session, parse_id=_id_text)
+        document = {"_id": ObjectId(), **_document(fields, SESSION_FIELDS)}
         await self._run(
             lambda: self._sessions.insert_one(document),
-            duplicate="a session with this token already exists",
+            duplicate={"sessionToken": records.DUPLICATE_SESSION},
         )
         return _session(document)
 
@@ -392,21 +386,19 @@ class MongoDBBackend:
     async def update_session(self, session: SessionInput) -> SessionRecord | None:
         """Set the given fields of the session named by ``session_token``.
 
-        Returns the updated session, or ``None`` when there is none.
+        Returns the updated session, or ``None`` when there is none. The token itself
+        cannot change; ``expires`` and ``user_id`` cannot become ``None``.
         """
-        data = as_mapping(session)
-        token = data.get("session_token", data.get("sessionToken"))
-        if not isinstance(token, str):
+        token, changes = records.session_changes(session, parse_id=_id_text)
+        if token is None:
             return None
-        changes = _to_document(data, SESSION_FIELDS)
-        changes.pop("sessionToken", None)
         if not changes:
             document = await self._run(lambda: self._sessions.find_one({"sessionToken": token}))
         else:
             document = await self._run(
                 lambda: self._sessions.find_one_and_update(
                     {"sessionToken": token},
-                    {"$set": changes},
+                    {"$set": _document(changes, SESSION_FIELDS)},
                     return_document=ReturnDocument.AFTER,
                 )
             )
@@ -454,20 +446,22 @@ class MongoDBBackend:
     async def create_verification_token(
         self, verification_token: VerificationTokenInput
     ) -> VerificationToken:
-        """Store a single-use token (``identifier``, hashed ``token``, ``expires``)."""
-        data = as_mapping(verification_token)
-        _require(
-            data, "verification token", VERIFICATION_FIELDS, ("identifier", "token", "expires")
-        )
+        """Store a single-use token (``identifier``, hashed ``token``, ``expires``).
+
+        Other fields are dropped. Raises :class:`DuplicateRecordError` when the same
+        identifier and token are stored already, and ``ValueError`` when a field is
+        missing or of the wrong type.
+        """
+        created = records.verification_input(verification_token)
         document = {
             "_id": ObjectId(),
-            **_to_document({key: data[key] for key in VERIFICATION_FIELDS}, VERIFICATION_FIELDS),
+            **records.to_stored(dataclasses.asdict(created), VERIFICATION_FIELDS),
         }
         await self._run(
             lambda: self._tokens.insert_one(document),
-            duplicate="this verification token already exists",
+            duplicate={"identifier": records.DUPLICATE_VERIFICATION},
         )
-        return _verification_token(document)
+        return created
 
     async def use_verification_token(
         self, *, identifier: str, token: str
@@ -477,15 +471,19 @@ class MongoDBBackend:
             return None
         query = {"identifier": identifier, "token": token}
         document = await self._run(lambda: self._tokens.find_one_and_delete(query))
-        return _verification_token(document) if document else None
+        if not document:
+            return None
+        return records.verification_record(records.from_stored(document, VERIFICATION_FIELDS))
 
     # -- JWT revocation ----------------------------------------------------------------
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:
-        """Revoke the user's tokens issued before ``when``. The cut-off only moves forward."""
-        if not isinstance(user_id, str) or not user_id:
-            raise ValueError("user_id must be a non-empty string")
-        cutoff = _utc(when)
+        """Revoke the user's tokens issued before ``when``. The cut-off only moves forward.
+
+        Any non-empty string is a user id here: users who signed in with credentials in
+        JWT mode need not be stored.
+        """
+        user_id, cutoff = records.revocation_input(user_id, when)
         await self._run(
             lambda: self._revocations.update_one(
                 {"_id": user_id}, {"$max": {"revokedBefore": cutoff}}, upsert=True
@@ -513,9 +511,16 @@ class MongoDBBackend:
         }
 
     async def _run(
-        self, operation: Callable[[], Awaitable[_T]], *, duplicate: str | None = None
+        self,
+        operation: Callable[[], Awaitable[_T]],
+        *,
+        duplicate: Mapping[str, str] | None = None,
     ) -> _T:
-        """Run one store operation, creating the indexes first if that has not happened."""
+        """Run one store operation, creating the indexes first if that has not happened.
+
+        ``duplicate`` gives the message of the :class:`DuplicateRecordError` raised when
+        a unique index refuses the write, by the index's first field.
+        """
         if not self._indexes_ready:
             async with self._index_lock:
                 if not self._indexes_ready:
@@ -526,7 +531,9 @@ class MongoDBBackend:
         except DuplicateKeyError as exc:
             if duplicate is None:
                 raise
-            raise DuplicateRecordError(duplicate) from exc
+            key = _duplicate_key(exc)
+            message = duplicate.get(key or "", f"a record with this {key} already exists")
+            raise DuplicateRecordError(message) from exc
 
     async def _guarded(self, operation: Callable[[], Awaitable[_T]]) -> _T:
         """Bound an operation by ``operation_timeout`` and turn outages into one error type.
@@ -588,92 +595,66 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _object_id(value: Any) -> ObjectId | None:
-    """The ObjectId written as 24 hex digits, or ``None`` for anything else."""
-    if isinstance(value, ObjectId):
-        return value
-    if isinstance(value, str) and len(value) == 24 and ObjectId.is_valid(value):
-        return ObjectId(value)
-    return None
+def _id_text(value: object) -> str | None:
+    """A user id as Python sees it: an ObjectId, or one written as 24 hex digits."""
+    return str(value) if isinstance(value, ObjectId) else records.hex_id(value)
 
 
-def _utc(value: datetime) -> datetime:
-    """Aware UTC with millisecond precision: exactly what a read gives back.
-
-    Naive datetimes are taken as UTC, as PyMongo does.
-    """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+def _object_id(value: object) -> ObjectId | None:
+    """The ObjectId ``value`` names, or ``None`` when it names none."""
+    text = _id_text(value)
+    return ObjectId(text) if text is not None else None
 
 
-def _require(
-    data: Mapping[str, Any], what: str, fields: Mapping[str, str], keys: tuple[str, ...]
-) -> None:
-    missing = [key for key in keys if data.get(key, data.get(fields[key])) is None]
-    if missing:
-        raise ValueError(f"{what} needs {', '.join(missing)}")
+def _account_query(provider: object, provider_account_id: object) -> dict[str, str] | None:
+    """The filter finding one linked account; ``None`` when the key is not two strings,
+    which then matches nothing instead of acting as a query operator."""
+    if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        return None
+    return {"provider": provider, "providerAccountId": provider_account_id}
 
 
-def _to_document(data: Mapping[str, Any], fields: Mapping[str, str]) -> dict[str, Any]:
-    """Stored names and types for Python-side data. Ids are left out; callers set them.
+def _duplicate_key(exc: DuplicateKeyError) -> str | None:
+    """The first field of the unique index a write collided with."""
+    details = exc.details or {}
+    pattern = details.get("keyPattern")
+    if isinstance(pattern, Mapping) and pattern:
+        return str(next(iter(pattern)))
+    # Older servers give only the message, naming the index ("... index: email_1 dup
+    # key ..."); the indexes made here are ascending, named "<field>_1[_<field>_1]".
+    message = str(details.get("errmsg", exc))
+    index = message.partition(" index: ")[2].split(" ", 1)[0]
+    return "_id" if index == "_id_" else index.partition("_1")[0] or None
 
-    Unknown keys are stored under their own name; that also lets Auth.js's camelCase
-    names (``userId``, ``sessionToken``...) through as aliases of the snake_case ones.
-    """
-    document: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in ("id", "_id"):
-            continue
-        stored = fields.get(key, key)
-        if stored == "userId":
-            user_oid = _object_id(value)
-            if user_oid is None:
-                raise ValueError(f"user_id {value!r} is not a valid id")
-            value = user_oid
-        elif isinstance(value, datetime):
-            value = _utc(value)
-        document[stored] = value
+
+def _document(fields: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """Python-named fields as Auth.js stores them: its names, ``userId`` an ObjectId."""
+    document = records.to_stored(fields, names)
+    if "userId" in document:
+        document["userId"] = ObjectId(document["userId"])
     return document
 
 
-def _split(
-    document: Mapping[str, Any], fields: Mapping[str, str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Python-side known fields and the extra ones of a stored document."""
-    python_names = {stored: python for python, stored in fields.items()}
-    known: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
-    for key, value in document.items():
-        if key == "_id":
-            continue
-        if key in python_names:
-            known[python_names[key]] = str(value) if key == "userId" else value
-        else:
-            extra[key] = value
-    return known, extra
+def _fields(document: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
+    """A stored document's fields under Python names, ``user_id`` a string; no ``_id``."""
+    fields = records.from_stored(document, names)
+    fields.pop("_id", None)
+    if "user_id" in fields:
+        fields["user_id"] = str(fields["user_id"])
+    return fields
 
 
 def _user(document: Mapping[str, Any]) -> User:
-    known, extra = _split(document, USER_FIELDS)
-    return User(id=str(document["_id"]), extra=extra, **known)
+    return records.user_record(str(document["_id"]), _fields(document, USER_FIELDS))
 
 
 def _account(document: Mapping[str, Any]) -> Account:
-    known, extra = _split(document, ACCOUNT_FIELDS)
-    expires_at = known.get("expires_at")
-    # JavaScript numbers may arrive as doubles; the field holds whole seconds.
-    if isinstance(expires_at, float) and expires_at.is_integer():
-        known["expires_at"] = int(expires_at)
-    return Account(id=str(document["_id"]), extra=extra, **known)
+    return records.account_record(str(document["_id"]), _fields(document, ACCOUNT_FIELDS))
 
 
 def _session(document: Mapping[str, Any]) -> SessionRecord:
-    known, extra = _split(document, SESSION_FIELDS)
-    return SessionRecord(id=str(document["_id"]), extra=extra, **known)
+    return records.session_record(str(document["_id"]), _fields(document, SESSION_FIELDS))
 
 
-def _verification_token(document: Mapping[str, Any]) -> VerificationToken:
-    known, _ = _split(document, VERIFICATION_FIELDS)
-    return VerificationToken(**known)
+def __getattr__(name: str) -> Any:
+    return renamed(__name__, name, frozenset({"MongoDBBackend"}))

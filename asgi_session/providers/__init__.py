@@ -1,11 +1,33 @@
-"""Sign-in providers."""
+"""Sign-in providers: each vouches for someone; :class:`Identity` is what it hands back.
 
-from asgi_session.providers.base import Provider
-from asgi_session.providers.credentials import Credentials
-from asgi_session.providers.email import Email
-from asgi_session.providers.github import GitHub
-from asgi_session.providers.google import Google
-from asgi_session.providers.oauth import OAuth
-from asgi_session.providers.oidc import OIDC
+Write a provider of your own by subclassing :class:`Provider` and implementing
+``begin_sign_in`` and ``authenticate`` against :class:`ProviderRequest`.
+"""
 
-__all__ = ["OIDC", "Credentials", "Email", "GitHub", "Google", "OAuth", "Provider"]
+from asgi_session.providers._base import Identity, Provider, ProviderRequest
+from asgi_session.providers._credentials import Credentials
+from asgi_session.providers._email import Email
+from asgi_session.providers._github import GitHub
+from asgi_session.providers._google import Google
+from asgi_session.providers._oauth import OAuth
+from asgi_session.providers._oidc import OIDC
+
+__all__ = [
+    "OIDC",
+    "Credentials",
+    "Email",
+    "GitHub",
+    "Google",
+    "Identity",
+    "OAuth",
+    "Provider",
+    "ProviderRequest",
+]
+
+
+# Public objects say they come from where users import them, as httpx's do.
+for _name in __all__:
+    _object = globals().get(_name)
+    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
+        _object.__module__ = __name__
+del _name, _object

@@ -18,6 +18,8 @@ from asgi_session import AuthConfig, AuthMiddleware, requires_session
 from asgi_session.providers import Credentials
 
 SECRET = "test-secret-that-is-long-enough-0123456789"
+#: The session cookie's name over plain http, as Auth.js names it.
+SESSION_COOKIE = "authjs.session-token"
 USERS = {
     "ann@example.com": {
         "id": "user-1",

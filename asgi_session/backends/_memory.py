@@ -1,10 +1,10 @@
 """Users, accounts, sessions and verification tokens kept in this process's memory.
 
-The records behave as :class:`~asgi_session.backends.mongodb.MongoDBBackend`'s do, so
-code tried against this backend meets no surprise in production: ids are 24 hex
-digits, datetimes come back as aware UTC with millisecond precision, Auth.js's
-camelCase field names are accepted next to the snake_case ones, and emails, linked
-accounts, session tokens and verification tokens are unique.
+The records behave as :class:`~asgi_session.backends.mongodb.MongoDBAdapter`'s do, so
+code tried against this backend meets no surprise in production: both check and shape
+records with :mod:`asgi_session.backends._records` (ids of 24 hex digits, aware UTC
+datetimes to the millisecond, Auth.js's camelCase names next to the snake_case ones);
+emails, linked accounts, session tokens and verification tokens are unique.
 """
 
 from __future__ import annotations
@@ -12,46 +12,24 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from asgi_session.backends.base import (
+from asgi_session.backends import _records as records
+from asgi_session.backends._adapter import (
     AccountInput,
     SessionInput,
     UserInput,
     VerificationTokenInput,
 )
 from asgi_session.errors import DuplicateRecordError
-from asgi_session.models import (
-    ACCOUNT_FIELDS,
-    SESSION_FIELDS,
-    USER_FIELDS,
-    VERIFICATION_FIELDS,
-    Account,
-    SessionRecord,
-    User,
-    VerificationToken,
-    as_mapping,
-)
+from asgi_session.models import Account, SessionRecord, User, VerificationToken
 
-__all__ = ["MemoryBackend"]
-
-_VERIFICATION_FIELDS = tuple(VERIFICATION_FIELDS)
-
-_USER_TIMES = ("email_verified",)
-_SESSION_TIMES = ("expires", "created_at", "last_seen_at")
-_SESSION_REQUIRED = ("session_token", "user_id", "expires")
-_ACCOUNT_REQUIRED = ("user_id", "type", "provider", "provider_account_id")
-
-# Fields that identify a linked account; update_account must not move an account.
-_ACCOUNT_IDENTITY = frozenset(
-    {"id", "_id", "user_id", "userId", "provider", "provider_account_id", "providerAccountId"}
-)
+__all__ = ["MemoryAdapter"]
 
 _ID_BYTES = 12  # 24 hex digits, the shape of a MongoDB ObjectId
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(slots=True)
@@ -62,8 +40,8 @@ class _Row:
     data: dict[str, Any]
 
 
-class MemoryBackend:
-    """An :class:`~asgi_session.backends.base.Adapter` keeping everything in a dict.
+class MemoryAdapter:
+    """An :class:`~asgi_session.backends._adapter.Adapter` keeping everything in a dict.
 
     For development, examples and tests; everything is lost when the process ends;
     one process only. Several workers, or several processes behind a load balancer,
@@ -103,7 +81,7 @@ class MemoryBackend:
         server may call it from time to time to bound memory use.
         """
         await _let_others_run()
-        moment = _utc(now if now is not None else datetime.now(UTC))
+        moment = records.utc(now if now is not None else datetime.now(UTC))
         sessions = [token for token, row in self._sessions.items() if row.data["expires"] <= moment]
         tokens = [key for key, expires in self._tokens.items() if expires <= moment]
         for token in sessions:
@@ -115,35 +93,31 @@ class MemoryBackend:
     # -- users -------------------------------------------------------------------------
 
     async def create_user(self, user: UserInput) -> User:
-        """Store a new user. An ``id`` of 24 hex digits is kept, else one is made.
+        """Store a new user with the fields given. An ``id`` of 24 hex digits is kept,
+        else one is made.
 
         Raises :class:`~asgi_session.errors.DuplicateRecordError` when another user has
         the same email (or the given id).
         """
         await _let_others_run()
-        data = as_mapping(user)
-        fields = _fields(data, USER_FIELDS)
-        _check_times(fields, _USER_TIMES, "user")
-        chosen = _valid_id(data.get("id"))
+        chosen, fields = records.user_input(user, parse_id=records.hex_id)
         if chosen is not None and chosen in self._users:
-            raise DuplicateRecordError("a user with this id already exists")
+            raise DuplicateRecordError(records.DUPLICATE_USER_ID)
         email = fields.get("email")
         if isinstance(email, str) and email in self._emails:
-            raise DuplicateRecordError("a user with this email already exists")
+            raise DuplicateRecordError(records.DUPLICATE_EMAIL)
         user_id = chosen or _new_id()
         while user_id in self._users:  # users are keyed by id: never overwrite one
             user_id = _new_id()
-        record: dict[str, Any] = dict.fromkeys(USER_FIELDS)
-        record.update(fields)
-        self._users[user_id] = record
+        self._users[user_id] = fields
         if isinstance(email, str):
             self._emails[email] = user_id
-        return _user(user_id, record)
+        return _user(user_id, fields)
 
     async def get_user(self, id: str) -> User | None:
         """The user with this id, or ``None``."""
         await _let_others_run()
-        return self._user_or_none(_valid_id(id))
+        return self._user_or_none(records.hex_id(id))
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The user with exactly this email, or ``None``."""
@@ -166,17 +140,14 @@ class MemoryBackend:
         belongs to another user.
         """
         await _let_others_run()
-        data = as_mapping(user)
-        changes = _fields(data, USER_FIELDS)
-        _check_times(changes, _USER_TIMES, "user")
-        user_id = _valid_id(data.get("id"))
+        user_id, changes = records.user_input(user, parse_id=records.hex_id)
         record = self._users.get(user_id) if user_id is not None else None
         if user_id is None or record is None:
             return None
         if "email" in changes:
             email = changes["email"]
             if isinstance(email, str) and self._emails.get(email, user_id) != user_id:
-                raise DuplicateRecordError("a user with this email already exists")
+                raise DuplicateRecordError(records.DUPLICATE_EMAIL)
             previous = record.get("email")
             if isinstance(previous, str) and self._emails.get(previous) == user_id:
                 del self._emails[previous]
@@ -188,7 +159,7 @@ class MemoryBackend:
     async def delete_user(self, id: str) -> User | None:
         """Delete the user with their sessions and linked accounts; returns the user."""
         await _let_others_run()
-        user_id = _valid_id(id)
+        user_id = records.hex_id(id)
         record = self._users.pop(user_id, None) if user_id is not None else None
         if user_id is None or record is None:
             return None
@@ -207,20 +178,14 @@ class MemoryBackend:
         """Link a provider account to a user.
 
         Raises :class:`~asgi_session.errors.DuplicateRecordError` when this (provider,
-        provider account id) is already linked, and ``ValueError`` when a required
-        field is missing, ``user_id`` is not a valid id, or ``provider`` and
-        ``provider_account_id`` are not strings.
+        provider account id) is already linked, and ``ValueError`` for invalid input
+        (see :func:`~asgi_session.backends._records.account_input`).
         """
         await _let_others_run()
-        fields = _fields(as_mapping(account), ACCOUNT_FIELDS)
-        _require(fields, "an account", _ACCOUNT_REQUIRED)
-        fields["user_id"] = _user_id(fields["user_id"])
-        provider, provider_account_id = fields["provider"], fields["provider_account_id"]
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
-            raise ValueError("an account's provider and provider_account_id must be strings")
-        key = (provider, provider_account_id)
+        fields = records.account_input(account, parse_id=records.hex_id)
+        key = (fields["provider"], fields["provider_account_id"])
         if key in self._accounts:
-            raise DuplicateRecordError("this provider account is already linked to a user")
+            raise DuplicateRecordError(records.DUPLICATE_ACCOUNT)
         row = _Row(_new_id(), fields)
         self._accounts[key] = row
         return _account(row)
@@ -248,14 +213,7 @@ class MemoryBackend:
         not linked.
         """
         await _let_others_run()
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
-            return None
-        forbidden = sorted(_ACCOUNT_IDENTITY.intersection(data))
-        if forbidden:
-            raise ValueError(f"update_account cannot change {', '.join(forbidden)}")
-        changes = _fields(data, ACCOUNT_FIELDS)
-        if changes.get("type", "") is None:
-            raise ValueError("an account's type cannot be None")
+        changes = records.account_changes(data)
         row = self._account_row(provider, provider_account_id)
         if row is None:
             return None
@@ -269,20 +227,14 @@ class MemoryBackend:
         to ``created_at``.
 
         Raises :class:`~asgi_session.errors.DuplicateRecordError` when the token exists
-        and ``ValueError`` when a required field is missing or ``user_id`` is not a
-        valid id.
+        and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.session_input`).
         """
         await _let_others_run()
-        fields = _fields(as_mapping(session), SESSION_FIELDS)
-        _require(fields, "a session", _SESSION_REQUIRED)
-        _check_session(fields)
+        fields = records.session_input(session, parse_id=records.hex_id)
         token = fields["session_token"]
         if token in self._sessions:
-            raise DuplicateRecordError("a session with this token already exists")
-        if fields.get("created_at") is None:
-            fields["created_at"] = _utc(datetime.now(UTC))
-        if fields.get("last_seen_at") is None:
-            fields["last_seen_at"] = fields["created_at"]
+            raise DuplicateRecordError(records.DUPLICATE_SESSION)
         row = _Row(_new_id(), fields)
         self._sessions[token] = row
         return _session(row)
@@ -308,14 +260,8 @@ class MemoryBackend:
         cannot change; ``expires`` and ``user_id`` cannot become ``None``.
         """
         await _let_others_run()
-        data = as_mapping(session)
-        token = data.get("session_token", data.get("sessionToken"))
-        if not isinstance(token, str):
-            return None
-        changes = _fields(data, SESSION_FIELDS)
-        changes.pop("session_token", None)
-        _check_session(changes)
-        row = self._sessions.get(token)
+        token, changes = records.session_changes(session, parse_id=records.hex_id)
+        row = self._sessions.get(token) if token is not None else None
         if row is None:
             return None
         row.data.update(changes)
@@ -336,7 +282,7 @@ class MemoryBackend:
         whose ``created_at`` was set to ``None`` come after all others.
         """
         await _let_others_run()
-        wanted = _valid_id(user_id)
+        wanted = records.hex_id(user_id)
         if wanted is None:
             return []
         rows = [
@@ -350,7 +296,7 @@ class MemoryBackend:
     async def delete_sessions(self, user_id: str, *, except_token: str | None = None) -> int:
         """Delete the user's sessions, except ``except_token``'s; returns how many went."""
         await _let_others_run()
-        wanted = _valid_id(user_id)
+        wanted = records.hex_id(user_id)
         if wanted is None:
             return 0
         kept = None if except_token is None else str(except_token)
@@ -376,17 +322,12 @@ class MemoryBackend:
         wrong type.
         """
         await _let_others_run()
-        data = as_mapping(verification_token)
-        _require(data, "a verification token", _VERIFICATION_FIELDS)
-        identifier, token, expires = (data[key] for key in _VERIFICATION_FIELDS)
-        if not isinstance(identifier, str) or not isinstance(token, str):
-            raise ValueError("a verification token's identifier and token must be strings")
-        if not isinstance(expires, datetime):
-            raise ValueError("a verification token's expires must be a datetime")
-        if (identifier, token) in self._tokens:
-            raise DuplicateRecordError("this verification token already exists")
-        self._tokens[identifier, token] = _utc(expires)
-        return VerificationToken(identifier, token, self._tokens[identifier, token])
+        created = records.verification_input(verification_token)
+        key = (created.identifier, created.token)
+        if key in self._tokens:
+            raise DuplicateRecordError(records.DUPLICATE_VERIFICATION)
+        self._tokens[key] = created.expires
+        return created
 
     async def use_verification_token(
         self, *, identifier: str, token: str
@@ -407,11 +348,7 @@ class MemoryBackend:
         JWT mode need not be stored.
         """
         await _let_others_run()
-        if not isinstance(user_id, str) or not user_id:
-            raise ValueError("user_id must be a non-empty string")
-        if not isinstance(when, datetime):
-            raise ValueError("when must be a datetime")
-        cutoff = _utc(when)
+        user_id, cutoff = records.revocation_input(user_id, when)
         current = self._revocations.get(user_id)
         if current is None or cutoff > current:
             self._revocations[user_id] = cutoff
@@ -445,76 +382,6 @@ def _new_id() -> str:
     return secrets.token_hex(_ID_BYTES)
 
 
-def _valid_id(value: object) -> str | None:
-    """The id written as 24 hex digits, lower-cased, or ``None`` for anything else."""
-    if isinstance(value, str) and len(value) == 2 * _ID_BYTES and _HEX_DIGITS.issuperset(value):
-        return value.lower()
-    return None
-
-
-def _user_id(value: object) -> str:
-    user_id = _valid_id(value)
-    if user_id is None:
-        raise ValueError(f"user_id {value!r} is not a valid id")
-    return user_id
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC with millisecond precision, as MongoDB gives datetimes back.
-
-    Naive datetimes are taken as UTC.
-    """
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def _stored(value: Any) -> Any:
-    """A private copy of an input value, shaped as a document store would keep it."""
-    if isinstance(value, datetime):
-        return _utc(value)
-    if isinstance(value, Mapping):
-        return {key: _stored(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_stored(item) for item in value]
-    return copy.deepcopy(value)
-
-
-def _fields(data: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """Input data under Python names, copied. Ids are left out; callers set them."""
-    aliases = {authjs: python for python, authjs in names.items()}
-    return {
-        aliases.get(key, key): _stored(value)
-        for key, value in data.items()
-        if key not in ("id", "_id")
-    }
-
-
-def _require(data: Mapping[str, Any], what: str, keys: tuple[str, ...]) -> None:
-    missing = [key for key in keys if data.get(key) is None]
-    if missing:
-        raise ValueError(f"{what} needs {', '.join(missing)}")
-
-
-def _check_times(data: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
-    for key in keys:
-        if data.get(key) is not None and not isinstance(data[key], datetime):
-            raise ValueError(f"a {what}'s {key} must be a datetime")
-
-
-def _check_session(fields: dict[str, Any]) -> None:
-    """Validate session fields in place: a real user id, datetimes, a string token."""
-    for key in ("user_id", "expires"):
-        if key in fields and fields[key] is None:
-            raise ValueError(f"a session's {key} cannot be None")
-    if "user_id" in fields:
-        fields["user_id"] = _user_id(fields["user_id"])
-    if "session_token" in fields and not isinstance(fields["session_token"], str):
-        raise ValueError("a session's session_token must be a string")
-    _check_times(fields, _SESSION_TIMES, "session")
-
-
 def _newest_first(item: tuple[int, _Row]) -> tuple[bool, float, int]:
     order, row = item
     created = row.data.get("created_at")
@@ -523,30 +390,16 @@ def _newest_first(item: tuple[int, _Row]) -> tuple[bool, float, int]:
     return (False, -created.timestamp(), -order)
 
 
-def _split(
-    data: Mapping[str, Any], names: Collection[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Known fields and extra ones, copied so callers cannot change the store."""
-    copied = copy.deepcopy(dict(data))
-    known = {key: value for key, value in copied.items() if key in names}
-    extra = {key: value for key, value in copied.items() if key not in names}
-    return known, extra
+# Records handed out are built from copies, so callers cannot change the store.
 
 
-def _user(user_id: str, record: Mapping[str, Any]) -> User:
-    known, extra = _split(record, USER_FIELDS)
-    return User(id=user_id, extra=extra, **known)
+def _user(user_id: str, fields: Mapping[str, Any]) -> User:
+    return records.user_record(user_id, copy.deepcopy(dict(fields)))
 
 
 def _account(row: _Row) -> Account:
-    known, extra = _split(row.data, ACCOUNT_FIELDS)
-    expires_at = known.get("expires_at")
-    # Refreshed tokens may give a whole number as a float; the field holds whole seconds.
-    if isinstance(expires_at, float) and expires_at.is_integer():
-        known["expires_at"] = int(expires_at)
-    return Account(id=row.id, extra=extra, **known)
+    return records.account_record(row.id, copy.deepcopy(row.data))
 
 
 def _session(row: _Row) -> SessionRecord:
-    known, extra = _split(row.data, SESSION_FIELDS)
-    return SessionRecord(id=row.id, extra=extra, **known)
+    return records.session_record(row.id, copy.deepcopy(row.data))

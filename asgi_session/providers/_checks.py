@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 import secrets
 from dataclasses import replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from asgi_session.context import RequestContext
-from asgi_session.cookies import CookieSpec
+from asgi_session._cookies import CookieSpec
 from asgi_session.jwt import JWTCodec, JWTDecodeError
+
+if TYPE_CHECKING:
+    from asgi_session._context import RequestContext
 
 #: Seconds a sign-in may take at the provider before its check cookies expire.
 CHECK_MAX_AGE = 15 * 60

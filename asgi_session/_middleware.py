@@ -6,25 +6,23 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from asgi_session.config import AuthConfig
-from asgi_session.context import RequestContext
+from asgi_session._config import AuthConfig
+from asgi_session._context import CONTEXT_KEY, SIGN_IN_PATH_KEY, RequestContext
+from asgi_session._routes import AuthRoutes, service_unavailable
 from asgi_session.errors import BackendUnavailableError, ConfigurationError
-from asgi_session.management import CONTEXT_KEY
-from asgi_session.requires import SIGN_IN_PATH_KEY
-from asgi_session.routes import AuthRoutes, service_unavailable
 
 
 class AuthMiddleware:
     """Pure ASGI middleware putting the session in ``request.state.session``.
 
     ``request.state.session`` is ``None`` when signed out, else a
-    :class:`~asgi_session.session.Session`. Requests under ``config.base_path`` are the
+    :class:`~asgi_session._session.Session`. Requests under ``config.base_path`` are the
     sign-in routes and never reach the app. Works around any ASGI app::
 
         app = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
         app = AuthMiddleware(other_asgi_app, config=config)
 
-    The options of :class:`~asgi_session.config.AuthConfig` may be passed directly
+    The options of :class:`~asgi_session._config.AuthConfig` may be passed directly
     instead of ``config``.
     """
 
@@ -103,8 +101,7 @@ class AuthMiddleware:
             return
         state["session"] = session
         if scope_type != "http":
-            if session is not None:
-                session._detach()  # a WebSocket has no response to carry a new cookie
+            ctx.close()  # a WebSocket has no response to carry a new cookie
             await self.app(scope, receive, send)
             return
         if session is None and not ctx.set_cookies:
@@ -113,7 +110,7 @@ class AuthMiddleware:
 
         async def send_with_cookies(message: Message) -> None:
             if message["type"] == "http.response.start":
-                ctx.response_started = True
+                ctx.response_started = True  # streaming may go on; cookies cannot change
                 if ctx.set_cookies:
                     headers = list(message.get("headers", ()))
                     headers.extend(
@@ -126,8 +123,6 @@ class AuthMiddleware:
         try:
             await self.app(scope, receive, send_with_cookies)
         finally:
-            # The response is over: nothing could carry a new cookie now. Dropping the
-            # links back to the request also frees it without the cycle collector.
+            # The response is over: nothing could carry a new cookie now.
             del scope[CONTEXT_KEY]
-            if session is not None:
-                session._detach()
+            ctx.close()

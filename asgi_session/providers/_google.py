@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from asgi_session.providers.oauth import OAuthOptions
-from asgi_session.providers.oidc import OIDC
+from asgi_session.providers._oauth import OAuthOptions
+from asgi_session.providers._oidc import OIDC
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 
@@ -21,7 +21,7 @@ class Google(OIDC):
 
     Google verifies the email addresses it vouches for (``email_verified``), so
     ``allow_dangerous_email_account_linking=True`` is a reasonable choice here. The other
-    arguments are :class:`~asgi_session.providers.oauth.OAuth`'s.
+    arguments are :class:`~asgi_session.providers._oauth.OAuth`'s.
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """The built-in HTML pages: sign in, sign out, errors, "check your email".
 
-Apps that want their own pages set :class:`asgi_session.config.Pages`.
+Apps that want their own pages set :class:`asgi_session._config.Pages`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from asgi_session.providers.base import Provider
+from asgi_session.providers._base import Provider
 
 #: Messages shown on the sign-in page for ``?error=...``.
 SIGN_IN_ERRORS = {

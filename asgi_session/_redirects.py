@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from asgi_session.context import RequestContext
+if TYPE_CHECKING:
+    from asgi_session._context import RequestContext
+
 
 _MAX_URL_LENGTH = 2048
 

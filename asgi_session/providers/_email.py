@@ -19,18 +19,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-from asgi_session.errors import ConfigurationError, DuplicateRecordError
-from asgi_session.models import User
-from asgi_session.providers.base import Provider, ProviderType
-from asgi_session.redirects import resolve_redirect
-from asgi_session.signin import SignInError, check_sign_in, start_session
+from asgi_session._signin import check_sign_in
+from asgi_session.errors import ConfigurationError, SignInError
+from asgi_session.providers._base import Identity, Provider, ProviderRequest, ProviderType
 
 if TYPE_CHECKING:
-    from asgi_session.backends.base import Adapter
-    from asgi_session.config import AuthConfig
-    from asgi_session.routes import AuthRequest
+    from asgi_session._config import AuthConfig
+    from asgi_session.backends._adapter import Adapter
 
 logger = logging.getLogger("asgi_session")
 
@@ -76,9 +72,10 @@ class Email(Provider):
 
         Email(send=send_magic_link)
 
-    Needs a backend that stores verification tokens and users (an adapter such as
-    :class:`~asgi_session.backends.mongodb.MongoDBBackend`). ``max_age`` is how long a link
-    works, 24 hours by default.
+    Needs an adapter that stores verification tokens and users (such as
+    :class:`~asgi_session.backends.mongodb.MongoDBAdapter`). ``max_age`` is how long a link
+    works, 24 hours by default. Following the link creates the user, or marks their
+    address verified.
     """
 
     type: ClassVar[ProviderType] = "email"
@@ -103,10 +100,10 @@ class Email(Provider):
         self.max_age = max_age
 
     def check_config(self, config: AuthConfig) -> None:
-        if config.backend.adapter is None:
+        if config.adapter is None:
             raise ConfigurationError(
                 f"the {self.id!r} email provider stores single-use tokens and users: give "
-                "AuthConfig a backend that keeps them, e.g. backend=MongoDBBackend(db)"
+                "AuthConfig an adapter that keeps them, e.g. adapter=MongoDBAdapter(db)"
             )
         if config.url is None and not config.trust_host:
             # The link goes to someone else's inbox: built from a request's Host header,
@@ -119,124 +116,80 @@ class Email(Provider):
             )
 
     @staticmethod
-    def _adapter(auth: AuthRequest) -> Adapter:
-        adapter = auth.config.backend.adapter
+    def _adapter(request: ProviderRequest) -> Adapter:
+        adapter = request.config.adapter
         assert adapter is not None  # checked at start-up
         return adapter
 
+    def _account(self, email: str) -> dict[str, Any]:
+        return {"provider": self.id, "type": "email", "providerAccountId": email}
+
     # -- POST /signin/<id> -------------------------------------------------------
 
-    async def begin_sign_in(self, auth: AuthRequest) -> Response:
-        ctx = auth.ctx
-        email = normalize_email(auth.field("email"))
+    async def begin_sign_in(self, request: ProviderRequest) -> str:
+        """Store a token for the address, mail the link, and show "check your email"."""
+        ctx = request.context
+        email = normalize_email(request.field("email"))
         if email is None:
-            return auth.sign_in_error("EmailSignin")
-        adapter = self._adapter(auth)
-        _, refused = await self._ask_sign_in(auth, adapter, email, verification_request=True)
-        if refused is not None:
-            return refused
+            raise SignInError("EmailSignin", "not an email address")
+        adapter = self._adapter(request)
+        existing = await adapter.get_user_by_email(email)
+        # Asked before anything is sent: an app may refuse addresses it does not know.
+        elsewhere = await check_sign_in(
+            ctx,
+            user=existing.to_dict() if existing else {"id": email, "email": email},
+            account=self._account(email),
+            email={"verificationRequest": True},
+        )
+        if elsewhere is not None:
+            return elsewhere
 
         token = secrets.token_hex(32)
         now = datetime.fromtimestamp(ctx.now, UTC)
         await adapter.create_verification_token(
             {
                 "identifier": email,
-                "token": hash_token(token, auth.config.secrets[0]),
+                "token": hash_token(token, request.config.secrets[0]),
                 "expires": now + timedelta(seconds=self.max_age),
             }
         )
-        callback_url = await auth.callback_url(auth.field("callbackUrl"))
+        callback_url = await request.callback_url(request.field("callbackUrl"))
         query = urlencode({"callbackUrl": callback_url, "token": token, "email": email})
         url = f"{ctx.auth_url(f'callback/{self.id}')}?{query}"
         try:
-            sent = self.send(email, url, auth.request)
+            sent = self.send(email, url, request.request)
             if inspect.isawaitable(sent):
                 await sent
         except Exception as exc:
             # Warning, not error: anyone can ask for a link to an address the mailer refuses.
             logger.warning("the %s provider could not send the sign-in link: %r", self.id, exc)
-            return auth.sign_in_error("EmailSignin")
-        verify = auth.page_url(
-            auth.config.pages.verify_request, "verify-request", provider=self.id, type="email"
+            raise SignInError("EmailSignin", "the link could not be sent") from exc
+        return ctx.page_url(
+            request.config.pages.verify_request, "verify-request", provider=self.id, type="email"
         )
-        return auth.redirect(verify)
 
     # -- GET /callback/<id> -------------------------------------------------------
 
-    async def handle_callback(self, auth: AuthRequest) -> Response:
-        ctx = auth.ctx
-        params = auth.request.query_params
-        email = normalize_email(params.get("email"))
-        token = params.get("token")
+    async def authenticate(self, request: ProviderRequest) -> Identity:
+        """Use the link's token up: it proves the owner of the address clicked it."""
+        email = normalize_email(request.query.get("email"))
+        token = request.query.get("token")
         if email is None or not token or len(token) > 128:
-            return auth.error("Verification")
-        adapter = self._adapter(auth)
+            raise SignInError("Verification", "the link is incomplete", page="error")
+        adapter = self._adapter(request)
         used = None
-        for secret in auth.config.secrets:  # links sent before a secret rotation still work
+        for secret in request.config.secrets:  # links sent before a secret rotation still work
             used = await adapter.use_verification_token(
                 identifier=email, token=hash_token(token, secret)
             )
             if used is not None:
                 break
-        if used is None or used.expires.timestamp() <= ctx.now:
-            return auth.error("Verification")
-
-        existing, refused = await self._ask_sign_in(
-            auth, adapter, email, verification_request=False
+        if used is None or used.expires.timestamp() <= request.context.now:
+            raise SignInError("Verification", "the link is used up or expired", page="error")
+        return Identity(
+            provider=self.id,
+            type="email",
+            account_id=email,
+            user={"id": email, "email": email},
+            callback_url=request.query.get("callbackUrl"),
         )
-        if refused is not None:
-            return refused
-        user, is_new_user = await self._verified_user(auth, adapter, email, existing)
-        await start_session(
-            ctx, user=user.to_dict(), account=self._account(email), is_new_user=is_new_user
-        )
-        target = params.get("callbackUrl") or auth.stored_callback_url()
-        if is_new_user and auth.config.pages.new_user:
-            target = auth.config.pages.new_user
-        ctx.clear_cookie(ctx.names.callback_url)
-        return auth.redirect(await resolve_redirect(ctx, target))
-
-    def _account(self, email: str) -> dict[str, Any]:
-        return {"provider": self.id, "type": "email", "providerAccountId": email}
-
-    async def _ask_sign_in(
-        self, auth: AuthRequest, adapter: Adapter, email: str, *, verification_request: bool
-    ) -> tuple[User | None, Response | None]:
-        """The address's user, if any, and the answer to give instead of going on, if the
-        ``sign_in`` callback refuses (or sends the browser elsewhere)."""
-        existing = await adapter.get_user_by_email(email)
-        user = existing.to_dict() if existing else {"id": email, "email": email}
-        try:
-            elsewhere = await check_sign_in(
-                auth.ctx,
-                user=user,
-                account=self._account(email),
-                email={"verificationRequest": verification_request},
-            )
-        except SignInError as exc:
-            return existing, auth.sign_in_error(exc.code)
-        return existing, None if elsewhere is None else auth.redirect(elsewhere)
-
-    async def _verified_user(
-        self, auth: AuthRequest, adapter: Adapter, email: str, existing: User | None
-    ) -> tuple[User, bool]:
-        """The address's user, created or marked verified now that the link proved it."""
-        events = auth.config.events
-        now = datetime.fromtimestamp(auth.ctx.now, UTC)
-        if existing is None:
-            try:
-                created = await adapter.create_user({"email": email, "email_verified": now})
-            except DuplicateRecordError:
-                # Another link for the same address won the race: that user is the one.
-                existing = await adapter.get_user_by_email(email)
-                if existing is None:
-                    raise
-            else:
-                await events.emit("create_user", user=created.to_dict())
-                return created, True
-        if existing.email_verified is None:
-            updated = await adapter.update_user({"id": existing.id, "email_verified": now})
-            if updated is not None:
-                await events.emit("update_user", user=updated.to_dict())
-                return updated, False
-        return existing, False

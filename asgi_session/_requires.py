@@ -10,12 +10,10 @@ from urllib.parse import urlencode
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from asgi_session.session import Session
+from asgi_session._context import SIGN_IN_PATH_KEY
+from asgi_session._session import Session
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
-
-#: Key under which the middleware leaves its sign-in route in the request's state.
-SIGN_IN_PATH_KEY = "asgi_session.signin_path"
 
 
 def get_session(connection: HTTPConnection) -> Session | None:

@@ -1,6 +1,6 @@
 """The database strategy: the cookie holds an opaque random token, the session a stored row.
 
-Works over any :class:`~asgi_session.backends.base.Adapter`. Resolving a session is one
+Works over any :class:`~asgi_session.backends._adapter.Adapter`. Resolving a session is one
 adapter call; its expiry is pushed back, in the store and in the cookie, at most once per
 ``update_age``, so a busy user costs one write a day rather than one per request.
 """
@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter
+from asgi_session._session import Session, isoformat
+from asgi_session.backends._adapter import Adapter
 from asgi_session.models import SessionRecord, User
-from asgi_session.session import Session, isoformat
 
 if TYPE_CHECKING:
-    from asgi_session.config import AuthConfig
-    from asgi_session.context import RequestContext
+    from asgi_session._config import AuthConfig
+    from asgi_session._context import RequestContext
 
 logger = logging.getLogger("asgi_session")
 
@@ -34,23 +34,34 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(_TOKEN_BYTES)
 
 
-class DatabaseBackend:
+class DatabaseStrategy:
     """Sessions stored through an adapter (``strategy="database"``)."""
 
-    strategy = "database"
+    name = "database"
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter | None = None) -> None:
+        #: The store of sessions; ``AuthConfig(adapter=...)`` provides it.
         self.adapter = adapter
         self._config: AuthConfig | None = None
 
     def configure(self, config: AuthConfig) -> None:
+        if self._config is not None and self._config is not config:
+            raise RuntimeError("a DatabaseStrategy serves one AuthConfig; create one per config")
         self._config = config
+        self.adapter = config.adapter
 
     @property
     def config(self) -> AuthConfig:
         if self._config is None:
-            raise RuntimeError("DatabaseBackend is not configured; pass it to AuthConfig")
+            raise RuntimeError("DatabaseStrategy is not configured; pass it to AuthConfig")
         return self._config
+
+    @property
+    def _store(self) -> Adapter:
+        adapter = self.adapter
+        if adapter is None:
+            raise RuntimeError("DatabaseStrategy has no adapter; pass AuthConfig(adapter=...)")
+        return adapter
 
     def _now(self, ctx: RequestContext) -> datetime:
         return datetime.fromtimestamp(ctx.now, UTC)
@@ -62,21 +73,21 @@ class DatabaseBackend:
         if len(token) > _MAX_TOKEN_LENGTH:
             ctx.clear_session_cookie()
             return None
-        found = await self.adapter.get_session_and_user(token)
+        found = await self._store.get_session_and_user(token)
         now = self._now(ctx)
         if found is None:
             ctx.clear_session_cookie()
             return None
         record, user = found
         if record.expires <= now:
-            await self.adapter.delete_session(token)
+            await self._store.delete_session(token)
             ctx.clear_session_cookie()
             return None
         config = self.config
         due = record.expires - timedelta(seconds=config.max_age - config.update_age)
         if due <= now:
             expires = now + timedelta(seconds=config.max_age)
-            updated = await self.adapter.update_session(
+            updated = await self._store.update_session(
                 {"session_token": token, "expires": expires, "last_seen_at": now}
             )
             if updated is None:  # ended by another request meanwhile
@@ -119,7 +130,7 @@ class DatabaseBackend:
             user_id=user.id,
             claims=claims,
             record=record,
-            updater=ctx,
+            updater=ctx.link,
         )
 
     async def create(
@@ -134,11 +145,11 @@ class DatabaseBackend:
         user_id = user.get("id")
         if user_id is None:
             raise ValueError("a database session needs a stored user with an id")
-        stored_user = await self.adapter.get_user(str(user_id))
+        stored_user = await self._store.get_user(str(user_id))
         if stored_user is None:
             raise ValueError(f"user {user_id!r} is not in the database")
         now = self._now(ctx)
-        record = await self.adapter.create_session(
+        record = await self._store.create_session(
             {
                 "session_token": new_session_token(),
                 "user_id": stored_user.id,
@@ -156,7 +167,7 @@ class DatabaseBackend:
     ) -> Session | None:
         if session.record is None:
             raise TypeError("not a database session")
-        found = await self.adapter.get_session_and_user(session.record.session_token)
+        found = await self._store.get_session_and_user(session.record.session_token)
         if found is None:
             ctx.clear_session_cookie()
             return None
@@ -167,7 +178,7 @@ class DatabaseBackend:
             current = record.extra.get("data")
             stored = dict(current) if isinstance(current, Mapping) else {}
             stored.update(data)
-            updated = await self.adapter.update_session(
+            updated = await self._store.update_session(
                 {"session_token": record.session_token, "data": stored}
             )
             if updated is None:
@@ -181,7 +192,7 @@ class DatabaseBackend:
     ) -> None:
         token = ctx.session_token()
         if token and len(token) <= _MAX_TOKEN_LENGTH:
-            await self.adapter.delete_session(token)
+            await self._store.delete_session(token)
         if clear_cookie:
             ctx.clear_session_cookie()
 
@@ -189,19 +200,20 @@ class DatabaseBackend:
 
     async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
         moment = datetime.fromtimestamp(now, UTC)
-        records = await self.adapter.list_sessions(user_id)
+        records = await self._store.list_sessions(user_id)
         return [record for record in records if record.expires > moment]
 
     async def end_user_session(self, user_id: str, session_id: str) -> bool:
-        for record in await self.adapter.list_sessions(user_id):
+        for record in await self._store.list_sessions(user_id):
             if record.id == session_id:
-                return await self.adapter.delete_session(record.session_token) is not None
+                return await self._store.delete_session(record.session_token) is not None
         return False
 
     async def end_user_sessions(
         self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
-    ) -> None:
+    ) -> Session | None:
         keep_token = None
         if keep is not None:
             keep_token = keep[1].record.session_token if keep[1].record is not None else None
-        await self.adapter.delete_sessions(user_id, except_token=keep_token)
+        await self._store.delete_sessions(user_id, except_token=keep_token)
+        return None

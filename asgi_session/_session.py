@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class SessionUpdater(Protocol):
-    """What carries out ``session.update()``: the request the session belongs to."""
+    """What carries out ``session.update()``: the link to the request it belongs to."""
 
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None: ...
 
@@ -133,26 +133,6 @@ class Session(Mapping[str, Any]):
         self.record: SessionRecord | None = record
         self._updater = updater
 
-    @classmethod
-    def _lazy(
-        cls,
-        source: SessionParts,
-        *,
-        claims: Mapping[str, Any] | None,
-        updater: SessionUpdater | None,
-    ) -> Session:
-        """A session whose parts ``source`` builds on first use (and shares, read-only).
-
-        Most requests never look at the session's JSON or expiry; they cost nothing.
-        """
-        session = cls.__new__(cls)
-        session._parts = None
-        session._source = source
-        session.claims = claims
-        session.record = None
-        session._updater = updater
-        return session
-
     def _get(self) -> tuple[dict[str, Any], datetime, SessionUser]:
         parts = self._parts
         if parts is None:
@@ -210,3 +190,34 @@ class Session(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"Session(user={self.user!r}, expires={isoformat(self.expires)!r})"
+
+
+def lazy_session(
+    source: SessionParts,
+    *,
+    claims: Mapping[str, Any] | None,
+    updater: SessionUpdater | None,
+) -> Session:
+    """A session whose parts ``source`` builds on first use (and shares, read-only).
+
+    Most requests never look at the session's JSON or expiry; they cost nothing.
+    """
+    session = Session.__new__(Session)
+    session._parts = None
+    session._source = source
+    session.claims = claims
+    session.record = None
+    session._updater = updater
+    return session
+
+
+def replace_contents(session: Session, other: Session) -> None:
+    """Make ``session`` show what ``other`` holds, keeping its link to the request.
+
+    The request context calls this when a session changes under a handler that holds
+    it (``session.update()``, "sign out everywhere else"): the handler sees the change.
+    """
+    session._parts = other._get()
+    session._source = None
+    session.claims = other.claims
+    session.record = other.record

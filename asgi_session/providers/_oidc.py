@@ -21,16 +21,10 @@ from joserfc.errors import InvalidKeyIdError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from asgi_session.errors import ConfigurationError
-from asgi_session.oauth_checks import Check
-from asgi_session.providers.base import ProviderType
-from asgi_session.providers.oauth import (
-    Endpoints,
-    OAuth,
-    OAuthFlowError,
-    OAuthOptions,
-    env_name,
-)
+from asgi_session.errors import ConfigurationError, OAuthFlowError
+from asgi_session.providers._base import ProviderType
+from asgi_session.providers._checks import Check
+from asgi_session.providers._oauth import Endpoints, OAuth, OAuthOptions, env_name
 
 #: Seconds a discovery document is trusted before it is fetched again.
 DISCOVERY_MAX_AGE = 24 * 60 * 60
@@ -56,7 +50,7 @@ class OIDC(OAuth):
     ``issuer``, ``client_id`` and ``client_secret`` default to ``AUTH_<ID>_ISSUER``,
     ``AUTH_<ID>_ID`` and ``AUTH_<ID>_SECRET``. The profile is the ID token's claims,
     completed by the userinfo endpoint unless ``userinfo=False``. The other arguments
-    are :class:`~asgi_session.providers.oauth.OAuth`'s.
+    are :class:`~asgi_session.providers._oauth.OAuth`'s.
     """
 
     type: ClassVar[ProviderType] = "oidc"

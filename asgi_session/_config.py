@@ -5,18 +5,23 @@ from __future__ import annotations
 import difflib
 import os
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from asgi_session.callbacks import Callbacks, Events
-from asgi_session.cookies import DEFAULT_MAX_CHUNKS, CookieNames, CookieSpec
+from asgi_session._callbacks import Callbacks, Events
+from asgi_session._cookies import DEFAULT_MAX_CHUNKS, CookieNames, CookieSpec
+from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._database import DatabaseStrategy
+from asgi_session.backends._jwt import JWTStrategy
+from asgi_session.backends._strategy import SessionStrategy
 from asgi_session.errors import ConfigurationError
-from asgi_session.providers.base import Provider
+from asgi_session.providers._base import Provider
 
-if TYPE_CHECKING:
-    from asgi_session.backends.base import SessionBackend
+#: ``AuthConfig(strategy=...)``: a strategy's name, a strategy object, or the default.
+StrategyOption = Literal["jwt", "database"] | SessionStrategy | None
 
 DEFAULT_MAX_AGE = 30 * 24 * 60 * 60
 DEFAULT_UPDATE_AGE = 24 * 60 * 60
@@ -80,11 +85,13 @@ class AuthConfig:
     - ``secret``: a string, or a list whose first entry encrypts and every entry decrypts
       (rotation). Defaults to ``AUTH_SECRET`` (then ``AUTH_SECRET_1``..``_3``).
     - ``providers``: the sign-in providers.
-    - ``backend``: where sessions live. Defaults to :class:`~asgi_session.backends.jwt.JWTBackend`
-      (an encrypted token in the cookie). An adapter such as
-      :class:`~asgi_session.backends.mongodb.MongoDBBackend` gives database sessions.
-    - ``strategy``: ``"jwt"`` or ``"database"``; defaults to ``"database"`` for an
-      adapter, else ``"jwt"``. ``strategy="jwt"`` with an adapter keeps users in the
+    - ``adapter``: where users, accounts, database sessions and verification tokens are
+      stored, e.g. :class:`~asgi_session.backends.mongodb.MongoDBAdapter`. None by
+      default: nothing is stored, sessions are JWTs.
+    - ``strategy``: how a session is resolved: ``"jwt"`` (an encrypted token in the
+      cookie), ``"database"`` (the cookie names a stored session) or a strategy object
+      such as ``JWTStrategy(revocation_check_interval=30)``. Defaults to ``"database"``
+      with an adapter, else ``"jwt"``; ``"jwt"`` with an adapter keeps users in the
       database and sessions in the cookie.
     - ``base_path``: where the ``/signin``, ``/callback``, ... routes live (``"/auth"``).
     - ``max_age``: seconds a session lasts without activity (30 days).
@@ -95,8 +102,8 @@ class AuthConfig:
       names on or off; by default they follow the request's (or ``url``'s) scheme.
     - ``url``: the app's public URL (default ``AUTH_URL``), for apps behind a proxy.
     - ``trust_host``: trust ``X-Forwarded-Host``/``-Proto`` (default ``AUTH_TRUST_HOST``).
-    - ``callbacks``, ``events``: see :class:`~asgi_session.callbacks.Callbacks` and
-      :class:`~asgi_session.callbacks.Events`.
+    - ``callbacks``, ``events``: see :class:`~asgi_session._callbacks.Callbacks` and
+      :class:`~asgi_session._callbacks.Events`.
     - ``pages``: :class:`Pages` replacing the built-in sign-in, sign-out and error pages.
     - ``max_cookie_chunks``: the most 4 KB chunks a session cookie may take before
       issuing it fails with :class:`~asgi_session.errors.CookieTooLargeError`.
@@ -108,8 +115,8 @@ class AuthConfig:
         *,
         secret: str | Sequence[str] | None = None,
         providers: Sequence[Provider] = (),
-        backend: Any = None,
-        strategy: Literal["jwt", "database"] | None = None,
+        adapter: Adapter | None = None,
+        strategy: StrategyOption = None,
         base_path: str = "/auth",
         max_age: int = DEFAULT_MAX_AGE,
         update_age: int = DEFAULT_UPDATE_AGE,
@@ -122,10 +129,13 @@ class AuthConfig:
         pages: Pages | None = None,
         max_cookie_chunks: int = DEFAULT_MAX_CHUNKS,
         clock: Callable[[], float] = time.time,
+        backend: Any = None,
         **unknown: Any,
     ) -> None:
         if unknown:
             raise ConfigurationError(_unknown_options(unknown))
+        if backend is not None:
+            adapter, strategy = _from_backend(backend, adapter, strategy)
         self.secrets = _read_secrets(secret)
         self.providers = _check_providers(providers)
         self.base_path = _check_base_path(base_path)
@@ -159,15 +169,25 @@ class AuthConfig:
             raise ConfigurationError("max_cookie_chunks must be at least 1")
         self.max_cookie_chunks = max_cookie_chunks
         self.clock = clock
-        self.backend: SessionBackend = _choose_backend(backend, strategy)
-        self.backend.configure(self)
+        #: How sessions are resolved: a :class:`~asgi_session.backends.JWTStrategy` or
+        #: :class:`~asgi_session.backends.DatabaseStrategy` (``strategy.name`` says which).
+        self.strategy: SessionStrategy
+        #: Where users, accounts and stored sessions live, if anywhere.
+        self.adapter: Adapter | None
+        self.strategy, self.adapter = _choose_strategy(adapter, strategy)
+        self.strategy.configure(self)
         for provider in self.providers.values():
             provider.check_config(self)
 
     @property
-    def strategy(self) -> str:
-        """``"jwt"`` or ``"database"``."""
-        return self.backend.strategy
+    def backend(self) -> SessionStrategy:
+        """Deprecated: the session strategy, now :attr:`strategy`."""
+        warnings.warn(
+            "AuthConfig.backend is deprecated; use AuthConfig.strategy (and .adapter)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.strategy
 
     def provider(self, provider_id: str) -> Provider | None:
         return self.providers.get(provider_id)
@@ -230,32 +250,67 @@ def _check_url(url: str | None, base_path: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _choose_backend(backend: Any, strategy: str | None) -> SessionBackend:
-    from asgi_session.backends.base import Adapter, SessionBackend
-    from asgi_session.backends.database import DatabaseBackend
-    from asgi_session.backends.jwt import JWTBackend
-
-    if strategy not in (None, "jwt", "database"):
-        raise ConfigurationError(f"strategy must be 'jwt' or 'database', not {strategy!r}")
-    if backend is None:
-        if strategy == "database":
+def _from_backend(
+    backend: Any, adapter: Adapter | None, strategy: StrategyOption
+) -> tuple[Adapter | None, StrategyOption]:
+    """Read the ``backend=`` option of earlier releases as ``adapter=`` or ``strategy=``."""
+    if adapter is not None:
+        raise ConfigurationError("pass adapter=... alone; backend=... is its old spelling")
+    if isinstance(backend, SessionStrategy):
+        if isinstance(strategy, str) and strategy != backend.name:
             raise ConfigurationError(
-                "strategy='database' needs a backend that stores sessions, e.g. "
-                "backend=MongoDBBackend(client['app'])"
-            )
-        return JWTBackend()
-    if isinstance(backend, SessionBackend):
-        if strategy is not None and strategy != backend.strategy:
-            raise ConfigurationError(
-                f"backend {type(backend).__name__} uses the {backend.strategy!r} strategy, "
+                f"backend {type(backend).__name__} uses the {backend.name!r} strategy, "
                 f"not {strategy!r}"
             )
-        return backend
-    if isinstance(backend, Adapter):
-        if strategy == "jwt":
-            return JWTBackend(adapter=backend)
-        return DatabaseBackend(backend)
-    raise ConfigurationError(
-        f"backend={backend!r} is neither a session backend nor an adapter; use "
-        "JWTBackend() or MongoDBBackend(database)"
+        new = f"strategy={type(backend).__name__}(...)"
+        adapter, strategy = None, backend
+    elif isinstance(backend, Adapter):
+        new = f"adapter={type(backend).__name__}(...)"
+        adapter = backend
+    else:
+        raise ConfigurationError(
+            f"backend={backend!r} is neither a session strategy nor an adapter; use "
+            "adapter=MongoDBAdapter(database) or strategy='jwt'"
+        )
+    warnings.warn(
+        f"AuthConfig(backend=...) is deprecated; pass {new} instead",
+        DeprecationWarning,
+        stacklevel=3,
     )
+    return adapter, strategy
+
+
+def _choose_strategy(
+    adapter: Adapter | None, strategy: StrategyOption
+) -> tuple[SessionStrategy, Adapter | None]:
+    """The session strategy and the adapter it works with, as Auth.js defaults them."""
+    if adapter is not None and not isinstance(adapter, Adapter):
+        raise ConfigurationError(
+            f"adapter={adapter!r} is not an adapter; use one from asgi_session.backends, "
+            "e.g. MongoDBAdapter(client['app']) or MemoryAdapter()"
+        )
+    if isinstance(strategy, SessionStrategy):
+        own = strategy.adapter
+        if own is not None and adapter is not None and own is not adapter:
+            raise ConfigurationError(
+                f"{type(strategy).__name__} was given another adapter than "
+                "AuthConfig(adapter=...); pass the adapter to AuthConfig only"
+            )
+        chosen: SessionStrategy = strategy
+        adapter = adapter or own
+    elif strategy is None:
+        chosen = DatabaseStrategy() if adapter is not None else JWTStrategy()
+    elif strategy == "jwt":
+        chosen = JWTStrategy()
+    elif strategy == "database":
+        chosen = DatabaseStrategy()
+    else:
+        raise ConfigurationError(
+            f"strategy must be 'jwt', 'database' or a strategy object, not {strategy!r}"
+        )
+    if chosen.name == "database" and adapter is None:
+        raise ConfigurationError(
+            "strategy='database' needs an adapter that stores sessions, e.g. "
+            "adapter=MongoDBAdapter(client['app'])"
+        )
+    return chosen, adapter

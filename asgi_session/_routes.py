@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import (
@@ -19,17 +18,21 @@ from starlette.responses import (
 )
 from starlette.types import Receive, Scope, Send
 
-from asgi_session import csrf, pages
-from asgi_session.config import AuthConfig
-from asgi_session.context import RequestContext
-from asgi_session.errors import BackendUnavailableError, ConfigurationError, CookieTooLargeError
+from asgi_session import _pages as pages
+from asgi_session._config import AuthConfig
+from asgi_session._context import RequestContext
+from asgi_session._redirects import resolve_redirect
+from asgi_session._session import Session
+from asgi_session._signin import complete_sign_in
+from asgi_session.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    CookieTooLargeError,
+    SignInError,
+    UnsupportedOperationError,
+)
 from asgi_session.management import session_infos
-from asgi_session.models import as_mapping
-from asgi_session.providers.base import Provider
-from asgi_session.providers.credentials import Credentials
-from asgi_session.redirects import resolve_redirect
-from asgi_session.session import Session
-from asgi_session.signin import SignInError, check_sign_in, start_session
+from asgi_session.providers._base import Provider
 
 logger = logging.getLogger("asgi_session")
 
@@ -47,17 +50,28 @@ class BodyTooLarge(Exception):
 
 
 class AuthRequest:
-    """One request to an auth route: the Starlette request, its context and parsed body."""
+    """One request to an auth route: the Starlette request, its context and parsed body.
+
+    It is what providers see as :class:`~asgi_session.providers.ProviderRequest`.
+    """
 
     def __init__(self, request: Request, ctx: RequestContext, provider_id: str | None) -> None:
         self.request = request
-        self.ctx = ctx
+        self.context = ctx
         self.provider_id = provider_id
         self.form: Form = {}
 
     @property
     def config(self) -> AuthConfig:
-        return self.ctx.config
+        return self.context.config
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return self.request.query_params
 
     async def read_body(self) -> None:
         """Parse a form or JSON body, refusing oversized ones; garbage reads as empty."""
@@ -89,65 +103,38 @@ class AuthRequest:
         return value if isinstance(value, str) else None
 
     def csrf_verified(self) -> bool:
-        ctx = self.ctx
-        return csrf.verify(
-            ctx.cookies.get(ctx.names.csrf_token.name),
-            self.form.get("csrfToken"),
-            ctx.config.secrets,
-        )
-
-    def csrf_token(self) -> str:
-        """The request's CSRF token, issuing a cookie for a new one when it has none."""
-        ctx = self.ctx
-        token = csrf.token_from_cookie(
-            ctx.cookies.get(ctx.names.csrf_token.name), ctx.config.secrets
-        )
-        if token is None:
-            token, cookie_value = csrf.issue(ctx.config.secrets[0])
-            ctx.set_cookie(ctx.names.csrf_token, cookie_value)
-        return token
-
-    def stored_callback_url(self) -> str | None:
-        """Where the sign-in that is under way should end, as remembered in its cookie."""
-        return self.ctx.cookies.get(self.ctx.names.callback_url.name)
+        return self.context.csrf_verified(self.form.get("csrfToken"))
 
     async def callback_url(self, requested: str | None) -> str:
-        """The validated URL to return to after signing in, remembered across attempts.
-
-        A ``callbackUrl`` given to the sign-in page is kept in a cookie (as Auth.js
-        does), so a failed attempt followed by a good one still ends where it should.
-        """
-        ctx = self.ctx
+        ctx = self.context
         if requested:
             url = await resolve_redirect(ctx, requested)
-            if url != self.stored_callback_url():
-                ctx.set_cookie(ctx.names.callback_url, url)
+            ctx.remember_callback_url(url)
             return url
-        return await resolve_redirect(ctx, self.stored_callback_url())
+        return await resolve_redirect(ctx, ctx.stored_callback_url())
 
-    def wants_json_redirect(self) -> bool:
-        return self.request.headers.get("x-auth-return-redirect") == "1"
+    # -- answers ---------------------------------------------------------------------
 
     def redirect(self, url: str) -> Response:
         """A 302 to ``url``, or ``{"url": ...}`` for clients that asked for JSON."""
-        if self.wants_json_redirect():
+        if self.request.headers.get("x-auth-return-redirect") == "1":
             return JSONResponse({"url": url})
         return RedirectResponse(url, status_code=302)
 
-    def page_url(self, page: str | None, action: str, **params: str | None) -> str:
-        """The app's own page if configured, else the built-in route; with query params."""
-        base = self.ctx.base_url() + page if page else self.ctx.auth_url(action)
-        query = urlencode({key: value for key, value in params.items() if value})
-        return f"{base}?{query}" if query else base
+    def sign_in_error(self, error: str, code: str | None = None) -> Response:
+        """Back to the sign-in page, showing ``error`` (and Auth.js's ``code``)."""
+        pages = self.config.pages
+        return self.redirect(self.context.page_url(pages.sign_in, "signin", error=error, code=code))
 
-    def sign_in_error(self, code: str) -> Response:
-        """Back to the sign-in page, showing ``code``."""
-        url = self.page_url(self.config.pages.sign_in, "signin", error=code)
-        return self.redirect(url)
+    def error(self, error: str) -> Response:
+        """To the error page for ``error``."""
+        return self.redirect(self.context.page_url(self.config.pages.error, "error", error=error))
 
-    def error(self, code: str) -> Response:
-        """To the error page for ``code``."""
-        return self.redirect(self.page_url(self.config.pages.error, "error", error=code))
+    def refused(self, exc: SignInError) -> Response:
+        """Where a refused sign-in goes: the page its error belongs on."""
+        if exc.page == "error":
+            return self.error(exc.error)
+        return self.sign_in_error(exc.error, exc.code)
 
 
 class AuthRoutes:
@@ -193,30 +180,30 @@ class AuthRoutes:
         else:
             auth_request = AuthRequest(request, ctx, provider_id or None)
             response = await self._run(handler, auth_request)
-        ctx.response_started = True
+        ctx.close()
         for header in ctx.set_cookies:
             response.headers.append("set-cookie", header)
         await response(scope, receive, send)
 
-    async def _run(self, handler: Handler, auth_request: AuthRequest) -> Response:
+    async def _run(self, handler: Handler, auth: AuthRequest) -> Response:
         try:
-            if auth_request.request.method == "POST":
-                await auth_request.read_body()
-            return await handler(auth_request)
+            if auth.method == "POST":
+                await auth.read_body()
+            return await handler(auth)
         except BodyTooLarge:
             return PlainTextResponse("Request body too large", status_code=413)
         except BackendUnavailableError:
-            auth_request.ctx.set_cookies.clear()
+            auth.context.set_cookies.clear()
             return service_unavailable()
         except CookieTooLargeError:
             logger.exception("the session cookie is too large to issue")
-            auth_request.ctx.set_cookies.clear()
-            return auth_request.error("Configuration")
+            auth.context.set_cookies.clear()
+            return auth.error("Configuration")
 
     # -- session, csrf, providers ----------------------------------------------
 
     async def get_session(self, auth: AuthRequest) -> Response:
-        session = await auth.ctx.load_session()
+        session = await auth.context.load_session()
         if session is None:
             return JSONResponse(None, headers=_NO_STORE)
         body = session.to_dict()
@@ -226,19 +213,19 @@ class AuthRoutes:
     async def post_session(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
             return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=_NO_STORE)
-        session = await auth.ctx.load_session()
+        session = await auth.context.load_session()
         if session is None:
             return JSONResponse(None, headers=_NO_STORE)
         data = auth.form.get("data")
         update = data if isinstance(data, dict) else {}
-        updated = await self.config.backend.update(auth.ctx, session, update, trusted=False)
+        updated = await self.config.strategy.update(auth.context, session, update, trusted=False)
         return JSONResponse(None if updated is None else updated.to_dict(), headers=_NO_STORE)
 
     async def get_csrf(self, auth: AuthRequest) -> Response:
-        return JSONResponse({"csrfToken": auth.csrf_token()}, headers=_NO_STORE)
+        return JSONResponse({"csrfToken": auth.context.csrf_token()}, headers=_NO_STORE)
 
     async def get_providers(self, auth: AuthRequest) -> Response:
-        ctx = auth.ctx
+        ctx = auth.context
         return JSONResponse(
             {
                 provider.id: {
@@ -255,17 +242,21 @@ class AuthRoutes:
     # -- sign in ---------------------------------------------------------------
 
     def _form_action(self, auth: AuthRequest, provider: Provider) -> str:
-        action = "callback" if provider.type == "credentials" else "signin"
-        return auth.ctx.auth_url(f"{action}/{provider.id}")
+        action = "callback" if provider.posts_to_callback else "signin"
+        return auth.context.auth_url(f"{action}/{provider.id}")
 
     async def get_sign_in(self, auth: AuthRequest) -> Response:
-        params = auth.request.query_params
+        params = auth.query
         callback_url = await auth.callback_url(params.get("callbackUrl"))
         error = params.get("error")
         if self.config.pages.sign_in:
             return RedirectResponse(
-                auth.page_url(
-                    self.config.pages.sign_in, "signin", callbackUrl=callback_url, error=error
+                auth.context.page_url(
+                    self.config.pages.sign_in,
+                    "signin",
+                    callbackUrl=callback_url,
+                    error=error,
+                    code=params.get("code"),
                 ),
                 status_code=302,
             )
@@ -274,7 +265,7 @@ class AuthRoutes:
                 (provider, self._form_action(auth, provider))
                 for provider in self.config.providers.values()
             ],
-            csrf_token=auth.csrf_token(),
+            csrf_token=auth.context.csrf_token(),
             callback_url=callback_url,
             error=error[:64] if error else None,
         )
@@ -286,13 +277,16 @@ class AuthRoutes:
             return (
                 auth.sign_in_error("SignInError")
                 if auth.provider_id
-                else auth.redirect(auth.ctx.auth_url("signin"))
+                else auth.redirect(auth.context.auth_url("signin"))
             )
         if not auth.csrf_verified():
             return auth.sign_in_error("MissingCSRF")
-        started = await provider.begin_sign_in(auth)
-        # Credentials sign in by posting to their callback: nothing to start here.
-        return started if started is not None else auth.redirect(auth.ctx.auth_url("signin"))
+        try:
+            url = await provider.begin_sign_in(auth)
+        except SignInError as exc:
+            return auth.refused(exc)
+        # A provider without this step (credentials) signs in from the sign-in page.
+        return auth.redirect(url if url is not None else auth.context.auth_url("signin"))
 
     async def callback(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
@@ -302,62 +296,34 @@ class AuthRoutes:
                 if auth.provider_id
                 else auth.sign_in_error("SignInError")
             )
-        if isinstance(provider, Credentials):
-            if auth.request.method != "POST":
+        if provider.posts_to_callback:
+            # The sign-in form itself posts here: a form needs the double-submit token.
+            if auth.method != "POST":
                 return PlainTextResponse("Method Not Allowed", status_code=405)
-            return await self._credentials_callback(auth, provider)
-        finished = await provider.handle_callback(auth)
-        return finished if finished is not None else auth.error("Configuration")
-
-    async def _credentials_callback(self, auth: AuthRequest, provider: Credentials) -> Response:
-        if not auth.csrf_verified():
-            return auth.sign_in_error("MissingCSRF")
-        credentials = {name: auth.field(name) or "" for name in provider.fields}
+            if not auth.csrf_verified():
+                return auth.sign_in_error("MissingCSRF")
         try:
-            result = provider.authorize(credentials, auth.request)
-            user = await result if inspect.isawaitable(result) else result
-        except Exception:
-            logger.exception("the %s provider's authorize function failed", provider.id)
-            return auth.error("Configuration")
-        if not user:
-            return auth.sign_in_error("CredentialsSignin")
-        user = as_mapping(user)
-        account = {
-            "provider": provider.id,
-            "type": "credentials",
-            "providerAccountId": user.get("id"),
-        }
-        try:
-            override = await check_sign_in(
-                auth.ctx, user=user, account=account, credentials=credentials
-            )
-            if override is not None:
-                # As in Auth.js: a URL from sign_in sends the browser there, not signed in.
-                return auth.redirect(override)
-            await start_session(auth.ctx, user=user, account=account, store_user=True)
+            identity = await provider.authenticate(auth)
+            return auth.redirect(await complete_sign_in(auth.context, identity))
         except SignInError as exc:
-            return auth.sign_in_error(exc.code)
+            return auth.refused(exc)
         except ConfigurationError:
             logger.exception("the %s provider cannot sign this user in", provider.id)
             return auth.error("Configuration")
-        target = auth.field("callbackUrl") or auth.stored_callback_url()
-        auth.ctx.clear_cookie(auth.ctx.names.callback_url)
-        return auth.redirect(await resolve_redirect(auth.ctx, target))
 
     # -- sign out --------------------------------------------------------------
 
     async def get_sign_out(self, auth: AuthRequest) -> Response:
-        callback_url = await resolve_redirect(
-            auth.ctx, auth.request.query_params.get("callbackUrl")
-        )
+        ctx = auth.context
+        callback_url = await resolve_redirect(ctx, auth.query.get("callbackUrl"))
         if self.config.pages.sign_out:
             return RedirectResponse(
-                auth.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
+                ctx.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
                 status_code=302,
             )
         html = pages.sign_out_page(
-            action=auth.ctx.auth_url("signout"),
-            csrf_token=auth.csrf_token(),
+            action=ctx.auth_url("signout"),
+            csrf_token=ctx.csrf_token(),
             callback_url=callback_url,
         )
         return HTMLResponse(html, headers=_NO_STORE)
@@ -365,9 +331,9 @@ class AuthRoutes:
     async def post_sign_out(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
             return auth.sign_in_error("MissingCSRF")
-        ctx = auth.ctx
+        ctx = auth.context
         session = await ctx.load_session()
-        await self.config.backend.destroy(ctx, session)
+        await self.config.strategy.destroy(ctx, session)
         ctx.set_session(None)
         if session is not None:
             await self.config.events.emit(
@@ -378,7 +344,7 @@ class AuthRoutes:
     # -- a user's sessions ------------------------------------------------------
 
     async def _signed_in(self, auth: AuthRequest) -> Session | Response:
-        session = await auth.ctx.load_session()
+        session = await auth.context.load_session()
         if session is None or session.user.id is None:
             return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=_NO_STORE)
         return session
@@ -392,10 +358,10 @@ class AuthRoutes:
             return session
         assert session.user.id is not None
         try:
-            records = await self.config.backend.list_user_sessions(
-                session.user.id, now=auth.ctx.now
+            records = await self.config.strategy.list_user_sessions(
+                session.user.id, now=auth.context.now
             )
-        except ConfigurationError as exc:
+        except UnsupportedOperationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
         infos = session_infos(records, session)
         return JSONResponse([info.to_dict() for info in infos], headers=_NO_STORE)
@@ -411,36 +377,39 @@ class AuthRoutes:
             return session
         user_id = session.user.id
         assert user_id is not None
-        backend = self.config.backend
         try:
             if auth.provider_id == "revoke-others":
-                await backend.end_user_sessions(user_id, now=auth.ctx.now, keep=(auth.ctx, session))
+                await auth.context.end_other_sessions(session)
                 return JSONResponse({"ok": True}, headers=_NO_STORE)
             session_id = auth.field("id")
-            ended = bool(session_id) and await backend.end_user_session(user_id, session_id or "")
-        except ConfigurationError as exc:
+            ended = bool(session_id) and await self.config.strategy.end_user_session(
+                user_id, session_id or ""
+            )
+        except UnsupportedOperationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
         if session.record is not None and session_id == session.record.id:
-            auth.ctx.clear_session_cookie()
+            auth.context.clear_session_cookie()
         return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=_NO_STORE)
 
     # -- pages -----------------------------------------------------------------
 
     async def get_error(self, auth: AuthRequest) -> Response:
-        error = auth.request.query_params.get("error")
+        error = auth.query.get("error")
         if self.config.pages.error:
             return RedirectResponse(
-                auth.page_url(self.config.pages.error, "error", error=error), status_code=302
+                auth.context.page_url(self.config.pages.error, "error", error=error),
+                status_code=302,
             )
-        html, status = pages.error_page(error, home_url=auth.ctx.base_url() + "/")
+        html, status = pages.error_page(error, home_url=auth.context.base_url() + "/")
         return HTMLResponse(html, status_code=status)
 
     async def get_verify_request(self, auth: AuthRequest) -> Response:
+        ctx = auth.context
         if self.config.pages.verify_request:
             return RedirectResponse(
-                auth.page_url(self.config.pages.verify_request, "verify-request"), status_code=302
+                ctx.page_url(self.config.pages.verify_request, "verify-request"), status_code=302
             )
-        return HTMLResponse(pages.verify_request_page(home_url=auth.ctx.base_url() + "/"))
+        return HTMLResponse(pages.verify_request_page(home_url=ctx.base_url() + "/"))
 
 
 def service_unavailable() -> Response:

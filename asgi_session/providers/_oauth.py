@@ -3,7 +3,7 @@
 ``POST /signin/<id>`` sends the browser to the provider with a ``state`` and a PKCE
 S256 challenge; ``/callback/<id>`` checks the state, exchanges the code (with the PKCE
 verifier) for tokens, reads the user's profile and signs the user in. The check values
-travel in short-lived encrypted cookies (see :mod:`asgi_session.oauth_checks`), so no
+travel in short-lived encrypted cookies (see :mod:`asgi_session.providers._checks`), so no
 server-side state is kept. Any failure ends on the sign-in page with an error code.
 """
 
@@ -26,18 +26,14 @@ from authlib.integrations.base_client import OAuthError  # type: ignore[import-u
 from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 from joserfc.errors import JoseError
-from starlette.responses import Response
 
-from asgi_session import accounts
-from asgi_session.errors import AuthError, ConfigurationError
-from asgi_session.oauth_checks import Check, OAuthChecks
-from asgi_session.providers.base import Provider, ProviderType
-from asgi_session.redirects import resolve_redirect
-from asgi_session.signin import SignInError
+from asgi_session._redirects import resolve_redirect
+from asgi_session.errors import ConfigurationError, OAuthFlowError, SignInError
+from asgi_session.providers._base import Identity, Provider, ProviderRequest, ProviderType
+from asgi_session.providers._checks import Check, OAuthChecks
 
 if TYPE_CHECKING:
-    from asgi_session.context import RequestContext
-    from asgi_session.routes import AuthRequest
+    from asgi_session._context import RequestContext
 
 logger = logging.getLogger("asgi_session")
 
@@ -64,6 +60,7 @@ class OAuthOptions(TypedDict, total=False):
     token_endpoint_auth_method: str
     allow_dangerous_email_account_linking: bool
     timeout: float
+
 
 #: Token response fields kept on the account, as Auth.js keeps them.
 TOKEN_FIELDS = ("access_token", "id_token", "refresh_token", "scope", "token_type", "session_state")
@@ -99,14 +96,6 @@ _PROTOCOL_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
     KeyError,
 )
-
-
-class OAuthFlowError(AuthError):
-    """An OAuth step failed; ``code`` is the error shown on the sign-in page."""
-
-    def __init__(self, message: str, code: str = "OAuthCallbackError") -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,22 +290,22 @@ class OAuth(Provider):
     def _checks(self, ctx: RequestContext) -> OAuthChecks:
         return OAuthChecks(ctx, self.id, cross_site=self.form_post)
 
-    async def begin_sign_in(self, auth: AuthRequest) -> Response:
+    async def begin_sign_in(self, request: ProviderRequest) -> str:
         """``POST /signin/<id>``: remember the checks and send the browser to the provider."""
-        ctx = auth.ctx
+        ctx = request.context
         try:
             endpoints = await self.endpoints()
         except OAuthFlowError as exc:
             logger.error("cannot start signing in with %s: %s", self.id, exc)
-            return auth.sign_in_error("OAuthSignin")
+            raise SignInError("OAuthSignin", str(exc)) from exc
         except _PROTOCOL_ERRORS as exc:
             logger.error("cannot start signing in with %s: %r", self.id, exc)
-            return auth.sign_in_error("OAuthSignin")
-        names = ctx.names
-        wanted = auth.field("callbackUrl") or ctx.cookies.get(names.callback_url.name)
-        callback_url = await resolve_redirect(ctx, wanted)
+            raise SignInError("OAuthSignin", repr(exc)) from exc
         checks = self._checks(ctx)
-        ctx.set_cookie(checks.spec_for_callback_url(), callback_url)
+        callback_url = await resolve_redirect(
+            ctx, request.field("callbackUrl") or ctx.stored_callback_url()
+        )
+        ctx.remember_callback_url(callback_url, checks.spec_for_callback_url())
         params: dict[str, str] = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -335,45 +324,36 @@ class OAuth(Provider):
         # As in Auth.js, the sign-in request may add parameters (login_hint, prompt...),
         # but never replace those the flow's security rests on.
         params.update(
-            (key, value)
-            for key, value in auth.request.query_params.items()
-            if key not in _RESERVED_PARAMS
+            (key, value) for key, value in request.query.items() if key not in _RESERVED_PARAMS
         )
-        return auth.redirect(_with_query(endpoints.authorization, params))
+        return _with_query(endpoints.authorization, params)
 
-    async def handle_callback(self, auth: AuthRequest) -> Response:
-        """``GET``/``POST /callback/<id>``: verify, exchange the code, sign the user in."""
-        ctx = auth.ctx
-        params: Mapping[str, Any] = (
-            auth.form if auth.request.method == "POST" else auth.request.query_params
-        )
+    async def authenticate(self, request: ProviderRequest) -> Identity:
+        """``GET``/``POST /callback/<id>``: verify, exchange the code, read the profile."""
+        ctx = request.context
+        params: Mapping[str, Any] = request.form if request.method == "POST" else request.query
         checks = self._checks(ctx)
         try:
-            user, account, profile = await self._complete(ctx, params, checks)
+            user, account_id, tokens, profile = await self._complete(ctx, params, checks)
         except OAuthFlowError as exc:
             logger.warning("signing in with %s failed: %s", self.id, exc)
-            return auth.sign_in_error(exc.code)
+            raise SignInError(exc.error, str(exc)) from exc
         finally:
             checks.clear(*self.checks)
-        try:
-            outcome = await accounts.sign_in_with_account(
-                ctx, provider=self, user=user, account=account, profile=profile
-            )
-        except SignInError as exc:
-            return auth.sign_in_error(exc.code)
-        if outcome.redirect is not None:
-            return auth.redirect(outcome.redirect)
-        callback_url = await resolve_redirect(ctx, ctx.cookies.get(ctx.names.callback_url.name))
-        ctx.clear_cookie(ctx.names.callback_url)
-        new_user_page = ctx.config.pages.new_user
-        if outcome.is_new_user and new_user_page:
-            return auth.redirect(auth.page_url(new_user_page, "signin", callbackUrl=callback_url))
-        return auth.redirect(callback_url)
+        return Identity(
+            provider=self.id,
+            type=self.type,
+            account_id=account_id,
+            user=user,
+            tokens=tokens,
+            profile=profile,
+            allow_email_linking=self.allow_dangerous_email_account_linking,
+        )
 
     async def _complete(
         self, ctx: RequestContext, params: Mapping[str, Any], checks: OAuthChecks
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """Check the provider's answer and turn it into the user, account and profile."""
+    ) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+        """Check the provider's answer: the user, their account id, tokens and profile."""
         if "state" in self.checks:
             expected = checks.read("state")
             got = params.get("state")
@@ -418,15 +398,10 @@ class OAuth(Provider):
         except _PROTOCOL_ERRORS as exc:
             raise OAuthFlowError(f"the provider's answer was not usable: {exc!r}") from exc
         user = await self._map_profile(profile, tokens)
-        account = {
-            "provider": self.id,
-            "type": self.type,
-            "providerAccountId": user.pop("id"),
-            **self.stored_tokens(tokens, now=ctx.now),
-        }
+        account_id: str = user.pop("id")
         # The user's id is the app's, not the provider's: that one is on the account.
         user["id"] = str(uuid.uuid4())
-        return user, account, profile
+        return user, account_id, self.stored_tokens(tokens, now=ctx.now), profile
 
     async def exchange_code(
         self,

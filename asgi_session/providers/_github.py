@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Unpack
 
-from asgi_session.providers.oauth import Endpoints, OAuth, OAuthOptions
+from asgi_session.providers._oauth import Endpoints, OAuth, OAuthOptions
 
 _GITHUB = "https://github.com"
 _GITHUB_API = "https://api.github.com"
@@ -31,7 +31,7 @@ class GitHub(OAuth):
 
     The email is the public one, else the primary verified address from
     ``/user/emails`` (the default ``user:email`` scope allows reading it). The other
-    arguments are :class:`~asgi_session.providers.oauth.OAuth`'s.
+    arguments are :class:`~asgi_session.providers._oauth.OAuth`'s.
     """
 
     default_scope = "read:user user:email"

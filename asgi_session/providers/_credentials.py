@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
 from starlette.requests import Request
 
-from asgi_session.errors import ConfigurationError
-from asgi_session.providers.base import Provider, ProviderType
+from asgi_session.errors import ConfigurationError, CredentialsSignin, SignInError
+from asgi_session.models import as_mapping
+from asgi_session.providers._base import Identity, Provider, ProviderRequest, ProviderType
+
+logger = logging.getLogger("asgi_session")
 
 #: ``authorize(credentials, request)`` returns the user (a mapping with at least ``id``)
-#: or ``None`` when the credentials are wrong. It may be a plain or an ``async`` function.
+#: or ``None`` when the credentials are wrong; it may raise
+#: :class:`~asgi_session.errors.CredentialsSignin` with a code of its own. It may be a
+#: plain or an ``async`` function.
 Authorize = Callable[
     [dict[str, str], Request], Awaitable[Mapping[str, Any] | None] | Mapping[str, Any] | None
 ]
@@ -34,10 +41,14 @@ class Credentials(Provider):
         Credentials(authorize=authorize)
 
     ``fields`` names the form's inputs, each with a ``label`` and an HTML input ``type``;
-    only these fields reach ``authorize``.
+    only these fields reach ``authorize``. Wrong credentials send the browser to
+    ``?error=CredentialsSignin&code=credentials``; raise
+    :class:`~asgi_session.errors.CredentialsSignin` from ``authorize`` to give another
+    code.
     """
 
     type: ClassVar[ProviderType] = "credentials"
+    posts_to_callback: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -59,3 +70,27 @@ class Credentials(Provider):
         }
         if not self.fields:
             raise ConfigurationError("Credentials(fields=...) must name at least one form field")
+
+    async def authenticate(self, request: ProviderRequest) -> Identity:
+        """``POST /callback/<id>`` (CSRF already checked): ask ``authorize``."""
+        credentials = {name: request.field(name) or "" for name in self.fields}
+        try:
+            result = self.authorize(credentials, request.request)
+            user = await result if inspect.isawaitable(result) else result
+        except CredentialsSignin:
+            raise  # the app's own "wrong credentials", with its code
+        except Exception as exc:
+            logger.exception("the %s provider's authorize function failed", self.id)
+            raise SignInError("Configuration", page="error") from exc
+        if not user:
+            raise CredentialsSignin()
+        fields = as_mapping(user)
+        app_id = fields.get("id")
+        return Identity(
+            provider=self.id,
+            type="credentials",
+            account_id="" if app_id is None else str(app_id),
+            user=fields,
+            credentials=credentials,
+            callback_url=request.field("callbackUrl"),
+        )

@@ -1,20 +1,67 @@
-"""Per-request facts the session machinery needs: origin, cookie mode, cookies, clock."""
+"""The one owner of per-request state: the request's cookies, its session, what it sets.
+
+Every module that needs to know about the request in flight asks its
+:class:`RequestContext`: strategies read the session cookie and write a new one through
+it, the routes and providers read and set their cookies through it, and only it changes
+the session a handler was given. The middleware leaves it in the ASGI scope under
+:data:`CONTEXT_KEY` while the app runs; :func:`request_context` finds it again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from starlette.types import Scope
 
-from asgi_session import cookies as cookie_io
-from asgi_session.cookies import CookieNames, CookieSpec
+from asgi_session import _cookies as cookie_io
+from asgi_session import _csrf as csrf
+from asgi_session._cookies import CookieNames, CookieSpec
+from asgi_session._session import replace_contents
 from asgi_session.errors import SessionEndedError
 
 if TYPE_CHECKING:
-    from asgi_session.config import AuthConfig
-    from asgi_session.session import Session
+    from asgi_session._config import AuthConfig
+    from asgi_session._session import Session
+
+#: Where the middleware leaves the request's :class:`RequestContext` in the ASGI scope
+#: (only while a session cookie is being served: anonymous requests cost nothing).
+CONTEXT_KEY = "asgi_session.context"
+#: Key under which the middleware leaves its sign-in route in the request's state, for
+#: ``@requires_session`` to send signed-out browsers to.
+SIGN_IN_PATH_KEY = "asgi_session.signin_path"
+
+
+def request_context(scope: Scope) -> RequestContext | None:
+    """The context the middleware made for this request, if it made one."""
+    ctx = scope.get(CONTEXT_KEY)
+    return ctx if isinstance(ctx, RequestContext) else None
+
+
+class SessionLink:
+    """A session's way back to its request, to carry out ``session.update()``.
+
+    The middleware cuts it when the response is over (or at once for a WebSocket, which
+    has no response to carry a cookie): an update then fails clearly instead of setting
+    a cookie nobody will send. Cutting it also frees the request without the cycle
+    collector, since the session is left in the request's state.
+    """
+
+    __slots__ = ("ctx",)
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx: RequestContext | None = ctx
+
+    async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
+        ctx = self.ctx
+        if ctx is None:
+            raise RuntimeError(
+                "this session can no longer be updated: update it in an HTTP handler, "
+                "before the response starts (a WebSocket has no response to carry a cookie)"
+            )
+        await ctx.update_session(session, data)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -33,6 +80,7 @@ class RequestContext:
 
     __slots__ = (
         "_cookies",
+        "_link",
         "_origin",
         "_session",
         "_session_loaded",
@@ -66,6 +114,7 @@ class RequestContext:
         self._cookies: Mapping[str, str] | None = None
         self._session_loaded = False
         self._session: Session | None = None
+        self._link: SessionLink | None = None
 
     @property
     def origin(self) -> str:
@@ -118,26 +167,58 @@ class RequestContext:
         """The absolute URL of one of the auth routes, e.g. ``auth_url("callback/github")``."""
         return f"{self.base_url()}{self.config.base_path}/{action}"
 
+    def page_url(self, page: str | None, action: str, **params: str | None) -> str:
+        """The app's own page if it set one (``Pages``), else the built-in route; with
+        the query parameters that have a value."""
+        base = self.base_url() + page if page else self.auth_url(action)
+        query = urlencode({key: value for key, value in params.items() if value})
+        return f"{base}?{query}" if query else base
+
     # -- the session --------------------------------------------------------------
 
+    @property
+    def link(self) -> SessionLink:
+        """What sessions of this request use to update themselves (one per request)."""
+        link = self._link
+        if link is None:
+            link = self._link = SessionLink(self)
+        return link
+
     async def load_session(self) -> Session | None:
-        """Resolve the request's session cookie through the backend, once per request."""
+        """Resolve the request's session cookie through the strategy, once per request."""
         if not self._session_loaded:
             self._session_loaded = True
-            self._session = await self.config.backend.load(self)
+            self._session = await self.config.strategy.load(self)
         return self._session
 
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
-        """Carry out ``session.update(data)``: a trusted update through the backend."""
-        updated = await self.config.backend.update(self, session, data, trusted=True)
+        """Carry out ``session.update(data)``: a trusted update through the strategy."""
+        self._check_open()
+        updated = await self.config.strategy.update(self, session, data, trusted=True)
         if updated is None:
             raise SessionEndedError("the session ended while it was being updated")
-        session._replace(updated)
+        replace_contents(session, updated)
+
+    async def end_other_sessions(self, session: Session) -> None:
+        """End every session of ``session``'s user but this request's own."""
+        user_id = session.user.id
+        assert user_id is not None
+        kept = await self.config.strategy.end_user_sessions(
+            user_id, now=self.now, keep=(self, session)
+        )
+        if kept is not None:
+            replace_contents(session, kept)
 
     def set_session(self, session: Session | None) -> None:
         """The request's session is now ``session`` (it signed in or out)."""
         self._session_loaded = True
         self._session = session
+
+    def close(self) -> None:
+        """The response has started (or there is none): nothing can carry a cookie now."""
+        self.response_started = True
+        if self._link is not None:
+            self._link.ctx = None
 
     # -- cookies --------------------------------------------------------------
 
@@ -186,3 +267,38 @@ class RequestContext:
     def clear_cookie(self, spec: CookieSpec) -> None:
         if spec.name in self.cookies:
             self.set_cookies.append(cookie_io.expire(spec))
+
+    # -- CSRF and the callback URL ---------------------------------------------------
+
+    def csrf_verified(self, submitted: object) -> bool:
+        """Whether ``submitted`` is the token of the request's genuine CSRF cookie."""
+        return csrf.verify(
+            self.cookies.get(self.names.csrf_token.name), submitted, self.config.secrets
+        )
+
+    def csrf_token(self) -> str:
+        """The request's CSRF token, issuing a cookie for a new one when it has none."""
+        token = csrf.token_from_cookie(
+            self.cookies.get(self.names.csrf_token.name), self.config.secrets
+        )
+        if token is None:
+            token, cookie_value = csrf.issue(self.config.secrets[0])
+            self.set_cookie(self.names.csrf_token, cookie_value)
+        return token
+
+    def stored_callback_url(self) -> str | None:
+        """Where the sign-in under way should end, as remembered in its cookie."""
+        return self.cookies.get(self.names.callback_url.name)
+
+    def remember_callback_url(self, url: str, spec: CookieSpec | None = None) -> None:
+        """Keep ``url`` (already validated) for the end of the sign-in, unless it is kept.
+
+        ``spec`` replaces the cookie's attributes (OAuth's ``form_post`` callbacks need
+        ``SameSite=None``).
+        """
+        if url != self.stored_callback_url() or spec is not None:
+            self.set_cookie(spec or self.names.callback_url, url)
+
+    def clear_callback_url(self) -> None:
+        """The sign-in is over: forget where it was to end."""
+        self.clear_cookie(self.names.callback_url)

@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from asgi_session.backends.base import Adapter
-from asgi_session.errors import ConfigurationError
+from asgi_session._session import Session, SessionUser, isoformat, lazy_session
+from asgi_session.backends._adapter import Adapter
+from asgi_session.errors import UnsupportedOperationError
 from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
 from asgi_session.models import SessionRecord
-from asgi_session.session import Session, SessionUser, isoformat
 
 if TYPE_CHECKING:
-    from asgi_session.config import AuthConfig
-    from asgi_session.context import RequestContext
+    from asgi_session._config import AuthConfig
+    from asgi_session._context import RequestContext
 
 
 _USER_CLAIMS = (("name", "name"), ("email", "email"), ("image", "picture"))
@@ -69,11 +69,13 @@ class _SessionEnded(Exception):
     """The ``jwt`` callback returned ``None``: the session must end."""
 
 
-class JWTBackend:
+class JWTStrategy:
     """Sessions as encrypted JWTs in the cookie (the default strategy).
 
-    ``adapter`` optionally stores users and accounts (Auth.js's adapter with
-    ``strategy: "jwt"``). ``cache_size`` bounds how many decrypted tokens are kept.
+    With ``AuthConfig(adapter=..., strategy="jwt")`` users and accounts are stored while
+    sessions stay in the cookie (Auth.js's adapter with ``strategy: "jwt"``); pass
+    ``AuthConfig(adapter=..., strategy=JWTStrategy(...))`` to tune the options below.
+    ``cache_size`` bounds how many decrypted tokens are kept.
 
     Revocation: with an adapter, :meth:`end_user_sessions` records a per-user cut-off,
     and tokens issued at or before it stop working. Each app instance reads a user's
@@ -82,7 +84,7 @@ class JWTBackend:
     at most that long. ``None`` turns the check off: no database reads at all.
     """
 
-    strategy = "jwt"
+    name = "jwt"
 
     def __init__(
         self,
@@ -91,6 +93,8 @@ class JWTBackend:
         cache_size: int = 4096,
         revocation_check_interval: float | None = 10.0,
     ) -> None:
+        # ``adapter`` is the spelling of earlier releases; AuthConfig(adapter=...) replaces
+        # it and sets this when the config is built.
         self.adapter = adapter
         self._cache_size = cache_size
         self._revocation_interval = revocation_check_interval
@@ -108,8 +112,9 @@ class JWTBackend:
 
     def configure(self, config: AuthConfig) -> None:
         if self._config is not None and self._config is not config:
-            raise RuntimeError("a JWTBackend serves one AuthConfig; create one per config")
+            raise RuntimeError("a JWTStrategy serves one AuthConfig; create one per config")
         self._config = config
+        self.adapter = config.adapter
         self._codecs = {
             secure: JWTCodec(config.secrets, names.session_token.name)
             for secure, names in config.cookie_names.items()
@@ -121,7 +126,7 @@ class JWTBackend:
     @property
     def config(self) -> AuthConfig:
         if self._config is None:
-            raise RuntimeError("JWTBackend is not configured; pass it to AuthConfig(backend=...)")
+            raise RuntimeError("JWTStrategy is not configured; pass it to AuthConfig(strategy=...)")
         return self._config
 
     # -- reading ----------------------------------------------------------------
@@ -176,7 +181,7 @@ class JWTBackend:
             return await self._session(ctx, fresh)
         if self._shapes_sessions:
             return await self._session(ctx, resolved.view)
-        return Session._lazy(resolved, claims=resolved.view, updater=ctx)
+        return lazy_session(resolved, claims=resolved.view, updater=ctx.link)
 
     async def _session(
         self,
@@ -198,7 +203,7 @@ class JWTBackend:
                 trigger=trigger,
                 new_session=new_session,
             )
-        return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx)
+        return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx.link)
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
         assert self.adapter is not None and self._revocation_interval is not None
@@ -319,26 +324,26 @@ class JWTBackend:
 
     def _needs_adapter(self) -> Adapter:
         if self.adapter is None:
-            raise ConfigurationError(
+            raise UnsupportedOperationError(
                 "ending a user's JWT sessions needs a store for revocations: "
-                "AuthConfig(backend=MongoDBBackend(db), strategy='jwt')"
+                "AuthConfig(adapter=MongoDBAdapter(db), strategy='jwt')"
             )
         return self.adapter
 
     async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
-        raise ConfigurationError(
+        raise UnsupportedOperationError(
             "JWT sessions are not stored, so they cannot be listed; use the database strategy"
         )
 
     async def end_user_session(self, user_id: str, session_id: str) -> bool:
-        raise ConfigurationError(
+        raise UnsupportedOperationError(
             "JWT sessions are not stored, so one cannot be ended by id; end them all with "
             "end_user_sessions(), or use the database strategy"
         )
 
     async def end_user_sessions(
         self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
-    ) -> None:
+    ) -> Session | None:
         adapter = self._needs_adapter()
         # Tokens carry whole-second `iat`s: the cut-off covers this whole second, and the
         # session kept is re-issued as of the next one, so it alone survives.
@@ -349,4 +354,5 @@ class JWTBackend:
             claims = await self._issue(
                 ctx, session.claims or {}, trigger=None, issued_at=float(int(now) + 1)
             )
-            session._replace(await self._session(ctx, claims))
+            return await self._session(ctx, claims)
+        return None
