@@ -169,16 +169,6 @@ class Session(Mapping[str, Any]):
             )
         await self._updater.update_session(self, data)
 
-    def _replace(self, other: Session) -> None:
-        self._parts = other._get()
-        self._source = None
-        self.claims = other.claims
-        self.record = other.record
-
-    def _detach(self) -> None:
-        """Forget the request: it is over, so nothing could carry a new cookie."""
-        self._updater = None
-
     def __getitem__(self, key: str) -> Any:
         return _copy(self._get()[0][key])
 

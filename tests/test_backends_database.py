@@ -15,7 +15,15 @@ from pymongo import AsyncMongoClient, monitoring
 
 from asgi_session.backends import DatabaseStrategy
 from asgi_session.backends.mongodb import MongoDBAdapter
-from tests.support.apps import Clock, build_app, client_for, csrf_token, set_cookies, sign_in
+from tests.support.apps import (
+    Clock,
+    build_app,
+    client_for,
+    config_of,
+    csrf_token,
+    set_cookies,
+    sign_in,
+)
 
 SESSION_COOKIE = "authjs.session-token"
 DAY = 24 * 60 * 60
@@ -28,12 +36,12 @@ async def db_client(adapter: MongoDBAdapter, clock: Clock) -> AsyncIterator[Any]
 
 
 async def _sessions(mongo_db: Any) -> list[dict[str, Any]]:
-    return await mongo_db.sessions.find().to_list(None)
+    documents: list[dict[str, Any]] = await mongo_db.sessions.find().to_list(None)
+    return documents
 
 
 async def test_adapter_means_database_strategy(adapter: MongoDBAdapter) -> None:
-    app = build_app(adapter=adapter)
-    config = app.user_middleware[0].kwargs["config"]
+    config = config_of(build_app(adapter=adapter))
     assert config.strategy.name == "database"
     assert isinstance(config.strategy, DatabaseStrategy)
     assert config.adapter is adapter
@@ -287,7 +295,7 @@ async def test_end_all_sessions_from_anywhere(adapter: MongoDBAdapter, clock: Cl
     from asgi_session.management import end_all_sessions
 
     app = build_app(clock=clock, adapter=adapter)
-    config = app.user_middleware[0].kwargs["config"]
+    config = config_of(app)
     async with client_for(app) as laptop, client_for(app) as phone:
         await sign_in(laptop)
         await sign_in(phone)

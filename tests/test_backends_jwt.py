@@ -6,19 +6,14 @@ from typing import Any
 
 import pytest
 
-from asgi_session import AuthConfig, Callbacks
+from asgi_session import Callbacks
 from asgi_session.backends import JWTStrategy, MemoryAdapter
 from asgi_session.jwt import encode
 from asgi_session.management import end_all_sessions
-from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, sign_in
+from tests.support.apps import SECRET, Clock, build_app, client_for, config_of, csrf_token, sign_in
 
 SESSION_COOKIE = "authjs.session-token"
 DAY = 24 * 60 * 60
-
-
-def _config(app: Any) -> AuthConfig:
-    config: AuthConfig = app.user_middleware[0].kwargs["config"]
-    return config
 
 
 async def test_resolved_tokens_are_bounded(clock: Clock) -> None:
@@ -76,7 +71,7 @@ async def test_revocation_is_seen_on_remembered_tokens(clock: Clock) -> None:
     async with client_for(app) as client:
         await sign_in(client)
         assert (await client.get("/")).json() is not None  # now remembered
-        await end_all_sessions(_config(app), "user-1")
+        await end_all_sessions(config_of(app), "user-1")
         assert (await client.get("/")).json() is None
 
 
@@ -86,7 +81,7 @@ async def test_sign_in_in_the_same_second_as_a_revocation_survives_it(clock: Clo
     async with client_for(app) as old, client_for(app) as new:
         await sign_in(old)
         # A password reset: end every session, then sign in again, all within one second.
-        await end_all_sessions(_config(app), "user-1")
+        await end_all_sessions(config_of(app), "user-1")
         await sign_in(new)
         assert (await old.get("/")).json() is None
         assert (await new.get("/")).json()["id"] == "user-1"
@@ -104,7 +99,7 @@ async def test_revocation_needs_a_store(clock: Clock) -> None:
         response = await client.post("/auth/sessions/revoke-others", data={"csrfToken": token})
         assert response.status_code == 501
     with pytest.raises(UnsupportedOperationError, match="strategy='jwt'"):
-        await end_all_sessions(_config(app), "user-1")
+        await end_all_sessions(config_of(app), "user-1")
 
 
 async def test_revocation_checks_can_be_turned_off(clock: Clock) -> None:

@@ -26,7 +26,7 @@ async def test_missing_callback_returns_default() -> None:
 
 def test_not_callable_is_refused() -> None:
     with pytest.raises(TypeError, match="must be a function"):
-        Callbacks(jwt="nope")
+        Callbacks(jwt="nope")  # type: ignore[arg-type]
 
 
 async def test_event_failure_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -204,7 +204,7 @@ def test_old_names_still_work_with_a_warning(module: str, old: str, new: str) ->
 
 def test_unknown_names_are_still_attribute_errors() -> None:
     with pytest.raises(AttributeError):
-        _ = asgi_session.NoSuchThing  # type: ignore[attr-defined]
+        _ = asgi_session.NoSuchThing
 
 
 def test_bad_cookie_override() -> None:

@@ -98,6 +98,13 @@ def build_app(**options: Any) -> Starlette:
     return Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
 
 
+def config_of(app: Starlette) -> AuthConfig:
+    """The config an app made by :func:`build_app` runs with."""
+    config = app.user_middleware[0].kwargs["config"]
+    assert isinstance(config, AuthConfig)
+    return config
+
+
 def client_for(app: Any, base_url: str = "http://testserver") -> httpx2.AsyncClient:
     """An HTTP client talking to ``app`` in-process, following no redirects."""
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=base_url)

@@ -1,0 +1,135 @@
+"""The public surface, pinned: changing what users can import must be a deliberate edit here.
+
+Public modules have plain names; every other module is ``_private`` and may change at any
+time. Each public name says it comes from where users import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import asgi_session
+
+PUBLIC: dict[str, list[str]] = {
+    "asgi_session": [
+        "AuthConfig",
+        "AuthError",
+        "AuthMiddleware",
+        "BackendUnavailableError",
+        "Callbacks",
+        "ConfigurationError",
+        "CookieSpec",
+        "CookieTooLargeError",
+        "CredentialsSignin",
+        "DuplicateRecordError",
+        "Events",
+        "Pages",
+        "Session",
+        "SessionEndedError",
+        "SessionUser",
+        "SignInError",
+        "get_session",
+        "requires_session",
+    ],
+    "asgi_session.backends": [
+        "Adapter",
+        "DatabaseStrategy",
+        "JWTStrategy",
+        "MemoryAdapter",
+        "MongoDBAdapter",
+        "SessionStrategy",
+    ],
+    "asgi_session.backends.mongodb": ["DEFAULT_COLLECTIONS", "MongoDBAdapter"],
+    "asgi_session.errors": [
+        "AuthError",
+        "BackendUnavailableError",
+        "ConfigurationError",
+        "CookieTooLargeError",
+        "CredentialsSignin",
+        "DuplicateRecordError",
+        "JWTDecodeError",
+        "OAuthFlowError",
+        "SessionEndedError",
+        "SignInError",
+        "TokenRefreshError",
+        "UnsupportedOperationError",
+    ],
+    "asgi_session.fastapi": [
+        "OptionalSession",
+        "RequiredSession",
+        "current_session",
+        "require_session",
+    ],
+    "asgi_session.jwt": [
+        "CLOCK_TOLERANCE",
+        "DEFAULT_MAX_AGE",
+        "MAX_TOKEN_LENGTH",
+        "JWTCodec",
+        "JWTDecodeError",
+        "decode",
+        "encode",
+    ],
+    "asgi_session.management": [
+        "SessionInfo",
+        "end_all_sessions",
+        "end_other_sessions",
+        "end_session",
+        "list_sessions",
+    ],
+    "asgi_session.models": ["Account", "SessionRecord", "User", "VerificationToken"],
+    "asgi_session.providers": [
+        "OIDC",
+        "Credentials",
+        "Email",
+        "GitHub",
+        "Google",
+        "Identity",
+        "OAuth",
+        "Provider",
+        "ProviderRequest",
+    ],
+    "asgi_session.tokens": ["EXPIRY_MARGIN", "TokenRefreshError", "get_access_token"],
+}
+
+
+def _all_modules() -> list[str]:
+    found = ["asgi_session"]
+    for info in pkgutil.walk_packages(asgi_session.__path__, "asgi_session."):
+        found.append(info.name)
+    return found
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_exported_names(module: str) -> None:
+    imported = importlib.import_module(module)
+    assert sorted(imported.__all__) == sorted(PUBLIC[module])
+    for name in imported.__all__:
+        assert getattr(imported, name) is not None
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_public_objects_name_a_public_home(module: str) -> None:
+    imported = importlib.import_module(module)
+    for name in imported.__all__:
+        home = getattr(getattr(imported, name), "__module__", None)
+        if isinstance(home, str) and home.startswith("asgi_session"):
+            assert "._" not in home and not home.startswith("asgi_session._"), (name, home)
+
+
+def test_every_other_module_is_private() -> None:
+    public = set(PUBLIC) | {"asgi_session.__main__"}
+    for name in _all_modules():
+        if name not in public:
+            assert name.rsplit(".", 1)[-1].startswith("_"), f"{name} is neither pinned nor private"
+
+
+def test_every_error_is_an_auth_error() -> None:
+    from asgi_session import errors
+
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.AuthError), name
+    # Callers treating a bad token as a bad value keep working.
+    assert issubclass(errors.JWTDecodeError, ValueError)
