@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+# The records are public; the field maps and as_mapping serve the adapters.
+__all__ = ["Account", "SessionRecord", "User", "VerificationToken"]
+
 # Python name -> the name Auth.js's adapters store. Anything else is an "extra" field,
 # stored under its own name.
 USER_FIELDS: Mapping[str, str] = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from asgi_session.backends.base import Adapter
+from asgi_session.backends._adapter import Adapter
 from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 from tests.support.records import (
@@ -23,6 +23,16 @@ from tests.support.records import (
 )
 
 HEX_ID = re.compile(r"[0-9a-f]{24}")
+
+# What DuplicateRecordError says, word for word, whichever adapter raises it.
+TAKEN_ID = "^a user with this id already exists$"
+TAKEN_EMAIL = "^a user with this email already exists$"
+TAKEN_ACCOUNT = "^this provider account is already linked to a user$"
+TAKEN_SESSION_TOKEN = "^a session with this token already exists$"
+TAKEN_VERIFICATION_TOKEN = "^this verification token already exists$"
+
+#: Values that are not datetimes, though each names a moment one way or another.
+NOT_DATETIMES = ["2030-01-01T00:00:00Z", 1_900_000_000, date(2030, 1, 1)]
 
 
 async def test_backend_satisfies_the_adapter_protocol(contract_adapter: Adapter) -> None:
@@ -59,9 +69,21 @@ async def test_create_user_keeps_every_field(contract_adapter: Adapter) -> None:
 
 
 async def test_create_user_absent_fields_are_none(contract_adapter: Adapter) -> None:
-    user = await contract_adapter.create_user({"email": "bob@example.com"})
+    # Only the fields given are stored; the others read as None, as do those given as
+    # None (test_backends_mongodb.py checks what the stored documents hold).
+    verified = later()
 
-    assert (user.name, user.image, user.email_verified, user.extra) == (None, None, None, {})
+    user = await contract_adapter.create_user(
+        {"email": "bob@example.com", "email_verified": verified}
+    )
+    explicit = await contract_adapter.create_user(
+        {"email": "cy@example.com", "name": None, "image": None}
+    )
+
+    assert user == User(id=user.id, email="bob@example.com", email_verified=verified)
+    assert explicit == User(id=explicit.id, email="cy@example.com")
+    assert await contract_adapter.get_user(user.id) == user
+    assert await contract_adapter.get_user(explicit.id) == explicit
 
 
 async def test_create_user_keeps_a_24_hex_digit_id_and_replaces_others(
@@ -80,6 +102,16 @@ async def test_create_user_keeps_a_24_hex_digit_id_and_replaces_others(
     assert await contract_adapter.get_user(chosen.upper()) == kept, "hex digits in either case"
 
 
+async def test_create_user_with_a_taken_id_raises(contract_adapter: Adapter) -> None:
+    chosen = "65a1b2c3d4e5f60718293a4b"
+    first = await contract_adapter.create_user({"id": chosen, "email": "a@example.com"})
+
+    with pytest.raises(DuplicateRecordError, match=TAKEN_ID):
+        await contract_adapter.create_user({"id": chosen.upper(), "email": "c@example.com"})
+    assert await contract_adapter.get_user(chosen) == first, "nothing changed"
+    assert await contract_adapter.get_user_by_email("c@example.com") is None
+
+
 async def test_create_user_accepts_the_record_type(contract_adapter: Adapter) -> None:
     user = await contract_adapter.create_user(
         User(id="", name="Cy", email="cy@example.com", extra={"locale": "fr"})
@@ -95,6 +127,20 @@ async def test_authjs_user_field_names_are_accepted(contract_adapter: Adapter) -
     user = await contract_adapter.create_user({"email": "e@example.com", "emailVerified": verified})
 
     assert user.email_verified == verified and user.extra == {}
+
+
+@pytest.mark.parametrize("verified", NOT_DATETIMES)
+async def test_email_verified_must_be_a_datetime(
+    contract_adapter: Adapter, verified: object
+) -> None:
+    user = await make_user(contract_adapter)
+
+    with pytest.raises(ValueError, match="a user's email_verified must be a datetime"):
+        await contract_adapter.create_user({"email": "e@example.com", "emailVerified": verified})
+    with pytest.raises(ValueError, match="a user's email_verified must be a datetime"):
+        await contract_adapter.update_user({"id": user.id, "email_verified": verified})
+    assert await contract_adapter.get_user_by_email("e@example.com") is None
+    assert await contract_adapter.get_user(user.id) == user, "nothing changed"
 
 
 async def test_returned_datetimes_are_aware_utc_to_the_millisecond(
@@ -116,6 +162,33 @@ async def test_returned_datetimes_are_aware_utc_to_the_millisecond(
         assert value.utcoffset() == timedelta(0)
         assert value == datetime(2024, 5, 1, 10, 30, 15, 123000, tzinfo=UTC)
     assert naive.email_verified == datetime(2024, 5, 1, 10, 30, 15, tzinfo=UTC)
+
+
+async def test_datetimes_inside_extra_fields_come_back_as_they_read_back(
+    contract_adapter: Adapter,
+) -> None:
+    moment = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    kept = datetime(2024, 5, 1, 10, 30, 15, 123000, tzinfo=UTC)
+
+    user = await contract_adapter.create_user(
+        {"email": "d@example.com", "logins": (moment,), "prefs": {"since": moment}}
+    )
+
+    assert user.extra == {"logins": [kept], "prefs": {"since": kept}}
+    assert user.extra["prefs"]["since"].utcoffset() == timedelta(0)
+    assert await contract_adapter.get_user(user.id) == user
+
+
+async def test_a_field_given_under_both_names_must_agree(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    session = {"session_token": "t", "user_id": user.id, "expires": later(days=1)}
+
+    with pytest.raises(ValueError, match="a session's session_token is given twice"):
+        await contract_adapter.create_session({**session, "sessionToken": "u"})
+    assert await contract_adapter.get_session_and_user("t") is None
+    assert await contract_adapter.get_session_and_user("u") is None
+    same = await contract_adapter.create_session({**session, "sessionToken": "t"})
+    assert same.session_token == "t"
 
 
 async def test_get_user_and_get_user_by_email(contract_adapter: Adapter) -> None:
@@ -185,7 +258,7 @@ async def test_update_user_to_a_taken_email_raises(contract_adapter: Adapter) ->
     first = await make_user(contract_adapter, "one@example.com")
     second = await make_user(contract_adapter, "two@example.com")
 
-    with pytest.raises(DuplicateRecordError, match="email"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_EMAIL):
         await contract_adapter.update_user({"id": second.id, "email": "one@example.com"})
     assert await contract_adapter.get_user(second.id) == second, "nothing changed"
     assert await contract_adapter.update_user({"id": first.id, "email": "one@example.com"}) == first
@@ -207,7 +280,7 @@ async def test_changing_an_email_frees_the_old_one(contract_adapter: Adapter) ->
 async def test_create_user_with_a_taken_email_raises(contract_adapter: Adapter) -> None:
     await make_user(contract_adapter)
 
-    with pytest.raises(DuplicateRecordError, match="email"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_EMAIL):
         await make_user(contract_adapter)
 
 
@@ -312,9 +385,9 @@ async def test_linking_the_same_provider_account_twice_raises(contract_adapter: 
     other = await make_user(contract_adapter, "other@example.com")
     await contract_adapter.link_account(account_data(user))
 
-    with pytest.raises(DuplicateRecordError, match="already linked"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_ACCOUNT):
         await contract_adapter.link_account(account_data(user))
-    with pytest.raises(DuplicateRecordError, match="already linked"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_ACCOUNT):
         await contract_adapter.link_account(account_data(other))
     assert (
         await contract_adapter.get_user_by_account(provider="github", provider_account_id="gh-1")
@@ -327,10 +400,25 @@ async def test_link_account_needs_a_valid_user_id_and_key_fields(
 ) -> None:
     with pytest.raises(ValueError, match="not a valid id"):
         await contract_adapter.link_account({**account_data(User(id="u")), "user_id": "not-an-id"})
-    with pytest.raises(ValueError, match="provider_account_id"):
+    with pytest.raises(ValueError, match="an account needs provider_account_id"):
         await contract_adapter.link_account(
             {"user_id": UNKNOWN_ID, "type": "oauth", "provider": "x"}
         )
+    with pytest.raises(ValueError, match="an account needs type"):
+        await contract_adapter.link_account({**account_data(User(id=UNKNOWN_ID)), "type": None})
+
+
+@pytest.mark.parametrize("value", [7, ["gh-1"], b"gh-1"])
+@pytest.mark.parametrize("key", ["provider", "provider_account_id", "providerAccountId"])
+async def test_link_account_needs_key_fields_that_are_strings(
+    contract_adapter: Adapter, key: str, value: object
+) -> None:
+    user = await make_user(contract_adapter)
+    name = "provider" if key == "provider" else "provider_account_id"
+    account = {k: v for k, v in account_data(user).items() if k != name}
+
+    with pytest.raises(ValueError, match=f"an account's {name} must be a string"):
+        await contract_adapter.link_account({**account, key: value})
 
 
 async def test_get_user_by_account(contract_adapter: Adapter) -> None:
@@ -418,6 +506,19 @@ async def test_update_account_cannot_move_the_account(contract_adapter: Adapter,
     )
 
 
+async def test_update_account_cannot_unset_the_type(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    linked = await contract_adapter.link_account(account_data(user))
+
+    with pytest.raises(ValueError, match="an account's type cannot be None"):
+        await contract_adapter.update_account(
+            provider="github", provider_account_id="gh-1", data={"type": None}
+        )
+    assert (
+        await contract_adapter.get_account(provider="github", provider_account_id="gh-1") == linked
+    )
+
+
 # -- sessions ----------------------------------------------------------------------------
 
 
@@ -464,9 +565,9 @@ async def test_create_session_with_a_taken_token_raises(contract_adapter: Adapte
     other = await make_user(contract_adapter, "other@example.com")
     first = await make_session(contract_adapter, user, "same")
 
-    with pytest.raises(DuplicateRecordError, match="token"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_SESSION_TOKEN):
         await make_session(contract_adapter, user, "same")
-    with pytest.raises(DuplicateRecordError, match="token"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_SESSION_TOKEN):
         await make_session(contract_adapter, other, "same")
     assert await contract_adapter.get_session_and_user("same") == (first, user)
 
@@ -476,8 +577,50 @@ async def test_create_session_needs_a_valid_user_id_and_expiry(contract_adapter:
         await contract_adapter.create_session(
             {"session_token": "t", "user_id": "abc", "expires": later(days=1)}
         )
-    with pytest.raises(ValueError, match="expires"):
+    with pytest.raises(ValueError, match="a session needs expires"):
         await contract_adapter.create_session({"session_token": "t", "user_id": UNKNOWN_ID})
+    assert await contract_adapter.list_sessions(UNKNOWN_ID) == []
+
+
+@pytest.mark.parametrize("key", ["session_token", "sessionToken", "user_id", "userId", "expires"])
+async def test_create_session_refuses_none_for_what_a_session_needs(
+    contract_adapter: Adapter, key: str
+) -> None:
+    user = await make_user(contract_adapter)
+    name = {"sessionToken": "session_token", "userId": "user_id"}.get(key, key)
+    session = {"session_token": "t", "user_id": user.id, "expires": later(days=1)}
+    del session[name]
+
+    with pytest.raises(ValueError, match=f"^a session needs {name}$"):
+        await contract_adapter.create_session({**session, key: None})
+    assert await contract_adapter.list_sessions(user.id) == []
+
+
+@pytest.mark.parametrize("value", NOT_DATETIMES)
+@pytest.mark.parametrize("key", ["expires", "created_at", "last_seen_at", "lastSeenAt"])
+async def test_create_session_needs_datetimes(
+    contract_adapter: Adapter, key: str, value: object
+) -> None:
+    user = await make_user(contract_adapter)
+    name = "last_seen_at" if key == "lastSeenAt" else key
+    session = {"session_token": "t", "user_id": user.id, "expires": later(days=1)}
+
+    with pytest.raises(ValueError, match=f"^a session's {name} must be a datetime$"):
+        await contract_adapter.create_session({**session, key: value})
+    assert await contract_adapter.list_sessions(user.id) == []
+
+
+@pytest.mark.parametrize("token", [7, b"t", ["t"]])
+async def test_create_session_needs_a_string_token(
+    contract_adapter: Adapter, token: object
+) -> None:
+    user = await make_user(contract_adapter)
+
+    with pytest.raises(ValueError, match=r"^a session's session_token must be a string$"):
+        await contract_adapter.create_session(
+            {"session_token": token, "user_id": user.id, "expires": later(days=1)}
+        )
+    assert await contract_adapter.list_sessions(user.id) == []
 
 
 async def test_authjs_session_field_names_are_accepted(contract_adapter: Adapter) -> None:
@@ -532,6 +675,42 @@ async def test_update_session(contract_adapter: Adapter) -> None:
         await contract_adapter.update_session({"session_token": "nope", "expires": expires}) is None
     )
     assert await contract_adapter.update_session({"expires": expires}) is None
+
+
+@pytest.mark.parametrize("key", ["expires", "user_id", "userId"])
+async def test_update_session_cannot_unset_the_user_or_the_expiry(
+    contract_adapter: Adapter, key: str
+) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok")
+    name = "user_id" if key == "userId" else key
+
+    with pytest.raises(ValueError, match=f"^a session's {name} cannot be None$"):
+        await contract_adapter.update_session({"session_token": "tok", key: None})
+    assert await contract_adapter.get_session_and_user("tok") == (session, user), "unchanged"
+
+
+@pytest.mark.parametrize("value", NOT_DATETIMES)
+@pytest.mark.parametrize("key", ["expires", "last_seen_at", "lastSeenAt"])
+async def test_update_session_needs_datetimes(
+    contract_adapter: Adapter, key: str, value: object
+) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok")
+    name = "last_seen_at" if key == "lastSeenAt" else key
+
+    with pytest.raises(ValueError, match=f"^a session's {name} must be a datetime$"):
+        await contract_adapter.update_session({"session_token": "tok", key: value})
+    assert await contract_adapter.get_session_and_user("tok") == (session, user), "unchanged"
+
+
+async def test_update_session_needs_a_valid_user_id(contract_adapter: Adapter) -> None:
+    user = await make_user(contract_adapter)
+    session = await make_session(contract_adapter, user, "tok")
+
+    with pytest.raises(ValueError, match="not a valid id"):
+        await contract_adapter.update_session({"session_token": "tok", "user_id": "abc"})
+    assert await contract_adapter.get_session_and_user("tok") == (session, user), "unchanged"
 
 
 async def test_delete_session(contract_adapter: Adapter) -> None:
@@ -605,7 +784,7 @@ async def test_a_duplicate_verification_token_raises(contract_adapter: Adapter) 
     token = {"identifier": "a@example.com", "token": "t", "expires": later(hours=1)}
     await contract_adapter.create_verification_token(token)
 
-    with pytest.raises(DuplicateRecordError, match="verification token"):
+    with pytest.raises(DuplicateRecordError, match=TAKEN_VERIFICATION_TOKEN):
         await contract_adapter.create_verification_token(token)
     other = await contract_adapter.create_verification_token(
         {**token, "identifier": "b@example.com"}
@@ -621,10 +800,33 @@ async def test_verification_token_extra_fields_are_dropped(contract_adapter: Ada
     )
 
     assert created == VerificationToken("a@example.com", "t", expires)
-    with pytest.raises(ValueError, match="expires"):
+    with pytest.raises(ValueError, match="a verification token needs expires"):
         await contract_adapter.create_verification_token(
             {"identifier": "a@example.com", "token": "u"}
         )
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        ({"identifier": 7}, "a verification token's identifier must be a string"),
+        ({"token": ["t"]}, "a verification token's token must be a string"),
+        *(
+            ({"expires": value}, "a verification token's expires must be a datetime")
+            for value in NOT_DATETIMES
+        ),
+    ],
+)
+async def test_verification_token_fields_must_have_their_types(
+    contract_adapter: Adapter, more: dict[str, Any], message: str
+) -> None:
+    token = {"identifier": "a@example.com", "token": "t", "expires": later(hours=1), **more}
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        await contract_adapter.create_verification_token(token)
+    assert (
+        await contract_adapter.use_verification_token(identifier="a@example.com", token="t") is None
+    )
 
 
 async def test_concurrent_uses_of_one_token_succeed_once(contract_adapter: Adapter) -> None:
@@ -668,3 +870,10 @@ async def test_revocation_works_for_ids_that_are_not_hex(contract_adapter: Adapt
     assert await contract_adapter.tokens_revoked_before("credentials-user-7") == when
     with pytest.raises(ValueError, match="user_id"):
         await contract_adapter.revoke_tokens_issued_before("", when)
+
+
+@pytest.mark.parametrize("when", NOT_DATETIMES)
+async def test_a_revocation_cutoff_must_be_a_datetime(contract_adapter: Adapter, when: Any) -> None:
+    with pytest.raises(ValueError, match=r"^when must be a datetime$"):
+        await contract_adapter.revoke_tokens_issued_before("u", when)
+    assert await contract_adapter.tokens_revoked_before("u") is None

@@ -1,4 +1,4 @@
-"""MemoryBackend: what it keeps beyond the adapter contract, and database sessions through it.
+"""MemoryAdapter: what it keeps beyond the adapter contract, and database sessions through it.
 
 The contract every adapter keeps is tested in test_backends_base.py.
 """
@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 
 from asgi_session import AuthConfig
-from asgi_session.backends.database import DatabaseBackend
-from asgi_session.backends.memory import MemoryBackend
-from asgi_session.errors import DuplicateRecordError
+from asgi_session.backends._database import DatabaseStrategy
+from asgi_session.backends._memory import MemoryAdapter
 from asgi_session.models import User, VerificationToken
 from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, sign_in
 from tests.support.records import UNKNOWN_ID, account_data, later, make_session, make_user
@@ -24,11 +23,11 @@ SESSION_COOKIE = "authjs.session-token"
 
 
 @pytest.fixture
-def memory() -> MemoryBackend:
-    return MemoryBackend()
+def memory() -> MemoryAdapter:
+    return MemoryAdapter()
 
 
-async def test_each_call_lets_other_tasks_run(memory: MemoryBackend) -> None:
+async def test_each_call_lets_other_tasks_run(memory: MemoryAdapter) -> None:
     ran: list[str] = []
 
     async def other() -> None:
@@ -41,40 +40,6 @@ async def test_each_call_lets_other_tasks_run(memory: MemoryBackend) -> None:
     await task
 
 
-# -- input checks ------------------------------------------------------------------------
-# The memory backend checks these inputs more strictly than MongoDB's backend, which
-# stores them as given (and reports a taken id as a taken email), so they are not part
-# of the shared contract tests.
-
-
-async def test_create_user_with_a_taken_id_raises(memory: MemoryBackend) -> None:
-    chosen = "65a1b2c3d4e5f60718293a4b"
-    await memory.create_user({"id": chosen, "email": "a@example.com"})
-
-    with pytest.raises(DuplicateRecordError, match="id"):
-        await memory.create_user({"id": chosen, "email": "c@example.com"})
-
-
-async def test_link_account_needs_key_fields_that_are_strings(memory: MemoryBackend) -> None:
-    with pytest.raises(ValueError, match="strings"):
-        await memory.link_account({**account_data(User(id=UNKNOWN_ID)), "provider": 7})
-
-
-async def test_create_session_needs_a_datetime_expiry(memory: MemoryBackend) -> None:
-    with pytest.raises(ValueError, match="datetime"):
-        await memory.create_session(
-            {"session_token": "t", "user_id": UNKNOWN_ID, "expires": "tomorrow"}
-        )
-
-
-async def test_update_session_cannot_remove_the_expiry(memory: MemoryBackend) -> None:
-    user = await make_user(memory)
-    await make_session(memory, user, "tok")
-
-    with pytest.raises(ValueError, match="expires"):
-        await memory.update_session({"session_token": "tok", "expires": None})
-
-
 # -- expired records ---------------------------------------------------------------------
 # On MongoDB the TTL monitor may remove an expired record at any moment, which would
 # make these flaky there; test_backends_mongodb.py checks the session case on a raw
@@ -82,7 +47,7 @@ async def test_update_session_cannot_remove_the_expiry(memory: MemoryBackend) ->
 
 
 async def test_get_session_and_user_neither_checks_nor_deletes_expired(
-    memory: MemoryBackend,
+    memory: MemoryAdapter,
 ) -> None:
     user = await make_user(memory)
     old = await make_session(memory, user, "old", expires=datetime(2020, 1, 1))
@@ -95,7 +60,7 @@ async def test_get_session_and_user_neither_checks_nor_deletes_expired(
     assert [s.session_token for s in await memory.list_sessions(user.id)] == ["old"]
 
 
-async def test_expired_verification_token_is_still_returned(memory: MemoryBackend) -> None:
+async def test_expired_verification_token_is_still_returned(memory: MemoryAdapter) -> None:
     past = later(hours=-1)
     await memory.create_verification_token({"identifier": "i", "token": "t", "expires": past})
 
@@ -108,7 +73,7 @@ async def test_expired_verification_token_is_still_returned(memory: MemoryBacken
 
 
 async def test_changing_returned_records_does_not_change_the_store(
-    memory: MemoryBackend,
+    memory: MemoryAdapter,
 ) -> None:
     user = await make_user(memory, tags=["a"])
     session = await make_session(memory, user, "tok", data={"claims": {"role": "user"}})
@@ -131,7 +96,7 @@ async def test_changing_returned_records_does_not_change_the_store(
 
 
 async def test_changing_an_input_after_storing_it_does_not_change_the_store(
-    memory: MemoryBackend,
+    memory: MemoryAdapter,
 ) -> None:
     data: dict[str, Any] = {"email": "ada@example.com", "prefs": {"theme": "dark"}}
     user = await memory.create_user(data)
@@ -151,7 +116,7 @@ async def test_changing_an_input_after_storing_it_does_not_change_the_store(
 
 
 async def test_purge_expired_removes_only_expired_sessions_and_tokens(
-    memory: MemoryBackend,
+    memory: MemoryAdapter,
 ) -> None:
     user = await make_user(memory)
     now = datetime(2030, 1, 1, tzinfo=UTC)
@@ -171,7 +136,7 @@ async def test_purge_expired_removes_only_expired_sessions_and_tokens(
     assert await memory.get_user(user.id) == user
 
 
-async def test_purge_expired_defaults_to_the_current_time(memory: MemoryBackend) -> None:
+async def test_purge_expired_defaults_to_the_current_time(memory: MemoryAdapter) -> None:
     user = await make_user(memory)
     await make_session(memory, user, "expired", expires=later(seconds=-1))
     await make_session(memory, user, "valid", expires=later(hours=1))
@@ -183,17 +148,18 @@ async def test_purge_expired_defaults_to_the_current_time(memory: MemoryBackend)
 # -- database sessions through the middleware --------------------------------------------
 
 
-def test_a_memory_backend_means_database_sessions() -> None:
-    config = AuthConfig(secret=SECRET, backend=MemoryBackend())
+def test_a_memory_adapter_means_database_sessions() -> None:
+    memory = MemoryAdapter()
+    config = AuthConfig(secret=SECRET, adapter=memory)
 
-    assert config.strategy == "database"
-    assert isinstance(config.backend, DatabaseBackend)
-    assert isinstance(config.backend.adapter, MemoryBackend)
+    assert isinstance(config.strategy, DatabaseStrategy)
+    assert config.strategy.name == "database"
+    assert config.adapter is memory
 
 
 async def test_sign_in_see_the_session_sign_out(clock: Clock) -> None:
-    memory = MemoryBackend()
-    app = build_app(backend=memory, clock=clock)
+    memory = MemoryAdapter()
+    app = build_app(adapter=memory, clock=clock)
     async with client_for(app) as client:
         assert (await client.get("/")).json() is None
 
@@ -224,8 +190,8 @@ async def test_sign_in_see_the_session_sign_out(clock: Clock) -> None:
 async def test_signing_in_again_ends_the_previous_session_and_reuses_the_user(
     clock: Clock,
 ) -> None:
-    memory = MemoryBackend()
-    async with client_for(build_app(backend=memory, clock=clock)) as client:
+    memory = MemoryAdapter()
+    async with client_for(build_app(adapter=memory, clock=clock)) as client:
         await sign_in(client)
         first = client.cookies[SESSION_COOKIE]
         await sign_in(client)
@@ -237,8 +203,8 @@ async def test_signing_in_again_ends_the_previous_session_and_reuses_the_user(
 
 
 async def test_a_session_update_is_kept_in_memory(clock: Clock) -> None:
-    memory = MemoryBackend()
-    async with client_for(build_app(backend=memory, clock=clock)) as client:
+    memory = MemoryAdapter()
+    async with client_for(build_app(adapter=memory, clock=clock)) as client:
         await sign_in(client)
         assert (await client.post("/update", json={"theme": "dark"})).status_code == 200
         token = client.cookies[SESSION_COOKIE]
@@ -248,8 +214,8 @@ async def test_a_session_update_is_kept_in_memory(clock: Clock) -> None:
 
 
 async def test_an_expired_session_is_no_session_and_is_removed(clock: Clock) -> None:
-    memory = MemoryBackend()
-    async with client_for(build_app(backend=memory, clock=clock)) as client:
+    memory = MemoryAdapter()
+    async with client_for(build_app(adapter=memory, clock=clock)) as client:
         await sign_in(client)
         token = client.cookies[SESSION_COOKIE]
         clock.advance(30 * 24 * 3600 + 1)

@@ -1,4 +1,4 @@
-"""MongoDBBackend against a real mongod, through PyMongo's async client and Motor.
+"""MongoDBAdapter against a real mongod, through PyMongo's async client and Motor.
 
 These are what is particular to MongoDB: the documents it stores (Auth.js's shapes),
 indexes, TTL expiry, outages, round trips and interoperability with Auth.js. The
@@ -14,15 +14,17 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from bson import ObjectId
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
-from asgi_session.backends.mongodb import DuplicateRecordError, MongoDBBackend
-from asgi_session.errors import BackendUnavailableError, ConfigurationError
+from asgi_session.backends.mongodb import MongoDBAdapter, _duplicate_key
+from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 from tests.support.mongod import MongodServer
 from tests.support.node import run_node_script
@@ -74,12 +76,12 @@ async def _close(client: Any) -> None:
 @pytest.fixture
 async def watched(
     client_kind: str, mongodb_url: str, mongo_db_name: str
-) -> AsyncIterator[tuple[MongoDBBackend, _CommandLog]]:
+) -> AsyncIterator[tuple[MongoDBAdapter, _CommandLog]]:
     """A backend on its own client whose commands are recorded."""
     log = _CommandLog()
     client = _make_client(client_kind, mongodb_url, event_listeners=[log])
     try:
-        yield MongoDBBackend(client[mongo_db_name]), log
+        yield MongoDBAdapter(client[mongo_db_name]), log
     finally:
         await _close(client)
 
@@ -93,16 +95,16 @@ def test_a_client_instead_of_a_database_is_refused(
 ) -> None:
     for client in (mongo_client, motor_client):
         with pytest.raises(ConfigurationError, match="needs a database"):
-            MongoDBBackend(client)
+            MongoDBAdapter(client)
 
 
 def test_unknown_collection_key_is_refused(mongo_db: RawDb) -> None:
     with pytest.raises(ConfigurationError, match="unknown collection 'people'"):
-        MongoDBBackend(mongo_db, collections={"people": "folks"})
+        MongoDBAdapter(mongo_db, collections={"people": "folks"})
 
 
 async def test_collections_can_be_renamed(mongo_db: RawDb) -> None:
-    adapter = MongoDBBackend(
+    adapter = MongoDBAdapter(
         mongo_db, collections={"users": "people", "sessions": "logins", "revocations": "revoked"}
     )
     user = await make_user(adapter)
@@ -121,7 +123,7 @@ async def test_collections_can_be_renamed(mongo_db: RawDb) -> None:
 
 
 async def test_create_user_stores_the_authjs_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     verified = later(minutes=-5)
     user = await adapter.create_user(
@@ -142,18 +144,71 @@ async def test_create_user_stores_the_authjs_document(
     assert raw["role"] == "admin"
 
 
-async def test_create_user_stores_absent_fields_as_null(
-    adapter: MongoDBBackend, mongo_db: RawDb
+async def test_create_user_stores_only_the_fields_given(
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
-    user = await adapter.create_user({"email": "bob@example.com"})
+    verified = later()
+
+    user = await adapter.create_user({"email": "bob@example.com", "email_verified": verified})
+    explicit = await adapter.create_user({"email": "cy@example.com", "name": None})
 
     raw = await mongo_db["users"].find_one({"_id": ObjectId(user.id)})
-    assert raw is not None
-    assert raw["emailVerified"] is None and raw["name"] is None
+    assert raw == {"_id": ObjectId(user.id), "email": "bob@example.com", "emailVerified": ANY}
+    assert _aware(raw["emailVerified"]) == verified
+    assert await mongo_db["users"].find_one({"_id": ObjectId(explicit.id)}) == {
+        "_id": ObjectId(explicit.id),
+        "email": "cy@example.com",
+        "name": None,
+    }, "a field given as None is stored as null, as Auth.js stores what it is handed"
+
+
+async def test_a_user_document_without_optional_fields_reads_them_as_none(
+    adapter: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    oid = ObjectId()
+    await mongo_db["users"].insert_one({"_id": oid, "email": "bare@example.com"})
+
+    assert await adapter.get_user(str(oid)) == User(
+        id=str(oid), name=None, email="bare@example.com", image=None, email_verified=None
+    )
+
+
+async def test_a_taken_user_id_stores_nothing(adapter: MongoDBAdapter, mongo_db: RawDb) -> None:
+    chosen = "65a1b2c3d4e5f60718293a4b"
+    await adapter.create_user({"id": chosen, "email": "a@example.com"})
+
+    with pytest.raises(DuplicateRecordError, match=r"^a user with this id already exists$"):
+        await adapter.create_user({"id": chosen, "email": "c@example.com"})
+    assert await mongo_db["users"].count_documents({}) == 1
+
+
+def _duplicate_key_error(details: dict[str, Any]) -> DuplicateKeyError:
+    return DuplicateKeyError(str(details.get("errmsg", "")), 11000, details)
+
+
+@pytest.mark.parametrize(
+    ("details", "key"),
+    [
+        ({"keyPattern": {"_id": 1}, "errmsg": "E11000 ... index: email_1 ..."}, "_id"),
+        ({"keyPattern": {"provider": 1, "providerAccountId": 1}}, "provider"),
+        # Servers that give no keyPattern name the index in the message.
+        ({"errmsg": "E11000 duplicate key error collection: db.users index: _id_ dup key"}, "_id"),
+        ({"errmsg": "E11000 duplicate key error collection: db.u index: email_1 dup key"}, "email"),
+        (
+            {"errmsg": "E11000 ... index: identifier_1_token_1 dup key: { identifier: 1 }"},
+            "identifier",
+        ),
+        ({"errmsg": "E11000 something else"}, None),
+    ],
+)
+def test_a_duplicate_key_error_names_the_index_field(
+    details: dict[str, Any], key: str | None
+) -> None:
+    assert _duplicate_key(_duplicate_key_error(details)) == key
 
 
 async def test_users_without_an_email_are_all_stored(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     await adapter.create_user({"name": "one"})
     await adapter.create_user({"name": "two", "email": None})
@@ -162,7 +217,7 @@ async def test_users_without_an_email_are_all_stored(
 
 
 async def test_concurrent_create_user_with_one_email_stores_one_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     # The adapter is fresh: the unique index is created by these very calls.
     results = await asyncio.gather(
@@ -175,7 +230,7 @@ async def test_concurrent_create_user_with_one_email_stores_one_document(
 
 
 async def test_delete_user_removes_their_session_and_account_documents(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     other = await make_user(adapter, "other@example.com")
@@ -194,7 +249,7 @@ async def test_delete_user_removes_their_session_and_account_documents(
 
 
 async def test_link_account_stores_the_authjs_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
 
@@ -224,7 +279,7 @@ async def test_link_account_stores_the_authjs_document(
 
 
 async def test_an_account_whose_user_document_is_gone_has_no_user(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     await adapter.link_account(account_data(user))
@@ -236,7 +291,7 @@ async def test_an_account_whose_user_document_is_gone_has_no_user(
 
 
 async def test_update_account_changes_the_stored_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     await adapter.link_account(account_data(user))
@@ -258,7 +313,7 @@ async def test_update_account_changes_the_stored_document(
 
 
 async def test_whole_number_doubles_read_as_int_expires_at(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     await adapter.link_account(account_data(user))
@@ -274,7 +329,7 @@ async def test_whole_number_doubles_read_as_int_expires_at(
 
 
 async def test_create_session_stores_the_authjs_document_and_ours(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     expires = later(days=30)
@@ -307,7 +362,7 @@ async def test_create_session_stores_the_authjs_document_and_ours(
 
 
 async def test_authjs_session_field_names_store_the_same_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
 
@@ -320,7 +375,7 @@ async def test_authjs_session_field_names_store_the_same_document(
 
 
 async def test_get_session_and_user_neither_checks_nor_deletes_expired(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     # Long past, yet the TTL monitor has not run: this test owns the decision.
@@ -336,7 +391,7 @@ async def test_get_session_and_user_neither_checks_nor_deletes_expired(
 
 
 async def test_get_session_and_user_without_its_user_is_none(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     user = await make_user(adapter)
     await make_session(adapter, user, "tok")
@@ -346,7 +401,7 @@ async def test_get_session_and_user_without_its_user_is_none(
 
 
 async def test_get_session_and_user_is_one_round_trip(
-    watched: tuple[MongoDBBackend, _CommandLog],
+    watched: tuple[MongoDBAdapter, _CommandLog],
 ) -> None:
     adapter, log = watched
     user = await make_user(adapter)
@@ -362,7 +417,7 @@ async def test_get_session_and_user_is_one_round_trip(
 
 
 async def test_verification_token_stores_the_authjs_document(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     expires = later(hours=24)
     await adapter.create_verification_token(
@@ -379,7 +434,7 @@ async def test_verification_token_stores_the_authjs_document(
 
 
 async def test_revoking_for_an_id_that_is_not_an_object_id_stores_no_user(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     await adapter.revoke_tokens_issued_before("credentials-user-7", later())
 
@@ -426,7 +481,7 @@ EXPECTED_INDEXES = {
 
 
 async def test_ensure_indexes_creates_them_and_is_idempotent(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     await adapter.ensure_indexes()
     await adapter.ensure_indexes()
@@ -434,14 +489,14 @@ async def test_ensure_indexes_creates_them_and_is_idempotent(
     assert await _index_summary(mongo_db) == EXPECTED_INDEXES
 
 
-async def test_indexes_are_created_on_first_use(adapter: MongoDBBackend, mongo_db: RawDb) -> None:
+async def test_indexes_are_created_on_first_use(adapter: MongoDBAdapter, mongo_db: RawDb) -> None:
     assert await adapter.get_user(str(ObjectId())) is None
 
     assert await _index_summary(mongo_db) == EXPECTED_INDEXES
 
 
 async def test_concurrent_first_calls_create_indexes_once(
-    watched: tuple[MongoDBBackend, _CommandLog],
+    watched: tuple[MongoDBAdapter, _CommandLog],
 ) -> None:
     adapter, log = watched
 
@@ -453,7 +508,7 @@ async def test_concurrent_first_calls_create_indexes_once(
 
 
 async def test_duplicate_emails_left_by_authjs_stop_index_creation(
-    adapter: MongoDBBackend, mongo_db: RawDb
+    adapter: MongoDBAdapter, mongo_db: RawDb
 ) -> None:
     await mongo_db["users"].insert_many(
         [{"email": "dup@example.com"}, {"email": "dup@example.com"}]
@@ -467,7 +522,7 @@ async def test_duplicate_emails_left_by_authjs_stop_index_creation(
 
 
 async def test_ttl_monitor_removes_expired_sessions_and_tokens(
-    adapter: MongoDBBackend, mongo_db: RawDb, mongo_client: AsyncMongoClient[dict[str, Any]]
+    adapter: MongoDBAdapter, mongo_db: RawDb, mongo_client: AsyncMongoClient[dict[str, Any]]
 ) -> None:
     # The fixture's mongod runs the monitor every second; make sure a MONGODB_URL
     # server does too.
@@ -505,8 +560,8 @@ async def test_outage_raises_promptly_then_the_same_client_recovers(
     # Default client options: a 30 s server-selection timeout the backend must not wait out.
     client = _make_client(client_kind, mongod_server.url)
     try:
-        warmed = MongoDBBackend(client[mongo_db_name], operation_timeout=2)
-        fresh = MongoDBBackend(client[mongo_db_name], operation_timeout=2)
+        warmed = MongoDBAdapter(client[mongo_db_name], operation_timeout=2)
+        fresh = MongoDBAdapter(client[mongo_db_name], operation_timeout=2)
         user = await make_user(warmed)
         caplog.set_level(logging.INFO, logger="asgi_session")
         try:
@@ -541,7 +596,7 @@ async def test_concurrent_calls_during_an_outage_all_fail_promptly(
 ) -> None:
     client = _make_client(client_kind, mongod_server.url)
     try:
-        adapter = MongoDBBackend(client[mongo_db_name], operation_timeout=1)
+        adapter = MongoDBAdapter(client[mongo_db_name], operation_timeout=1)
         await adapter.ensure_indexes()
         try:
             mongod_server.stop()
@@ -599,7 +654,7 @@ async def _authjs(url: str, database: str, *ops: tuple[str, list[Any]]) -> list[
 
 
 async def test_authjs_reads_what_python_wrote(
-    adapter: MongoDBBackend, mongodb_url: str, mongo_db_name: str
+    adapter: MongoDBAdapter, mongodb_url: str, mongo_db_name: str
 ) -> None:
     verified, expires = later(minutes=-1), later(days=30)
     user = await adapter.create_user(
@@ -624,11 +679,11 @@ async def test_authjs_reads_what_python_wrote(
         ("useVerificationToken", [{"identifier": "ada@example.com", "token": "hashed"}]),
     )
 
+    # No "image": it was not given, so it is not stored, as with Auth.js's own users.
     expected_user = {
         "id": user.id,
         "name": "Ada",
         "email": "ada@example.com",
-        "image": None,
         "emailVerified": verified,
         "role": "admin",
     }
@@ -652,8 +707,29 @@ async def test_authjs_reads_what_python_wrote(
     )
 
 
+async def test_a_user_is_stored_as_authjs_stores_it(
+    adapter: MongoDBAdapter, mongo_db: RawDb, mongodb_url: str, mongo_db_name: str
+) -> None:
+    verified = later(minutes=-1)
+    ours = await adapter.create_user({"email": "py@example.com", "email_verified": verified})
+    (theirs,) = await _authjs(
+        mongodb_url,
+        mongo_db_name,
+        (
+            "createUser",
+            [{"id": str(uuid.uuid4()), "email": "js@example.com", "emailVerified": verified}],
+        ),
+    )
+
+    raw_ours = await mongo_db["users"].find_one({"_id": ObjectId(ours.id)})
+    raw_theirs = await mongo_db["users"].find_one({"_id": ObjectId(theirs["id"])})
+    assert raw_ours is not None and raw_theirs is not None
+    assert set(raw_ours) == set(raw_theirs) == {"_id", "email", "emailVerified"}
+    assert raw_ours["emailVerified"] == raw_theirs["emailVerified"]
+
+
 async def test_python_reads_what_authjs_wrote(
-    adapter: MongoDBBackend, mongodb_url: str, mongo_db_name: str
+    adapter: MongoDBAdapter, mongodb_url: str, mongo_db_name: str
 ) -> None:
     verified, expires = later(minutes=-1), later(days=30)
     # Auth.js hands createUser a profile whose id is a UUID; the adapter makes an ObjectId.

@@ -471,9 +471,7 @@ class MongoDBAdapter:
             return None
         query = {"identifier": identifier, "token": token}
         document = await self._run(lambda: self._tokens.find_one_and_delete(query))
-        if not document:
-            return None
-        return records.verification_record(records.from_stored(document, VERIFICATION_FIELDS))
+        return records.verification_record(document) if document else None
 
     # -- JWT revocation ----------------------------------------------------------------
 
@@ -532,7 +530,8 @@ class MongoDBAdapter:
             if duplicate is None:
                 raise
             key = _duplicate_key(exc)
-            message = duplicate.get(key or "", f"a record with this {key} already exists")
+            # An index this adapter did not make (an app's own) has no message here.
+            message = duplicate.get(key or "", "a record with the same unique key exists")
             raise DuplicateRecordError(message) from exc
 
     async def _guarded(self, operation: Callable[[], Awaitable[_T]]) -> _T:
