@@ -1,4 +1,4 @@
-// Times @auth/core's own handler answering GET /auth/session, for benchmarks/bench.py.
+// Times @auth/core's own handler answering GET /auth/session, for benchmarks/authjs.py.
 //
 // stdin:  {"secret": "...", "token": "...", "email": "...", "iterations": 2000,
 //          "repeats": 5, "warmup": 500}

@@ -1,0 +1,152 @@
+"""The report: each row's figures, its ratio to the bare app, targets and verdicts.
+
+:func:`build_report` gathers the results of a run into one JSON-ready mapping (what
+``--json`` prints); :func:`print_report` prints it as a table. Besides each case's own
+target (``Case.limit``), two targets compare rows with each other: the 1,000,000 stored
+sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours. A
+missed target prints FAIL; it does not fail the run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Sequence
+from importlib.metadata import version
+from typing import Any
+
+from cases import BASELINE, DB_STORED_LARGE, DB_STORED_SMALL, SESSION_ROUTE
+from harness import Result, Settings
+
+SCALING_LIMIT = 1.2
+"""Resolving among 1,000,000 stored sessions may take at most this many times as long as
+among 1,000."""
+
+AUTHJS_FACTOR = 10.0
+"""Our GET /auth/session must be at least this many times faster than @auth/core's."""
+
+
+def _row(result: Result, baseline: Result) -> dict[str, Any]:
+    limit = result.case.limit
+    if result.skipped is not None:
+        return {"key": result.case.key, "label": result.label, "skipped": result.skipped}
+    ratio = result.best_us / baseline.best_us
+    return {
+        "key": result.case.key,
+        "label": result.label,
+        "io": result.case.io,
+        "best_us": round(result.best_us, 2),
+        "median_us": round(result.median_us, 2),
+        "runs_us": [round(run, 2) for run in result.runs_us],
+        "ratio": round(ratio, 3),
+        "median_ratio": round(result.median_us / baseline.median_us, 3),
+        "limit": limit,
+        "passed": None if limit is None else ratio <= limit,
+        "cyclic_garbage_per_request": round(result.cyclic_garbage, 1),
+        "extra": result.extra.figures,
+        "notes": result.extra.lines,
+    }
+
+
+def _scaling(results: Sequence[Result]) -> dict[str, Any] | None:
+    """How much longer a session takes to resolve among many stored than among few."""
+    timed = {result.case.key: result for result in results if result.runs_us}
+    small, large = timed.get(DB_STORED_SMALL), timed.get(DB_STORED_LARGE)
+    if small is None or large is None:
+        return None
+    ratio = large.best_us / small.best_us
+    return {
+        "small_stored": small.extra.figures.get("stored"),
+        "large_stored": large.extra.figures.get("stored"),
+        "ratio": round(ratio, 3),
+        "median_ratio": round(large.median_us / small.median_us, 3),
+        "limit": SCALING_LIMIT,
+        "passed": ratio <= SCALING_LIMIT,
+    }
+
+
+def build_report(
+    results: Sequence[Result], authjs: dict[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """The figures as one JSON-ready mapping (what ``--json`` prints)."""
+    baseline = next(result for result in results if result.case.key == BASELINE)
+    ours = next((r for r in results if r.case.key == SESSION_ROUTE and r.runs_us), None)
+    if "best_us" in authjs and ours is not None:
+        speedup = authjs["best_us"] / ours.best_us
+        authjs = {
+            **authjs,
+            "speedup": round(speedup, 1),
+            "target": AUTHJS_FACTOR,
+            "passed": speedup >= AUTHJS_FACTOR,
+        }
+    return {
+        "python": platform.python_version(),
+        "starlette": version("starlette"),
+        "cpus": os.cpu_count(),
+        "load_average": [round(load, 2) for load in os.getloadavg()],
+        "iterations": settings.iterations,
+        "io_iterations": settings.io_iterations,
+        "rounds": settings.rounds,
+        "cases": [_row(result, baseline) for result in results],
+        "scaling": _scaling(results),
+        "authjs": authjs,
+    }
+
+
+def _verdict(passed: bool | None) -> str:
+    return "" if passed is None else ("PASS" if passed else "FAIL")
+
+
+_LABEL = 52
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """The figures as a table, one row per case."""
+    load = ", ".join(f"{value:.2f}" for value in report["load_average"])
+    io = ""
+    if any(row.get("io") for row in report["cases"]):
+        io = f" (database rows: {report['io_iterations']:,}, every request awaits MongoDB)"
+    print(
+        f"asgi-session benchmark: Python {report['python']}, Starlette {report['starlette']}, "
+        f"{report['cpus']} CPUs (load {load})\n"
+        f"{report['iterations']:,} requests per batch{io} x {report['rounds']} rounds; "
+        "best and median batch, microseconds per request"
+    )
+    header = (
+        f"{'case':<{_LABEL}}{'best us':>9}{'median us':>11}{'x bare':>8}"
+        f"{'cycles':>8}  {'target':<9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in report["cases"]:
+        if "skipped" in row:
+            print(f"{row['label']:<{_LABEL}} skipped: {row['skipped']}")
+            continue
+        target = "" if row["limit"] is None else f"<= {row['limit']:.1f}x"
+        line = (
+            f"{row['label']:<{_LABEL}}{row['best_us']:>9.2f}{row['median_us']:>11.2f}"
+            f"{row['ratio']:>8.2f}{row['cyclic_garbage_per_request']:>8g}  {target:<9}"
+            f"{_verdict(row['passed'])}"
+        )
+        print(line.rstrip())
+        for note in row["notes"]:
+            print(f"    {note}")
+    scaling = report["scaling"]
+    if scaling is not None:
+        print(
+            f"{scaling['large_stored']:,.0f} vs {scaling['small_stored']:,.0f} sessions stored: "
+            f"{scaling['ratio']:.2f}x as long "
+            f"(median {scaling['median_ratio']:.2f}x), within "
+            f"{(scaling['limit'] - 1) * 100:.0f}%: {_verdict(scaling['passed'])}"
+        )
+    authjs = report["authjs"]
+    if "skipped" in authjs:
+        print(f"{'@auth/core GET /auth/session':<{_LABEL}} skipped: {authjs['skipped']}")
+        return
+    label = f"@auth/core {authjs['version']} GET /auth/session"
+    print(f"{label:<{_LABEL}}{authjs['best_us']:>9.2f}{authjs['median_us']:>11.2f}")
+    speedup = f"{authjs['speedup']:.1f}x faster"
+    print(
+        f"{'  ours vs @auth/core (' + authjs['node'] + ')':<{_LABEL}}{speedup:>28}"
+        f"{'':>8}  {'>= ' + format(authjs['target'], 'g') + 'x':<9}{_verdict(authjs['passed'])}"
+    )
