@@ -28,8 +28,10 @@ a provider vouches for someone  ``providers/``: the plug-in interface in
 every sign-in is completed      ``_signin.py``: ``complete_sign_in`` (callback, user,
                                 new session, events, redirect) — the one flow
 a profile becomes a user        ``_accounts.py``: Auth.js's find / create / link rules
-a record is stored              ``backends/_adapter.py`` (the contract), ``_memory.py``,
-                                ``mongodb.py``; ``models.py`` holds the records
+a record is stored              ``backends/_adapter.py`` (the contract); input checked and
+                                records built once in ``backends/_records.py``; stored by
+                                ``backends/_memory.py`` and ``backends/mongodb.py``;
+                                ``models.py`` holds the record types
 where the browser may go        ``_redirects.py``
 callbacks and events            ``_callbacks.py``
 configuration                   ``_config.py``: ``AuthConfig``, checked at start-up

@@ -164,3 +164,12 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
                 and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
             ):
                 raise AssertionError(f"{path.name}:{node.lineno} reaches into .{node.attr}")
+
+
+def test_only_the_request_context_changes_a_session() -> None:
+    users = [
+        path.name
+        for path in PACKAGE.rglob("*.py")
+        if "replace_contents(" in path.read_text() and path.name != "_session.py"
+    ]
+    assert users == ["_context.py"]
