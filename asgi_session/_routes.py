@@ -46,7 +46,7 @@ Handler = Callable[["AuthRequest"], Awaitable[Response]]
 
 
 class BodyTooLarge(Exception):
-    pass
+    """A private signal: the body is over :data:`MAX_BODY_SIZE` (answered with 413 here)."""
 
 
 class AuthRequest:

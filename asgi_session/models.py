@@ -1,6 +1,6 @@
-"""Records kept by a backend: users, accounts, database sessions, verification tokens.
+"""Records kept by an adapter: users, accounts, database sessions, verification tokens.
 
-Python code sees snake_case names and string ids; a backend stores them the way
+Python code sees snake_case names and string ids; an adapter stores them the way
 Auth.js's adapters do (``emailVerified``, ``userId``, ``providerAccountId``, ...).
 """
 

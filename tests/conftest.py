@@ -102,7 +102,7 @@ def adapter(
     mongo_db: AsyncDatabase[dict[str, Any]],
     motor_db: AsyncIOMotorDatabase[dict[str, Any]],
 ) -> MongoDBAdapter:
-    """A MongoDB backend over the test's database, once per client library."""
+    """A MongoDB adapter over the test's database, once per client library."""
     database = mongo_db if request.param == "pymongo" else motor_db
     return MongoDBAdapter(database)
 
@@ -113,8 +113,7 @@ def adapter(
 # --- Adapter contract ---
 # Every adapter the package ships, for the tests of the contract they all keep. MongoDB
 # fixtures are asked for only by the MongoDB params, so `-k memory` needs no mongod.
-from asgi_session.backends._adapter import Adapter  # noqa: E402
-from asgi_session.backends._memory import MemoryAdapter  # noqa: E402
+from asgi_session.backends import Adapter, MemoryAdapter  # noqa: E402
 
 
 @pytest.fixture(params=["memory", "pymongo", "motor"])

@@ -1,6 +1,6 @@
 """MemoryAdapter: what it keeps beyond the adapter contract, and database sessions through it.
 
-The contract every adapter keeps is tested in test_backends_base.py.
+The contract every adapter keeps is tested in test_backends_adapter.py.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from asgi_session import AuthConfig
-from asgi_session.backends._database import DatabaseStrategy
-from asgi_session.backends._memory import MemoryAdapter
+from asgi_session.backends import DatabaseStrategy, MemoryAdapter
 from asgi_session.models import User, VerificationToken
 from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, sign_in
 from tests.support.records import UNKNOWN_ID, account_data, later, make_session, make_user

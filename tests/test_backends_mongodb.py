@@ -2,7 +2,7 @@
 
 These are what is particular to MongoDB: the documents it stores (Auth.js's shapes),
 indexes, TTL expiry, outages, round trips and interoperability with Auth.js. The
-contract every adapter keeps is tested in test_backends_base.py.
+contract every adapter keeps is tested in test_backends_adapter.py.
 """
 
 from __future__ import annotations

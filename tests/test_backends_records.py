@@ -1,6 +1,6 @@
 """The record layer every adapter shares: input checks, names, times, ids, records.
 
-What adapters do with it is tested through the contract in test_backends_base.py;
+What adapters do with it is tested through the contract in test_backends_adapter.py;
 these tests pin the layer itself, including what no adapter shows directly: the
 fields it hands an adapter to store, and ids that are not ObjectIds.
 """

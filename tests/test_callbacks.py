@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from asgi_session._callbacks import Callbacks, Events
+from asgi_session import Callbacks, Events
 
 
 async def test_callback_gets_only_the_arguments_it_names() -> None:

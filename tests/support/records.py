@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asgi_session.backends._adapter import Adapter
+from asgi_session.backends import Adapter
 from asgi_session.models import SessionRecord, User
 
 #: Ids no adapter accepts: wrong length, not hex, or not an id at all.

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asgi_session.backends._adapter import Adapter
+from asgi_session.backends import Adapter
 from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 from tests.support.records import (
