@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import time
 import warnings
@@ -102,12 +103,14 @@ class AuthConfig:
       names on or off; by default they follow the request's (or ``url``'s) scheme.
     - ``url``: the app's public URL (default ``AUTH_URL``), for apps behind a proxy.
     - ``trust_host``: trust ``X-Forwarded-Host``/``-Proto`` (default ``AUTH_TRUST_HOST``).
-    - ``callbacks``, ``events``: see :class:`~asgi_session._callbacks.Callbacks` and
-      :class:`~asgi_session._callbacks.Events`.
+    - ``callbacks``, ``events``: see :class:`~asgi_session.Callbacks` and
+      :class:`~asgi_session.Events`.
     - ``pages``: :class:`Pages` replacing the built-in sign-in, sign-out and error pages.
     - ``max_cookie_chunks``: the most 4 KB chunks a session cookie may take before
       issuing it fails with :class:`~asgi_session.errors.CookieTooLargeError`.
     - ``clock``: seconds since the epoch, ``time.time`` by default (tests inject one).
+    - ``backend``: the spelling of earlier releases for ``adapter`` (or ``strategy``, for a
+      strategy object); it still works and warns.
     """
 
     def __init__(
@@ -194,7 +197,13 @@ class AuthConfig:
 
 
 def _unknown_options(unknown: Mapping[str, Any]) -> str:
-    known = [name for name in AuthConfig.__init__.__code__.co_varnames if not name.startswith("_")]
+    # The options themselves (not __init__'s locals); the deprecated spelling is never
+    # suggested for a typo.
+    known = [
+        parameter.name
+        for parameter in inspect.signature(AuthConfig.__init__).parameters.values()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.name != "backend"
+    ]
     messages = []
     for name in unknown:
         close = difflib.get_close_matches(name, known, n=1)

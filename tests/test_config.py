@@ -51,6 +51,14 @@ def test_unknown_option_suggests_the_right_one() -> None:
         AuthConfig(secret="s", max_ag=5)
 
 
+@pytest.mark.parametrize("name", ["exc", "backends"])
+def test_only_current_options_are_suggested(name: str) -> None:
+    # Neither a local variable of AuthConfig nor the deprecated `backend` spelling.
+    with pytest.raises(ConfigurationError) as raised:
+        AuthConfig(secret="s", **{name: 5})
+    assert "did you mean" not in str(raised.value)
+
+
 def test_duplicate_provider_ids() -> None:
     authorize = lambda credentials, request: None  # noqa: E731
     with pytest.raises(ConfigurationError, match=r"id=\.\.\."):
