@@ -16,13 +16,13 @@ class AuthMiddleware:
     """Pure ASGI middleware putting the session in ``request.state.session``.
 
     ``request.state.session`` is ``None`` when signed out, else a
-    :class:`~asgi_session._session.Session`. Requests under ``config.base_path`` are the
+    :class:`~asgi_session.Session`. Requests under ``config.base_path`` are the
     sign-in routes and never reach the app. Works around any ASGI app::
 
         app = Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
         app = AuthMiddleware(other_asgi_app, config=config)
 
-    The options of :class:`~asgi_session._config.AuthConfig` may be passed directly
+    The options of :class:`~asgi_session.AuthConfig` may be passed directly
     instead of ``config``.
     """
 

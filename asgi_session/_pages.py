@@ -1,6 +1,6 @@
 """The built-in HTML pages: sign in, sign out, errors, "check your email".
 
-Apps that want their own pages set :class:`asgi_session._config.Pages`.
+Apps that want their own pages set :class:`asgi_session.Pages`.
 """
 
 from __future__ import annotations

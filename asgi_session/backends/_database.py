@@ -1,6 +1,6 @@
 """The database strategy: the cookie holds an opaque random token, the session a stored row.
 
-Works over any :class:`~asgi_session.backends._adapter.Adapter`. Resolving a session is one
+Works over any :class:`~asgi_session.backends.Adapter`. Resolving a session is one
 adapter call; its expiry is pushed back, in the store and in the cookie, at most once per
 ``update_age``, so a busy user costs one write a day rather than one per request.
 """

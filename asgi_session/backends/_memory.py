@@ -41,7 +41,7 @@ class _Row:
 
 
 class MemoryAdapter:
-    """An :class:`~asgi_session.backends._adapter.Adapter` keeping everything in a dict.
+    """An :class:`~asgi_session.backends.Adapter` keeping everything in a dict.
 
     For development, examples and tests; everything is lost when the process ends;
     one process only. Several workers, or several processes behind a load balancer,

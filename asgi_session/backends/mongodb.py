@@ -77,7 +77,7 @@ _DUPLICATE_KEY_CODE = 11000
 
 
 class MongoDBAdapter:
-    """An :class:`~asgi_session.backends._adapter.Adapter` over a MongoDB database.
+    """An :class:`~asgi_session.backends.Adapter` over a MongoDB database.
 
     ``database`` is ``AsyncMongoClient(...)["app"]`` (PyMongo) or
     ``AsyncIOMotorClient(...)["app"]`` (Motor). ``collections`` renames any of

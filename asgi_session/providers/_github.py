@@ -31,7 +31,7 @@ class GitHub(OAuth):
 
     The email is the public one, else the primary verified address from
     ``/user/emails`` (the default ``user:email`` scope allows reading it). The other
-    arguments are :class:`~asgi_session.providers._oauth.OAuth`'s.
+    arguments are :class:`~asgi_session.providers.OAuth`'s.
     """
 
     default_scope = "read:user user:email"

@@ -21,7 +21,7 @@ class Google(OIDC):
 
     Google verifies the email addresses it vouches for (``email_verified``), so
     ``allow_dangerous_email_account_linking=True`` is a reasonable choice here. The other
-    arguments are :class:`~asgi_session.providers._oauth.OAuth`'s.
+    arguments are :class:`~asgi_session.providers.OAuth`'s.
     """
 
     def __init__(

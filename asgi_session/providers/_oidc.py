@@ -50,7 +50,7 @@ class OIDC(OAuth):
     ``issuer``, ``client_id`` and ``client_secret`` default to ``AUTH_<ID>_ISSUER``,
     ``AUTH_<ID>_ID`` and ``AUTH_<ID>_SECRET``. The profile is the ID token's claims,
     completed by the userinfo endpoint unless ``userinfo=False``. The other arguments
-    are :class:`~asgi_session.providers._oauth.OAuth`'s.
+    are :class:`~asgi_session.providers.OAuth`'s.
     """
 
     type: ClassVar[ProviderType] = "oidc"
