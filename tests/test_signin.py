@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from asgi_session import Callbacks, CredentialsSignin, Pages
+from asgi_session import Callbacks, CredentialsSignin, Pages, SignInError
 from asgi_session.backends import MemoryAdapter
-from asgi_session.providers import Credentials, Identity
+from asgi_session.providers import Credentials, Identity, Provider, ProviderRequest
 from tests.support.apps import (
     SESSION_COOKIE,
     Clock,
@@ -153,3 +153,50 @@ def test_an_identity_hands_callbacks_auth_js_account_names() -> None:
         "access_token": "at",
         "expires_at": 1,
     }
+
+
+# -- a provider of one's own plugs into the same flow ------------------------------------
+
+
+class Badge(Provider):
+    """Vouches for whoever shows a badge the app issued: a provider outside the package."""
+
+    type = "oauth"
+
+    def __init__(self) -> None:
+        super().__init__(id="badge", name="Badge")
+
+    async def begin_sign_in(self, request: ProviderRequest) -> str:
+        badge = request.field("badge") or ""
+        return request.context.auth_url(f"callback/{self.id}") + f"?badge={badge}"
+
+    async def authenticate(self, request: ProviderRequest) -> Identity:
+        badge = request.query.get("badge", "")
+        if not badge.startswith("staff-"):
+            raise SignInError("AccessDenied", "no badge")
+        return Identity(
+            provider=self.id,
+            type=self.type,
+            account_id=badge,
+            user={"name": badge.title(), "email": f"{badge}@example.com"},
+        )
+
+
+async def test_a_provider_of_ones_own_signs_in_through_the_flow(clock: Clock) -> None:
+    adapter = MemoryAdapter()
+    app = build_app(
+        clock=clock, adapter=adapter, providers=[Badge()], pages=Pages(new_user="/welcome")
+    )
+    async with client_for(app) as client:
+        csrf = (await client.get("/auth/csrf")).json()["csrfToken"]
+        started = await client.post(
+            "/auth/signin/badge", data={"csrfToken": csrf, "badge": "staff-7"}
+        )
+        assert started.headers["location"] == "http://testserver/auth/callback/badge?badge=staff-7"
+        finished = await client.get(started.headers["location"])
+        assert finished.headers["location"].startswith("http://testserver/welcome?callbackUrl=")
+        assert (await client.get("/")).json()["user"]["email"] == "staff-7@example.com"
+        refused = await client.get("/auth/callback/badge?badge=visitor")
+        assert _query(refused.headers["location"]) == {"error": ["AccessDenied"]}
+    user = await adapter.get_user_by_account(provider="badge", provider_account_id="staff-7")
+    assert user is not None and user.name == "Staff-7"
