@@ -263,8 +263,6 @@ def _from_backend(
     backend: Any, adapter: Adapter | None, strategy: StrategyOption
 ) -> tuple[Adapter | None, StrategyOption]:
     """Read the ``backend=`` option of earlier releases as ``adapter=`` or ``strategy=``."""
-    if adapter is not None:
-        raise ConfigurationError("pass adapter=... alone; backend=... is its old spelling")
     if isinstance(backend, SessionStrategy):
         if isinstance(strategy, str) and strategy != backend.name:
             raise ConfigurationError(
@@ -272,8 +270,12 @@ def _from_backend(
                 f"not {strategy!r}"
             )
         new = f"strategy={type(backend).__name__}(...)"
-        adapter, strategy = None, backend
+        strategy = backend
     elif isinstance(backend, Adapter):
+        if adapter is not None:
+            raise ConfigurationError(
+                "backend=... is the old spelling of adapter=...; pass the adapter once"
+            )
         new = f"adapter={type(backend).__name__}(...)"
         adapter = backend
     else:

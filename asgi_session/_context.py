@@ -193,11 +193,23 @@ class RequestContext:
 
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
         """Carry out ``session.update(data)``: a trusted update through the strategy."""
-        self._check_open()
         updated = await self.config.strategy.update(self, session, data, trusted=True)
         if updated is None:
             raise SessionEndedError("the session ended while it was being updated")
         replace_contents(session, updated)
+
+    async def end_session(self, session: Session, session_id: str) -> bool:
+        """End one of ``session``'s user's sessions by id; whether there was one.
+
+        Ending this very session clears its cookie too.
+        """
+        user_id = session.user.id
+        assert user_id is not None
+        ended = await self.config.strategy.end_user_session(user_id, session_id)
+        if ended and session.record is not None and session.record.id == session_id:
+            self.clear_session_cookie()
+            self.set_session(None)
+        return ended
 
     async def end_other_sessions(self, session: Session) -> None:
         """End every session of ``session``'s user but this request's own."""

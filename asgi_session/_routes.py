@@ -375,20 +375,14 @@ class AuthRoutes:
         session = await self._signed_in(auth)
         if isinstance(session, Response):
             return session
-        user_id = session.user.id
-        assert user_id is not None
         try:
             if auth.provider_id == "revoke-others":
                 await auth.context.end_other_sessions(session)
                 return JSONResponse({"ok": True}, headers=_NO_STORE)
             session_id = auth.field("id")
-            ended = bool(session_id) and await self.config.strategy.end_user_session(
-                user_id, session_id or ""
-            )
+            ended = bool(session_id) and await auth.context.end_session(session, session_id or "")
         except UnsupportedOperationError as exc:
             return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
-        if session.record is not None and session_id == session.record.id:
-            auth.context.clear_session_cookie()
         return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=_NO_STORE)
 
     # -- pages -----------------------------------------------------------------

@@ -101,17 +101,22 @@ async def list_sessions(connection: HTTPConnection) -> list[SessionInfo]:
 
 
 async def end_session(connection: HTTPConnection, session_id: str) -> bool:
-    """End one of the signed-in user's sessions by id; whether it existed."""
+    """End one of the signed-in user's sessions by id; whether it existed.
+
+    Ending this very session also clears its cookie on the response.
+    """
     ctx, session = _signed_in(connection)
-    assert session.user.id is not None
-    return await ctx.config.strategy.end_user_session(session.user.id, session_id)
+    return await ctx.end_session(session, session_id)
 
 
 async def end_other_sessions(connection: HTTPConnection) -> None:
-    """Sign the user out everywhere but this browser."""
+    """Sign the user out everywhere but this browser.
+
+    With JWTs this browser's token is issued anew (the old one is cut off with the
+    rest), and the handler's ``request.state.session`` shows the new one.
+    """
     ctx, session = _signed_in(connection)
-    assert session.user.id is not None
-    await ctx.config.strategy.end_user_sessions(session.user.id, now=ctx.now, keep=(ctx, session))
+    await ctx.end_other_sessions(session)
 
 
 async def end_all_sessions(config: AuthConfig, user_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,9 @@ def test_unknown_option_suggests_the_right_one() -> None:
 @pytest.mark.parametrize("name", ["exc", "backends"])
 def test_only_current_options_are_suggested(name: str) -> None:
     # Neither a local variable of AuthConfig nor the deprecated `backend` spelling.
+    options: dict[str, Any] = {name: 5}
     with pytest.raises(ConfigurationError) as raised:
-        AuthConfig(secret="s", **{name: 5})
+        AuthConfig(secret="s", **options)
     assert "did you mean" not in str(raised.value)
 
 
@@ -149,12 +151,10 @@ def test_strategy_names_and_objects() -> None:
 
 
 def test_strategy_with_another_adapter_is_refused() -> None:
+    with pytest.warns(DeprecationWarning, match=r"AuthConfig\(adapter=\.\.\.\)"):
+        strategy = JWTStrategy(adapter=MemoryAdapter())
     with pytest.raises(ConfigurationError, match="another adapter"):
-        AuthConfig(
-            secret="s",
-            adapter=MemoryAdapter(),
-            strategy=JWTStrategy(adapter=MemoryAdapter()),
-        )
+        AuthConfig(secret="s", adapter=MemoryAdapter(), strategy=strategy)
 
 
 def test_jwt_strategy_serves_one_config() -> None:
@@ -179,11 +179,32 @@ def test_backend_option_still_takes_an_adapter_with_a_warning() -> None:
 
 def test_backend_option_still_takes_a_strategy_with_a_warning() -> None:
     adapter = MemoryAdapter()
-    strategy = JWTStrategy(adapter=adapter, revocation_check_interval=None)
+    with pytest.warns(DeprecationWarning, match=r"JWTStrategy\(adapter=\.\.\.\) is deprecated"):
+        strategy = JWTStrategy(adapter=adapter, revocation_check_interval=None)
     with pytest.warns(DeprecationWarning, match=r"strategy=JWTStrategy\(\.\.\.\)"):
         config = AuthConfig(secret="s", backend=strategy)
     assert config.strategy is strategy
     assert config.adapter is adapter
+
+
+def test_backend_option_with_a_strategy_beside_an_adapter() -> None:
+    adapter = MemoryAdapter()
+    strategy = JWTStrategy()
+    with pytest.warns(DeprecationWarning):
+        config = AuthConfig(secret="s", adapter=adapter, backend=strategy)
+    assert (config.strategy, config.adapter) == (strategy, adapter)
+    with pytest.raises(ConfigurationError, match="once"):
+        AuthConfig(secret="s", adapter=adapter, backend=MemoryAdapter())
+
+
+def test_the_strategy_still_compares_with_its_old_string_form() -> None:
+    config = AuthConfig(secret="s", adapter=MemoryAdapter())
+    with pytest.warns(DeprecationWarning, match=r"AuthConfig\.strategy\.name"):
+        assert config.strategy == "database"  # type: ignore[comparison-overlap]
+    with pytest.warns(DeprecationWarning, match=r"\.name"):
+        assert config.strategy.strategy == "database"  # type: ignore[attr-defined]
+    assert config.strategy == config.strategy
+    assert config.strategy != JWTStrategy()
 
 
 def test_backend_option_that_is_nothing_we_know() -> None:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_session._session import Session, isoformat
 from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._strategy import BaseStrategy
 from asgi_session.models import SessionRecord, User
 
 if TYPE_CHECKING:
-    from asgi_session._config import AuthConfig
     from asgi_session._context import RequestContext
 
 logger = logging.getLogger("asgi_session")
@@ -34,27 +34,13 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(_TOKEN_BYTES)
 
 
-class DatabaseStrategy:
+class DatabaseStrategy(BaseStrategy):
     """Sessions stored through an adapter (``strategy="database"``)."""
 
     name = "database"
 
     def __init__(self, adapter: Adapter | None = None) -> None:
-        #: The store of sessions; ``AuthConfig(adapter=...)`` provides it.
-        self.adapter = adapter
-        self._config: AuthConfig | None = None
-
-    def configure(self, config: AuthConfig) -> None:
-        if self._config is not None and self._config is not config:
-            raise RuntimeError("a DatabaseStrategy serves one AuthConfig; create one per config")
-        self._config = config
-        self.adapter = config.adapter
-
-    @property
-    def config(self) -> AuthConfig:
-        if self._config is None:
-            raise RuntimeError("DatabaseStrategy is not configured; pass it to AuthConfig")
-        return self._config
+        super().__init__(adapter)
 
     @property
     def _store(self) -> Adapter:

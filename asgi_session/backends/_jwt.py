@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_session._session import Session, SessionUser, isoformat, lazy_session
 from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._strategy import BaseStrategy
 from asgi_session.errors import UnsupportedOperationError
 from asgi_session.jwt import CLOCK_TOLERANCE, JWTCodec, JWTDecodeError
 from asgi_session.models import SessionRecord
@@ -69,7 +70,7 @@ class _SessionEnded(Exception):
     """The ``jwt`` callback returned ``None``: the session must end."""
 
 
-class JWTStrategy:
+class JWTStrategy(BaseStrategy):
     """Sessions as encrypted JWTs in the cookie (the default strategy).
 
     With ``AuthConfig(adapter=..., strategy="jwt")`` users and accounts are stored while
@@ -93,14 +94,11 @@ class JWTStrategy:
         cache_size: int = 4096,
         revocation_check_interval: float | None = 10.0,
     ) -> None:
-        # ``adapter`` is the spelling of earlier releases; AuthConfig(adapter=...) replaces
-        # it and sets this when the config is built.
-        self.adapter = adapter
+        super().__init__(adapter)
         self._cache_size = cache_size
         self._revocation_interval = revocation_check_interval
         # user id -> (cut-off in epoch seconds or None, when it was read)
         self._cutoffs: dict[str, tuple[float | None, float]] = {}
-        self._config: AuthConfig | None = None
         self._codecs: dict[bool, JWTCodec] = {}
         # Resolved tokens by the raw Cookie header that carried them, one cache per cookie
         # mode (the salt, the cookie name, differs): a browser sends the same header again
@@ -111,10 +109,7 @@ class JWTStrategy:
         }
 
     def configure(self, config: AuthConfig) -> None:
-        if self._config is not None and self._config is not config:
-            raise RuntimeError("a JWTStrategy serves one AuthConfig; create one per config")
-        self._config = config
-        self.adapter = config.adapter
+        super().configure(config)
         self._codecs = {
             secure: JWTCodec(config.secrets, names.session_token.name)
             for secure, names in config.cookie_names.items()
@@ -122,12 +117,6 @@ class JWTStrategy:
         # A `session` callback may shape each request's session differently, so those
         # are built afresh rather than shared.
         self._shapes_sessions = config.callbacks.has("session")
-
-    @property
-    def config(self) -> AuthConfig:
-        if self._config is None:
-            raise RuntimeError("JWTStrategy is not configured; pass it to AuthConfig(strategy=...)")
-        return self._config
 
     # -- reading ----------------------------------------------------------------
 

@@ -8,8 +8,9 @@ the adapter's job.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from asgi_session._config import AuthConfig
@@ -26,8 +27,9 @@ class SessionStrategy(Protocol):
     Methods write and clear the session cookie through the request context they get.
     """
 
-    #: ``"jwt"`` or ``"database"``.
-    name: str
+    @property
+    def name(self) -> str:
+        """``"jwt"`` or ``"database"``: what ``AuthConfig(strategy=...)`` calls it."""
 
     @property
     def adapter(self) -> Adapter | None:
@@ -86,3 +88,66 @@ class SessionStrategy(Protocol):
         Returns what the kept session is now, if the strategy had to issue it anew (a JWT
         dated after the cut-off); ``None`` when it is unchanged or nothing was kept.
         """
+
+
+class BaseStrategy:
+    """What every strategy shipped here shares: a name, one config, its adapter.
+
+    Subclasses set :attr:`name` and extend :meth:`configure`.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, adapter: Adapter | None = None) -> None:
+        if adapter is not None:
+            warnings.warn(
+                f"{type(self).__name__}(adapter=...) is deprecated; pass the adapter to "
+                "AuthConfig(adapter=...)",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        #: The store of users, accounts and sessions: ``AuthConfig.adapter``, set by
+        #: :meth:`configure`.
+        self.adapter: Adapter | None = adapter
+        self._config: AuthConfig | None = None
+
+    def configure(self, config: AuthConfig) -> None:
+        if self._config is not None and self._config is not config:
+            raise RuntimeError(
+                f"a {type(self).__name__} serves one AuthConfig; create one per config"
+            )
+        self._config = config
+        self.adapter = config.adapter
+
+    @property
+    def config(self) -> AuthConfig:
+        if self._config is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not configured; pass it to AuthConfig(strategy=...)"
+            )
+        return self._config
+
+    # -- what AuthConfig.strategy was in earlier releases: a name -------------------------
+
+    @property
+    def strategy(self) -> str:
+        """Deprecated: the strategy's :attr:`name`."""
+        warnings.warn(
+            "the strategy attribute is deprecated; use .name", DeprecationWarning, stacklevel=2
+        )
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            # AuthConfig.strategy was "jwt" or "database"; comparisons keep working.
+            warnings.warn(
+                f"comparing AuthConfig.strategy with {other!r} is deprecated; compare "
+                "AuthConfig.strategy.name",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return self.name == other
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
