@@ -81,13 +81,6 @@ __all__ = [
     "requires_session",
 ]
 
-# Public objects say they come from where users import them, as httpx's do.
-for _name in __all__:
-    _object = globals()[_name]
-    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
-        _object.__module__ = __name__
-del _name, _object
-
 
 def __getattr__(name: str) -> Any:
     return renamed(__name__, name, frozenset({"JWTBackend"}))

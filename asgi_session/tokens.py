@@ -16,14 +16,11 @@ result, so a provider that rotates refresh tokens never sees the old one used tw
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
 
+from asgi_session._config import AuthConfig
 from asgi_session.errors import ConfigurationError, OAuthFlowError, TokenRefreshError
 from asgi_session.models import Account
 from asgi_session.providers._oauth import OAuth
-
-if TYPE_CHECKING:
-    from asgi_session._config import AuthConfig
 
 __all__ = ["EXPIRY_MARGIN", "TokenRefreshError", "get_access_token"]
 

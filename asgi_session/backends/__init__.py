@@ -42,14 +42,6 @@ _OLD_NAMES = frozenset(
 )
 
 
-# Public objects say they come from where users import them, as httpx's do.
-for _name in __all__:
-    _object = globals().get(_name)
-    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
-        _object.__module__ = __name__
-del _name, _object
-
-
 def __getattr__(name: str) -> Any:
     if name == "MongoDBAdapter":
         # Imported on first use: it needs PyMongo, an optional dependency.

@@ -23,11 +23,3 @@ __all__ = [
     "Provider",
     "ProviderRequest",
 ]
-
-
-# Public objects say they come from where users import them, as httpx's do.
-for _name in __all__:
-    _object = globals().get(_name)
-    if getattr(_object, "__module__", "").startswith(__name__ + "._"):
-        _object.__module__ = __name__
-del _name, _object
