@@ -44,7 +44,7 @@ from typing import Any
 
 from asgi_session._callbacks import Callbacks, Events
 from asgi_session._config import AuthConfig, Pages
-from asgi_session._cookies import CookieSpec
+from asgi_session._cookies import CookieNames, CookieSpec
 from asgi_session._deprecated import renamed
 from asgi_session._middleware import AuthMiddleware
 from asgi_session._requires import get_session, requires_session
@@ -67,6 +67,7 @@ __all__ = [
     "BackendUnavailableError",
     "Callbacks",
     "ConfigurationError",
+    "CookieNames",
     "CookieSpec",
     "CookieTooLargeError",
     "CredentialsSignin",
@@ -83,4 +84,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    return renamed(__name__, name, frozenset({"JWTBackend"}))
+    return renamed(__name__, name)

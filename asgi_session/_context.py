@@ -19,7 +19,7 @@ from starlette.types import Scope
 from asgi_session import _cookies as cookie_io
 from asgi_session import _csrf as csrf
 from asgi_session._cookies import CookieNames, CookieSpec
-from asgi_session._session import replace_contents
+from asgi_session._session import NO_LONGER_UPDATABLE, replace_contents
 from asgi_session.errors import SessionEndedError
 
 if TYPE_CHECKING:
@@ -57,10 +57,7 @@ class SessionLink:
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
         ctx = self.ctx
         if ctx is None:
-            raise RuntimeError(
-                "this session can no longer be updated: update it in an HTTP handler, "
-                "before the response starts (a WebSocket has no response to carry a cookie)"
-            )
+            raise RuntimeError(NO_LONGER_UPDATABLE)
         await ctx.update_session(session, data)
 
 

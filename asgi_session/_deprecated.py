@@ -7,25 +7,30 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-#: Old name -> (module holding the new one, new name).
-RENAMED: Mapping[str, tuple[str, str]] = {
-    "MemoryBackend": ("asgi_session.backends", "MemoryAdapter"),
-    "MongoDBBackend": ("asgi_session.backends.mongodb", "MongoDBAdapter"),
-    "JWTBackend": ("asgi_session.backends", "JWTStrategy"),
-    "DatabaseBackend": ("asgi_session.backends", "DatabaseStrategy"),
-    "SessionBackend": ("asgi_session.backends", "SessionStrategy"),
+_BACKENDS = "asgi_session.backends"
+
+#: (module that exported it, old name) -> (module holding the new one, new name).
+RENAMED: Mapping[tuple[str, str], tuple[str, str]] = {
+    ("asgi_session", "JWTBackend"): (_BACKENDS, "JWTStrategy"),
+    (_BACKENDS, "JWTBackend"): (_BACKENDS, "JWTStrategy"),
+    (_BACKENDS, "DatabaseBackend"): (_BACKENDS, "DatabaseStrategy"),
+    (_BACKENDS, "SessionBackend"): (_BACKENDS, "SessionStrategy"),
+    (_BACKENDS, "MemoryBackend"): (_BACKENDS, "MemoryAdapter"),
+    (_BACKENDS, "MongoDBBackend"): (_BACKENDS + ".mongodb", "MongoDBAdapter"),
+    (_BACKENDS + ".mongodb", "MongoDBBackend"): (_BACKENDS + ".mongodb", "MongoDBAdapter"),
 }
 
 
-def renamed(module: str, name: str, available: frozenset[str]) -> Any:
+def renamed(module: str, name: str) -> Any:
     """The new object for an old ``name`` looked up on ``module``, with a warning.
 
-    ``available`` lists the old names that ``module`` used to export; anything else is
-    an ``AttributeError``, as for any module.
+    For a module's ``__getattr__``: any name ``module`` never exported is an
+    ``AttributeError``, as for any module.
     """
-    if name not in available:
+    found = RENAMED.get((module, name))
+    if found is None:
         raise AttributeError(f"module {module!r} has no attribute {name!r}")
-    home, new = RENAMED[name]
+    home, new = found
     warnings.warn(
         f"{module}.{name} is deprecated; use {home}.{new}",
         DeprecationWarning,

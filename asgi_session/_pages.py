@@ -75,32 +75,21 @@ def _hidden(name: str, value: str) -> str:
 def _provider_form(provider: Provider, *, action: str, csrf_token: str, callback_url: str) -> str:
     hidden = _hidden("csrfToken", csrf_token) + _hidden("callbackUrl", callback_url)
     name = escape(provider.name)
-    if provider.type == "credentials":
-        inputs = []
-        for field, options in getattr(provider, "fields", {}).items():
-            input_id = escape(f"input-{field}-for-{provider.id}-provider")
-            placeholder = options.get("placeholder")
-            extra = f' placeholder="{escape(placeholder)}"' if placeholder else ""
-            inputs.append(
-                f'<label for="{input_id}">{escape(options.get("label", field))}</label>'
-                f'<input id="{input_id}" name="{escape(field)}" '
-                f'type="{escape(options.get("type", "text"))}"{extra}>'
-            )
-        return (
-            f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
-            f"{hidden}{''.join(inputs)}<button type=submit>Sign in with {name}</button></form>"
-        )
-    if provider.type == "email":
-        input_id = escape(f"input-email-for-{provider.id}-provider")
-        return (
-            f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
-            f'{hidden}<label for="{input_id}">Email</label>'
-            f'<input id="{input_id}" name=email type=email required>'
-            f"<button type=submit>Sign in with {name}</button></form>"
+    inputs = []
+    for field, options in provider.form_fields.items():
+        input_id = escape(f"input-{field}-for-{provider.id}-provider")
+        placeholder = options.get("placeholder")
+        extra = f' placeholder="{escape(placeholder)}"' if placeholder else ""
+        if options.get("required"):
+            extra += " required"
+        inputs.append(
+            f'<label for="{input_id}">{escape(options.get("label", field))}</label>'
+            f'<input id="{input_id}" name="{escape(field)}" '
+            f'type="{escape(options.get("type", "text"))}"{extra}>'
         )
     return (
         f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
-        f"{hidden}<button type=submit>Sign in with {name}</button></form>"
+        f"{hidden}{''.join(inputs)}<button type=submit>Sign in with {name}</button></form>"
     )
 
 

@@ -21,9 +21,10 @@ from starlette.types import Receive, Scope, Send
 from asgi_session import _pages as pages
 from asgi_session._config import AuthConfig
 from asgi_session._context import RequestContext
+from asgi_session._cookies import CookieSpec
 from asgi_session._redirects import resolve_redirect
 from asgi_session._session import Session
-from asgi_session._signin import complete_sign_in
+from asgi_session._signin import complete_sign_in, may_sign_in
 from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -32,7 +33,7 @@ from asgi_session.errors import (
     UnsupportedOperationError,
 )
 from asgi_session.management import session_infos
-from asgi_session.providers._base import Provider
+from asgi_session.providers._base import Identity, Provider
 
 logger = logging.getLogger("asgi_session")
 
@@ -105,13 +106,15 @@ class AuthRequest:
     def csrf_verified(self) -> bool:
         return self.context.csrf_verified(self.form.get("csrfToken"))
 
-    async def callback_url(self, requested: str | None) -> str:
+    async def may_sign_in(self, identity: Identity) -> str | None:
+        return await may_sign_in(self.context, identity)
+
+    async def callback_url(self, requested: str | None, spec: CookieSpec | None = None) -> str:
         ctx = self.context
-        if requested:
-            url = await resolve_redirect(ctx, requested)
-            ctx.remember_callback_url(url)
-            return url
-        return await resolve_redirect(ctx, ctx.stored_callback_url())
+        url = await resolve_redirect(ctx, requested or ctx.stored_callback_url())
+        if requested or spec is not None:
+            ctx.remember_callback_url(url, spec)
+        return url
 
     # -- answers ---------------------------------------------------------------------
 

@@ -16,6 +16,13 @@ class SessionUpdater(Protocol):
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None: ...
 
 
+#: Why ``session.update()`` fails once nothing can carry the new cookie.
+NO_LONGER_UPDATABLE = (
+    "this session can no longer be updated: update it in an HTTP handler, before the "
+    "response starts (a WebSocket has no response to carry a cookie)"
+)
+
+
 def isoformat(moment: datetime) -> str:
     """Format like JavaScript's ``Date.prototype.toISOString`` (milliseconds, ``Z``)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
@@ -162,10 +169,7 @@ class Session(Mapping[str, Any]):
         calling Auth.js's ``update()``. Must be awaited before the response starts.
         """
         if self._updater is None:
-            raise RuntimeError(
-                "this session can no longer be updated: update it in an HTTP handler, "
-                "before the response starts (a WebSocket has no response to carry a cookie)"
-            )
+            raise RuntimeError(NO_LONGER_UPDATABLE)
         await self._updater.update_session(self, data)
 
     def __getitem__(self, key: str) -> Any:

@@ -27,6 +27,7 @@ from asgi_session.errors import SignInError
 if TYPE_CHECKING:
     from asgi_session._context import RequestContext
     from asgi_session._session import Session
+    from asgi_session.models import User
     from asgi_session.providers._base import Identity
 
 logger = logging.getLogger("asgi_session")
@@ -64,21 +65,37 @@ async def check_sign_in(
     return await resolve_redirect(ctx, allowed) if isinstance(allowed, str) else None
 
 
+async def ask_sign_in(
+    ctx: RequestContext, identity: Identity, *, known: User | None, before: bool = False
+) -> str | None:
+    """:func:`check_sign_in` for an identity, with the arguments Auth.js gives it.
+
+    ``known`` is the user the identity already belongs to; ``before`` says the provider
+    asks ahead of its own step (an email sign-in, before the link is mailed).
+    """
+    return await check_sign_in(
+        ctx,
+        user=known.to_dict() if known is not None else identity.user,
+        account=identity.account(),
+        profile=identity.profile,
+        email={"verificationRequest": before} if identity.type == "email" else None,
+        credentials=identity.credentials,
+    )
+
+
+async def may_sign_in(ctx: RequestContext, identity: Identity) -> str | None:
+    """Whether ``identity`` may go on signing in, asked before the provider's own step."""
+    known = await accounts.find_user(ctx, identity)
+    return await ask_sign_in(ctx, identity, known=known, before=True)
+
+
 async def complete_sign_in(ctx: RequestContext, identity: Identity) -> str:
     """Sign in the person ``identity`` stands for; the URL to send the browser to.
 
     Raises :class:`SignInError` when the sign-in is refused; nothing is stored then.
     """
     known = await accounts.find_user(ctx, identity)
-    account = identity.account()
-    elsewhere = await check_sign_in(
-        ctx,
-        user=known.to_dict() if known is not None else identity.user,
-        account=account,
-        profile=identity.profile,
-        email={"verificationRequest": False} if identity.type == "email" else None,
-        credentials=identity.credentials,
-    )
+    elsewhere = await ask_sign_in(ctx, identity, known=known)
     if elsewhere is not None:
         # As in Auth.js: a URL from sign_in sends the browser there, not signed in.
         return elsewhere

@@ -105,12 +105,21 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
 
 
-def test_providers_sit_below_the_http_layer() -> None:
+def test_providers_sit_below_the_http_layer_and_the_flow() -> None:
+    """Providers see only their plug-in interface: no routes, no request internals, and
+    nothing of the sign-in flow they hand their identities to."""
     graph = _graph(with_type_checking=True)
-    http = {"asgi_session._routes", "asgi_session._middleware", "asgi_session._pages"}
+    above = {
+        "asgi_session._routes",
+        "asgi_session._middleware",
+        "asgi_session._pages",
+        "asgi_session._context",
+        "asgi_session._signin",
+        "asgi_session._accounts",
+    }
     for name, imported in graph.items():
         if name.startswith("asgi_session.providers"):
-            assert not imported & http, f"{name} imports {sorted(imported & http)}"
+            assert not imported & above, f"{name} imports {sorted(imported & above)}"
 
 
 def test_the_plug_in_interface_imports_no_provider() -> None:
@@ -124,14 +133,19 @@ def test_providers_build_no_http_responses() -> None:
 
 
 def test_exceptions_are_defined_in_errors_only() -> None:
+    from asgi_session import errors
+
     # Two private signals never leave the module that raises them.
     allowed = {("_routes.py", "BodyTooLarge"), ("_jwt.py", "_SessionEnded")}
+    exception_bases = {*errors.__all__, "Exception", "BaseException", "ValueError"}
     for path in PACKAGE.rglob("*.py"):
         if path.name == "errors.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ClassDef) and any(
-                isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception"))
+                (isinstance(base, ast.Name) and base.id in exception_bases)
+                or (isinstance(base, ast.Attribute) and base.attr in exception_bases)
+                or (isinstance(base, ast.Name) and base.id.endswith(("Error", "Exception")))
                 for base in node.bases
             ):
                 assert (path.name, node.name) in allowed, f"{path.name}: {node.name}"

@@ -230,6 +230,34 @@ async def test_sign_in_callback_can_refuse_an_address(
         assert outbox.sent == []
 
 
+async def test_sign_in_callback_is_asked_before_sending_and_after_clicking(
+    adapter: MongoDBAdapter, clock: Clock, outbox: Outbox
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def sign_in(**arguments: Any) -> bool:
+        seen.append(arguments)
+        return True
+
+    app = _app(adapter, clock, outbox, callbacks=Callbacks(sign_in=sign_in))
+    async with client_for(app) as client:
+        await _request_link(client, "new@example.com")
+        await client.get(outbox.last_path())
+    before, after = seen
+    account = {"provider": "email", "type": "email", "providerAccountId": "new@example.com"}
+    # As Auth.js asks it: once for the request of a link, once when it is followed.
+    assert before["email"] == {"verificationRequest": True}
+    assert after["email"] == {"verificationRequest": False}
+    for call in (before, after):
+        assert call["user"] == {"id": "new@example.com", "email": "new@example.com"}
+        assert call["account"] == account
+    # A known address shows its stored user.
+    async with client_for(app) as client:
+        await _request_link(client, "new@example.com")
+    assert seen[-1]["user"]["email_verified"] is not None
+    assert seen[-1]["user"]["id"] != "new@example.com"
+
+
 async def test_new_user_page(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox) -> None:
     app = _app(adapter, clock, outbox, pages=Pages(new_user="/welcome"))
     async with client_for(app) as client:
@@ -262,7 +290,7 @@ async def test_sign_in_page_shows_an_email_form(
     async with client_for(_app(adapter, clock, outbox)) as client:
         page = (await client.get("/auth/signin")).text
         assert 'action="http://testserver/auth/signin/email"' in page
-        assert "name=email type=email" in page
+        assert 'name="email" type="email" required' in page
 
 
 def test_email_needs_a_store() -> None:

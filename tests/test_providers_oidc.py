@@ -168,7 +168,13 @@ async def test_form_post_check_cookies_are_cross_site_over_https(
         started = await begin_sign_in(client, "corp")
     assert started.status_code == 302, started.headers
     headers = cookie_headers(started)
-    for name in ("__Secure-authjs.state", "__Secure-authjs.pkce.code_verifier"):
+    # The provider's POST back is cross-site: without SameSite=None the browser would
+    # send none of these, and the sign-in would lose its checks and its destination.
+    for name in (
+        "__Secure-authjs.state",
+        "__Secure-authjs.pkce.code_verifier",
+        "__Secure-authjs.callback-url",
+    ):
         assert "SameSite=None" in headers[name] and "Secure" in headers[name]
 
 

@@ -403,6 +403,10 @@ async def test_authorize_that_raises_is_a_configuration_error(
         with caplog.at_level(logging.ERROR, logger="asgi_session"):
             response = await sign_in(client)
         assert response.headers["location"].endswith("/auth/error?error=Configuration")
+    # The app's own bug: logged with its traceback, for the app's developers.
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and "authorize" in record.getMessage()
+    assert record.exc_info is not None
 
 
 async def test_custom_pages_replace_built_in_ones(clock: Clock) -> None:

@@ -97,6 +97,20 @@ async def test_custom_sign_in_page_gets_the_code_too(clock: Clock) -> None:
         assert _query(forwarded.headers["location"])["code"] == ["account_locked"]
 
 
+async def test_authorize_may_refuse_like_any_provider(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    def suspended(credentials: dict[str, str], request: Any) -> None:
+        raise SignInError("AccessDenied", "the account is suspended")
+
+    app = build_app(clock=clock, providers=[Credentials(authorize=suspended)])
+    async with client_for(app) as client:
+        with caplog.at_level(logging.WARNING, logger="asgi_session"):
+            response = await sign_in(client)
+    assert _query(response.headers["location"]) == {"error": ["AccessDenied"]}
+    assert caplog.records == []
+
+
 # -- every provider's new users land on the same URL shape -------------------------------
 
 

@@ -37,10 +37,6 @@ __all__ = [
     "SessionStrategy",
 ]
 
-_OLD_NAMES = frozenset(
-    {"MemoryBackend", "MongoDBBackend", "JWTBackend", "DatabaseBackend", "SessionBackend"}
-)
-
 
 def __getattr__(name: str) -> Any:
     if name == "MongoDBAdapter":
@@ -48,4 +44,4 @@ def __getattr__(name: str) -> Any:
         from asgi_session.backends.mongodb import MongoDBAdapter
 
         return MongoDBAdapter
-    return renamed(__name__, name, _OLD_NAMES)
+    return renamed(__name__, name)

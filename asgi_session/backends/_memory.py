@@ -1,7 +1,7 @@
 """Users, accounts, sessions and verification tokens kept in this process's memory.
 
 The records behave as :class:`~asgi_session.backends.mongodb.MongoDBAdapter`'s do, so
-code tried against this backend meets no surprise in production: both check and shape
+code tried against this adapter meets no surprise in production: both check and shape
 records with :mod:`asgi_session.backends._records` (ids of 24 hex digits, aware UTC
 datetimes to the millisecond, Auth.js's camelCase names next to the snake_case ones);
 emails, linked accounts, session tokens and verification tokens are unique.
@@ -77,7 +77,7 @@ class MemoryAdapter:
         """Delete sessions and verification tokens expired at ``now`` (default: the
         current time); returns how many went.
 
-        Never called by the backend itself: an app with a long-running development
+        Never called by the adapter itself: an app with a long-running development
         server may call it from time to time to bound memory use.
         """
         await _let_others_run()

@@ -133,7 +133,7 @@ class MongoDBAdapter:
     # -- setup -------------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
-        """Create the indexes the backend relies on; safe to call any number of times.
+        """Create the indexes the adapter relies on; safe to call any number of times.
 
         Unique: ``sessions.sessionToken``, ``accounts.(provider, providerAccountId)``,
         ``users.email`` (only where it is a string) and
@@ -656,4 +656,4 @@ def _session(document: Mapping[str, Any]) -> SessionRecord:
 
 
 def __getattr__(name: str) -> Any:
-    return renamed(__name__, name, frozenset({"MongoDBBackend"}))
+    return renamed(__name__, name)

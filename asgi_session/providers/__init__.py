@@ -4,7 +4,7 @@ Write a provider of your own by subclassing :class:`Provider` and implementing
 ``begin_sign_in`` and ``authenticate`` against :class:`ProviderRequest`.
 """
 
-from asgi_session.providers._base import Identity, Provider, ProviderRequest
+from asgi_session.providers._base import Identity, Provider, ProviderContext, ProviderRequest
 from asgi_session.providers._credentials import Credentials
 from asgi_session.providers._email import Email
 from asgi_session.providers._github import GitHub
@@ -21,5 +21,6 @@ __all__ = [
     "Identity",
     "OAuth",
     "Provider",
+    "ProviderContext",
     "ProviderRequest",
 ]

@@ -26,11 +26,43 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from asgi_session._config import AuthConfig
-    from asgi_session._context import RequestContext
+    from asgi_session._cookies import CookieNames, CookieSpec
 
 ProviderType = Literal["oauth", "oidc", "email", "credentials"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
+
+
+class ProviderContext(Protocol):
+    """What a provider may keep between its steps: cookies, the clock, the app's URLs."""
+
+    @property
+    def config(self) -> AuthConfig:
+        """The app's configuration."""
+
+    @property
+    def now(self) -> float:
+        """The request's time, seconds since the epoch (the config's clock)."""
+
+    @property
+    def names(self) -> CookieNames:
+        """The request's cookies by role (``names.state``...), ``Secure`` ones over https."""
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """The request's cookies by name."""
+
+    def set_cookie(self, spec: CookieSpec, value: str, *, max_age: int | None = None) -> None:
+        """Set a cookie on the response."""
+
+    def clear_cookie(self, spec: CookieSpec) -> None:
+        """Expire a cookie the request carried."""
+
+    def auth_url(self, action: str) -> str:
+        """The absolute URL of an auth route, e.g. ``auth_url("callback/github")``."""
+
+    def page_url(self, page: str | None, action: str, **params: str | None) -> str:
+        """The app's own page if it set one, else the built-in route, with a query."""
 
 
 class ProviderRequest(Protocol):
@@ -41,7 +73,7 @@ class ProviderRequest(Protocol):
         """The app's configuration (its adapter, secrets, pages...)."""
 
     @property
-    def context(self) -> RequestContext:
+    def context(self) -> ProviderContext:
         """The request's cookies, clock and URLs: what a provider keeps between steps."""
 
     @property
@@ -63,11 +95,22 @@ class ProviderRequest(Protocol):
     def field(self, name: str) -> str | None:
         """A string field of the body, or ``None``."""
 
-    async def callback_url(self, requested: str | None) -> str:
+    async def may_sign_in(self, identity: Identity) -> str | None:
+        """Ask the app's ``sign_in`` callback about ``identity`` before doing anything
+        costly for it (mailing a link): ``None`` to go on, or the URL the app sends the
+        browser to instead. Raises :class:`~asgi_session.errors.SignInError` if refused.
+
+        The callback sees what it sees when the sign-in completes, with
+        ``email={"verificationRequest": True}`` for an email identity.
+        """
+
+    async def callback_url(self, requested: str | None, spec: CookieSpec | None = None) -> str:
         """Where the sign-in should end: ``requested`` if allowed, else the one remembered.
 
         The URL is checked by the ``redirect`` rules and remembered in a cookie, so a
-        failed attempt followed by a good one still ends there.
+        failed attempt followed by a good one still ends there. ``spec`` writes that
+        cookie with other attributes, even when nothing new was requested (OAuth's
+        ``form_post`` callbacks come back cross-site: they need ``SameSite=None``).
         """
 
 
@@ -125,6 +168,13 @@ class Provider:
             )
         self.id = id
         self.name = name
+
+    @property
+    def form_fields(self) -> Mapping[str, Mapping[str, str]]:
+        """The inputs the built-in sign-in page shows for this provider, by field name:
+        ``label``, HTML input ``type``, optionally ``placeholder`` and ``required``.
+        None by default: a button."""
+        return {}
 
     def check_config(self, config: AuthConfig) -> None:
         """Fail at start-up if ``config`` lacks what this provider needs."""

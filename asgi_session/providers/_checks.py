@@ -17,7 +17,7 @@ from asgi_session._cookies import CookieSpec
 from asgi_session.jwt import JWTCodec, JWTDecodeError
 
 if TYPE_CHECKING:
-    from asgi_session._context import RequestContext
+    from asgi_session.providers._base import ProviderContext
 
 #: Seconds a sign-in may take at the provider before its check cookies expire.
 CHECK_MAX_AGE = 15 * 60
@@ -50,7 +50,7 @@ class OAuthChecks:
     browsers send no ``Lax`` cookie with.
     """
 
-    def __init__(self, ctx: RequestContext, provider_id: str, *, cross_site: bool = False) -> None:
+    def __init__(self, ctx: ProviderContext, provider_id: str, *, cross_site: bool = False) -> None:
         self.ctx = ctx
         self.provider_id = provider_id
         self.cross_site = cross_site

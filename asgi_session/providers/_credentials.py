@@ -71,14 +71,18 @@ class Credentials(Provider):
         if not self.fields:
             raise ConfigurationError("Credentials(fields=...) must name at least one form field")
 
+    @property
+    def form_fields(self) -> Mapping[str, Mapping[str, str]]:
+        return self.fields
+
     async def authenticate(self, request: ProviderRequest) -> Identity:
         """``POST /callback/<id>`` (CSRF already checked): ask ``authorize``."""
         credentials = {name: request.field(name) or "" for name in self.fields}
         try:
             result = self.authorize(credentials, request.request)
             user = await result if inspect.isawaitable(result) else result
-        except CredentialsSignin:
-            raise  # the app's own "wrong credentials", with its code
+        except SignInError:
+            raise  # the app's own refusal: CredentialsSignin with its code, AccessDenied...
         except Exception as exc:
             logger.exception("the %s provider's authorize function failed", self.id)
             raise SignInError("Configuration", page="error") from exc

@@ -13,14 +13,13 @@ import inspect
 import logging
 import secrets
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from asgi_session._signin import check_sign_in
 from asgi_session.errors import ConfigurationError, SignInError
 from asgi_session.providers._base import Identity, Provider, ProviderRequest, ProviderType
 
@@ -115,14 +114,25 @@ class Email(Provider):
                 "X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true) does instead"
             )
 
+    @property
+    def form_fields(self) -> Mapping[str, Mapping[str, str]]:
+        return {"email": {"label": "Email", "type": "email", "required": "required"}}
+
     @staticmethod
     def _adapter(request: ProviderRequest) -> Adapter:
         adapter = request.config.adapter
         assert adapter is not None  # checked at start-up
         return adapter
 
-    def _account(self, email: str) -> dict[str, Any]:
-        return {"provider": self.id, "type": "email", "providerAccountId": email}
+    def _identity(self, email: str, callback_url: str | None = None) -> Identity:
+        """The owner of ``email``: who a link to it vouches for."""
+        return Identity(
+            provider=self.id,
+            type="email",
+            account_id=email,
+            user={"id": email, "email": email},
+            callback_url=callback_url,
+        )
 
     # -- POST /signin/<id> -------------------------------------------------------
 
@@ -132,17 +142,11 @@ class Email(Provider):
         email = normalize_email(request.field("email"))
         if email is None:
             raise SignInError("EmailSignin", "not an email address")
-        adapter = self._adapter(request)
-        existing = await adapter.get_user_by_email(email)
         # Asked before anything is sent: an app may refuse addresses it does not know.
-        elsewhere = await check_sign_in(
-            ctx,
-            user=existing.to_dict() if existing else {"id": email, "email": email},
-            account=self._account(email),
-            email={"verificationRequest": True},
-        )
+        elsewhere = await request.may_sign_in(self._identity(email))
         if elsewhere is not None:
             return elsewhere
+        adapter = self._adapter(request)
 
         token = secrets.token_hex(32)
         now = datetime.fromtimestamp(ctx.now, UTC)
@@ -186,10 +190,4 @@ class Email(Provider):
                 break
         if used is None or used.expires.timestamp() <= request.context.now:
             raise SignInError("Verification", "the link is used up or expired", page="error")
-        return Identity(
-            provider=self.id,
-            type="email",
-            account_id=email,
-            user={"id": email, "email": email},
-            callback_url=request.query.get("callbackUrl"),
-        )
+        return self._identity(email, request.query.get("callbackUrl"))

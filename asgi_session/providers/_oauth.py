@@ -27,13 +27,12 @@ from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
 from joserfc.errors import JoseError
 
-from asgi_session._redirects import resolve_redirect
 from asgi_session.errors import ConfigurationError, OAuthFlowError, SignInError
 from asgi_session.providers._base import Identity, Provider, ProviderRequest, ProviderType
 from asgi_session.providers._checks import Check, OAuthChecks
 
 if TYPE_CHECKING:
-    from asgi_session._context import RequestContext
+    from asgi_session.providers._base import ProviderContext
 
 logger = logging.getLogger("asgi_session")
 
@@ -283,11 +282,11 @@ class OAuth(Provider):
 
     # -- the sign-in flow --------------------------------------------------------------
 
-    def redirect_uri(self, ctx: RequestContext) -> str:
+    def redirect_uri(self, ctx: ProviderContext) -> str:
         """This provider's callback URL, registered with the provider."""
         return ctx.auth_url(f"callback/{self.id}")
 
-    def _checks(self, ctx: RequestContext) -> OAuthChecks:
+    def _checks(self, ctx: ProviderContext) -> OAuthChecks:
         return OAuthChecks(ctx, self.id, cross_site=self.form_post)
 
     async def begin_sign_in(self, request: ProviderRequest) -> str:
@@ -302,10 +301,7 @@ class OAuth(Provider):
             logger.error("cannot start signing in with %s: %r", self.id, exc)
             raise SignInError("OAuthSignin", repr(exc)) from exc
         checks = self._checks(ctx)
-        callback_url = await resolve_redirect(
-            ctx, request.field("callbackUrl") or ctx.stored_callback_url()
-        )
-        ctx.remember_callback_url(callback_url, checks.spec_for_callback_url())
+        await request.callback_url(request.field("callbackUrl"), checks.spec_for_callback_url())
         params: dict[str, str] = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -351,7 +347,7 @@ class OAuth(Provider):
         )
 
     async def _complete(
-        self, ctx: RequestContext, params: Mapping[str, Any], checks: OAuthChecks
+        self, ctx: ProviderContext, params: Mapping[str, Any], checks: OAuthChecks
     ) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
         """Check the provider's answer: the user, their account id, tokens and profile."""
         if "state" in self.checks:
