@@ -40,27 +40,6 @@ def request_context(scope: Scope) -> RequestContext | None:
     return ctx if isinstance(ctx, RequestContext) else None
 
 
-class SessionLink:
-    """A session's way back to its request, to carry out ``session.update()``.
-
-    The middleware cuts it when the response is over (or at once for a WebSocket, which
-    has no response to carry a cookie): an update then fails clearly instead of setting
-    a cookie nobody will send. Cutting it also frees the request without the cycle
-    collector, since the session is left in the request's state.
-    """
-
-    __slots__ = ("ctx",)
-
-    def __init__(self, ctx: RequestContext) -> None:
-        self.ctx: RequestContext | None = ctx
-
-    async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
-        ctx = self.ctx
-        if ctx is None:
-            raise RuntimeError(NO_LONGER_UPDATABLE)
-        await ctx.update_session(session, data)
-
-
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope["headers"]:
         if key == name:
@@ -76,8 +55,8 @@ class RequestContext:
     """
 
     __slots__ = (
+        "_closed",
         "_cookies",
-        "_link",
         "_origin",
         "_session",
         "_session_loaded",
@@ -111,7 +90,7 @@ class RequestContext:
         self._cookies: Mapping[str, str] | None = None
         self._session_loaded = False
         self._session: Session | None = None
-        self._link: SessionLink | None = None
+        self._closed = False
 
     @property
     def origin(self) -> str:
@@ -173,14 +152,6 @@ class RequestContext:
 
     # -- the session --------------------------------------------------------------
 
-    @property
-    def link(self) -> SessionLink:
-        """What sessions of this request use to update themselves (one per request)."""
-        link = self._link
-        if link is None:
-            link = self._link = SessionLink(self)
-        return link
-
     async def load_session(self) -> Session | None:
         """Resolve the request's session cookie through the strategy, once per request."""
         if not self._session_loaded:
@@ -189,7 +160,12 @@ class RequestContext:
         return self._session
 
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None:
-        """Carry out ``session.update(data)``: a trusted update through the strategy."""
+        """Carry out ``session.update(data)``: a trusted update through the strategy.
+
+        Sessions of this request carry it as their updater.
+        """
+        if self._closed:
+            raise RuntimeError(NO_LONGER_UPDATABLE)
         updated = await self.config.strategy.update(self, session, data, trusted=True)
         if updated is None:
             raise SessionEndedError("the session ended while it was being updated")
@@ -224,10 +200,17 @@ class RequestContext:
         self._session = session
 
     def close(self) -> None:
-        """The response has started (or there is none): nothing can carry a cookie now."""
+        """The response is over, or there is none (a WebSocket): nothing can carry a
+        cookie now, and the session can no longer be updated.
+
+        The request's state keeps the session, whose updater is this context: letting go
+        of the scope and the session here means no reference cycle is left for the
+        garbage collector, on the path every signed-in request takes.
+        """
         self.response_started = True
-        if self._link is not None:
-            self._link.ctx = None
+        self._closed = True
+        self._session = None
+        self.scope = {}
 
     # -- cookies --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from asgi_session.models import SessionRecord
 
 
 class SessionUpdater(Protocol):
-    """What carries out ``session.update()``: the link to the request it belongs to."""
+    """What carries out ``session.update()``: the request context it belongs to."""
 
     async def update_session(self, session: Session, data: Mapping[str, Any]) -> None: ...
 

@@ -116,7 +116,7 @@ class DatabaseStrategy(BaseStrategy):
             user_id=user.id,
             claims=claims,
             record=record,
-            updater=ctx.link,
+            updater=ctx,
         )
 
     async def create(

@@ -170,7 +170,7 @@ class JWTStrategy(BaseStrategy):
             return await self._session(ctx, fresh)
         if self._shapes_sessions:
             return await self._session(ctx, resolved.view)
-        return lazy_session(resolved, claims=resolved.view, updater=ctx.link)
+        return lazy_session(resolved, claims=resolved.view, updater=ctx)
 
     async def _session(
         self,
@@ -192,7 +192,7 @@ class JWTStrategy(BaseStrategy):
                 trigger=trigger,
                 new_session=new_session,
             )
-        return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx.link)
+        return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx)
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
         assert self.adapter is not None and self._revocation_interval is not None
