@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: example test lint bench install-test clean
+.PHONY: example test lint bench fuzz install-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ lint: $(BIN)/python
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict asgi_session tests
 
+# Property-based tests at full strength: 100,000 random examples per property.
+fuzz: install-test
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py
+
 bench: install-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) tests/node/node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) tests/node/node_modules .mypy_cache .pytest_cache .ruff_cache .hypothesis

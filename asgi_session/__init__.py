@@ -33,6 +33,8 @@ a record is stored              ``backends/_adapter.py`` (the contract); input c
                                 ``backends/_memory.py`` and ``backends/mongodb.py``;
                                 ``models.py`` holds the record types
 where the browser may go        ``_redirects.py``
+which hosts and origins pass    ``_hosts.py`` (allowed hosts, cross-site requests)
+rate limits                     ``_ratelimit.py``
 callbacks and events            ``_callbacks.py``
 configuration                   ``_config.py``: ``AuthConfig``, checked at start-up
 Auth.js's JWT                   ``jwt.py``
@@ -47,6 +49,7 @@ from asgi_session._config import AuthConfig, Pages
 from asgi_session._cookies import CookieNames, CookieSpec
 from asgi_session._deprecated import renamed
 from asgi_session._middleware import AuthMiddleware
+from asgi_session._ratelimit import RateLimit, RateLimits
 from asgi_session._requires import get_session, requires_session
 from asgi_session._session import Session, SessionUser
 from asgi_session.errors import (
@@ -74,6 +77,8 @@ __all__ = [
     "DuplicateRecordError",
     "Events",
     "Pages",
+    "RateLimit",
+    "RateLimits",
     "Session",
     "SessionEndedError",
     "SessionUser",

@@ -14,6 +14,13 @@ from urllib.parse import urlsplit
 
 from asgi_session._callbacks import Callbacks, Events
 from asgi_session._cookies import DEFAULT_MAX_CHUNKS, CookieNames, CookieSpec
+from asgi_session._hosts import (
+    DEFAULT_ALLOWED_HOSTS,
+    HostPolicy,
+    check_allowed_host,
+    check_trusted_origin,
+)
+from asgi_session._ratelimit import RateLimits, RateLimitStore, choose_store, proxy_networks
 from asgi_session.backends._adapter import Adapter
 from asgi_session.backends._database import DatabaseStrategy
 from asgi_session.backends._jwt import JWTStrategy
@@ -102,7 +109,21 @@ class AuthConfig:
     - ``use_secure_cookies``: force ``Secure`` cookies and ``__Secure-``/``__Host-``
       names on or off; by default they follow the request's (or ``url``'s) scheme.
     - ``url``: the app's public URL (default ``AUTH_URL``), for apps behind a proxy.
-    - ``trust_host``: trust ``X-Forwarded-Host``/``-Proto`` (default ``AUTH_TRUST_HOST``).
+    - ``trust_host``: trust ``X-Forwarded-Host``/``-Proto``/``-For`` (default
+      ``AUTH_TRUST_HOST``): the app is behind a proxy that sets them.
+    - ``allowed_hosts``: the ``Host`` names the auth routes answer, as Django's
+      ``ALLOWED_HOSTS``: ``"app.example.com"``, ``".example.com"`` (the domain and its
+      subdomains) or ``"*"``. Without it, ``url`` or ``trust_host``, only ``localhost``,
+      ``127.0.0.1``, ``[::1]`` and ``testserver`` are; other hosts get a 400.
+    - ``trusted_origins``: other origins whose pages may post to the auth routes, e.g.
+      ``["https://app.example.com"]`` for a front end on another subdomain; requests a
+      browser marks as from any other site are refused with a 403.
+    - ``trusted_proxies``: addresses or networks (``"10.0.0.0/8"``) of proxies whose
+      ``X-Forwarded-For`` names the client, for rate limits; ``trust_host`` trusts any.
+    - ``rate_limits``: :class:`~asgi_session.RateLimits` (on by default); ``None`` turns
+      every limit off.
+    - ``rate_limit_store``: where rate limit counters live; by default the adapter's
+      store when it has one (so limits hold across app instances), else this process.
     - ``callbacks``, ``events``: see :class:`~asgi_session.Callbacks` and
       :class:`~asgi_session.Events`.
     - ``pages``: :class:`Pages` replacing the built-in sign-in, sign-out and error pages.
@@ -127,6 +148,11 @@ class AuthConfig:
         use_secure_cookies: bool | None = None,
         url: str | None = None,
         trust_host: bool | None = None,
+        allowed_hosts: Sequence[str] | None = None,
+        trusted_origins: Sequence[str] = (),
+        trusted_proxies: Sequence[str] = (),
+        rate_limits: RateLimits | None = RateLimits(),  # noqa: B008 (frozen, shared safely)
+        rate_limit_store: RateLimitStore | None = None,
         callbacks: Callbacks | None = None,
         events: Events | None = None,
         pages: Pages | None = None,
@@ -152,6 +178,21 @@ class AuthConfig:
             url if url is not None else os.environ.get("AUTH_URL") or None, self.base_path
         )
         self.trust_host = _env_flag("AUTH_TRUST_HOST") if trust_host is None else trust_host
+        #: The hosts the auth routes answer; ``None`` when any host may (``url`` is set,
+        #: so no URL is built from the request, or ``trust_host`` vouches for the proxy).
+        self.allowed_hosts = _host_policy(allowed_hosts, self.url, self.trust_host)
+        self.trusted_origins = _origins(trusted_origins)
+        self.trusted_proxies = proxy_networks(trusted_proxies)
+        if rate_limits is not None and not isinstance(rate_limits, RateLimits):
+            raise ConfigurationError(
+                f"rate_limits={rate_limits!r} is not a RateLimits: pass "
+                "RateLimits(failed_sign_in_per_ip=RateLimit(10, 60), ...) or None for none"
+            )
+        self.rate_limits = rate_limits
+        # The adapter a strategy object brings counts too (it is checked further down).
+        self.rate_limit_store = choose_store(
+            rate_limit_store, adapter if adapter is not None else getattr(strategy, "adapter", None)
+        )
         if use_secure_cookies is None and self.url is not None:
             use_secure_cookies = self.url.startswith("https://")
         self.use_secure_cookies = use_secure_cookies
@@ -257,6 +298,34 @@ def _check_url(url: str | None, base_path: str) -> str | None:
             f"pass base_path={path!r} or give the URL without a path"
         )
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _host_policy(
+    allowed_hosts: Sequence[str] | None, url: str | None, trust_host: bool
+) -> HostPolicy | None:
+    if allowed_hosts is None:
+        return None if url is not None or trust_host else HostPolicy.of(DEFAULT_ALLOWED_HOSTS)
+    if isinstance(allowed_hosts, str):
+        raise ConfigurationError(
+            f"allowed_hosts={allowed_hosts!r} must be a list of host names, e.g. "
+            f"[{allowed_hosts!r}]"
+        )
+    try:
+        return HostPolicy.of(check_allowed_host(entry) for entry in allowed_hosts)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def _origins(trusted_origins: Sequence[str]) -> frozenset[str]:
+    if isinstance(trusted_origins, str):
+        raise ConfigurationError(
+            f"trusted_origins={trusted_origins!r} must be a list of origins, e.g. "
+            f"[{trusted_origins!r}]"
+        )
+    try:
+        return frozenset(check_trusted_origin(entry) for entry in trusted_origins)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def _from_backend(

@@ -19,6 +19,7 @@ from starlette.types import Scope
 from asgi_session import _cookies as cookie_io
 from asgi_session import _csrf as csrf
 from asgi_session._cookies import CookieNames, CookieSpec
+from asgi_session._hosts import is_cross_site
 from asgi_session._session import NO_LONGER_UPDATABLE, replace_contents
 from asgi_session.errors import SessionEndedError
 
@@ -106,18 +107,41 @@ class RequestContext:
         if config.url is not None:
             return config.url
         scheme = str(self.scope.get("scheme", "http"))
-        host = _header(self.scope, b"host")
         if config.trust_host:
             scheme = (_header(self.scope, b"x-forwarded-proto") or scheme).split(",")[0].strip()
-            host = (_header(self.scope, b"x-forwarded-host") or host or "").split(",")[0].strip()
         if scheme in ("ws", "wss"):
             scheme = "https" if scheme == "wss" else "http"
         if scheme not in ("http", "https"):
             scheme = "http"
+        return f"{scheme}://{self.request_host()}"
+
+    def request_host(self) -> str:
+        """The host the app's URLs would be built from: ``X-Forwarded-Host`` behind a
+        trusted proxy, else ``Host``, else the server's address."""
+        host = _header(self.scope, b"host")
+        if self.config.trust_host:
+            host = (_header(self.scope, b"x-forwarded-host") or host or "").split(",")[0].strip()
         if not host:
             server = self.scope.get("server")
-            host = f"{server[0]}:{server[1]}" if server else "localhost"
-        return f"{scheme}://{host}"
+            host = (
+                (f"{server[0]}:{server[1]}" if server[1] else server[0]) if server else "localhost"
+            )
+        return host
+
+    def host_allowed(self) -> bool:
+        """Whether the request's host is one the app answers to (``allowed_hosts``)."""
+        policy = self.config.allowed_hosts
+        return policy is None or policy.allows(self.request_host())
+
+    def cross_site(self) -> bool:
+        """Whether a browser marks this request as sent by another site's page."""
+        scope = self.scope
+        return is_cross_site(
+            _header(scope, b"sec-fetch-site"),
+            _header(scope, b"origin"),
+            self.origin,
+            self.config.trusted_origins,
+        )
 
     @property
     def cookies(self) -> Mapping[str, str]:
@@ -216,15 +240,25 @@ class RequestContext:
 
     def session_token(self) -> str | None:
         """The session cookie's value, chunks joined; ``None`` if absent or broken."""
-        return cookie_io.read_chunked(self.cookies, self.names.session_token.name)
+        return cookie_io.read_chunked(
+            self.cookies, self.names.session_token.name, self.config.max_cookie_chunks
+        )
 
     def session_token_or_clear(self) -> str | None:
         """:meth:`session_token`, clearing session cookies that hold no usable value."""
-        token = self.session_token()
-        if not token and cookie_io.present_names(self.cookies, self.names.session_token.name):
-            # An empty value or a broken chunk set: nothing to resolve, so drop it.
-            self.clear_session_cookie()
-        return token or None
+        spec = self.names.session_token
+        max_chunks = self.config.max_cookie_chunks
+        token, junk = cookie_io.read_chunked_checked(self.cookies, spec.name, max_chunks)
+        if not token:
+            if cookie_io.present_names(self.cookies, spec.name, max_chunks):
+                # An empty value, a broken chunk set or only junk: nothing to resolve.
+                self.clear_session_cookie()
+            return None
+        if junk:
+            # Never read, but expired all the same: a planted name must not linger.
+            self._check_open()
+            self.set_cookies.extend(cookie_io.clear_chunked(spec, junk))
+        return token
 
     def _check_open(self) -> None:
         if self.response_started:
@@ -241,7 +275,9 @@ class RequestContext:
                 spec,
                 token,
                 expires=expires,
-                present=cookie_io.present_names(self.cookies, spec.name),
+                present=cookie_io.present_names(
+                    self.cookies, spec.name, self.config.max_cookie_chunks
+                ),
                 max_chunks=self.config.max_cookie_chunks,
             )
         )
@@ -249,7 +285,9 @@ class RequestContext:
     def clear_session_cookie(self) -> None:
         self._check_open()
         spec = self.names.session_token
-        present = cookie_io.present_names(self.cookies, spec.name) or [spec.name]
+        present = cookie_io.present_names(
+            self.cookies, spec.name, self.config.max_cookie_chunks
+        ) or [spec.name]
         self.set_cookies.extend(cookie_io.clear_chunked(spec, present))
 
     def set_cookie(self, spec: CookieSpec, value: str, *, max_age: int | None = None) -> None:

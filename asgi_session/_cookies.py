@@ -3,12 +3,15 @@
 A value longer than :data:`CHUNK_SIZE` is split into ``<name>.0``, ``<name>.1``, ... because
 browsers drop cookies over about 4 KB; a value that fits keeps the plain name. Readers join
 the chunks in numeric order, so a Python service and a Next.js app read each other's cookies.
+
+Any other cookie named ``<name>.<something>`` (``<name>.00``, ``<name>.x``, a chunk past the
+limit) is junk: never read, never an error, and expired by the response, since a cookie
+tossed from a sibling subdomain must neither break requests nor stay behind.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -25,14 +28,10 @@ CHUNK_SIZE = 4096 - 160
 #: (nginx rejects a header line over 8 KB by default), so we refuse to write them.
 DEFAULT_MAX_CHUNKS = 4
 
-#: Chunk indexes read from a request; anything beyond is attacker-made and ignored.
-_MAX_CHUNKS_READ = 64
-
 SameSite = Literal["lax", "strict", "none"]
 
 # encodeURIComponent leaves these unescaped; Auth.js writes cookie values through it.
 _URI_COMPONENT_SAFE = "-_.!~*'()"
-_CHUNK_NAME = re.compile(r"\.(\d{1,2})\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +122,23 @@ def _check_prefix(spec: CookieSpec) -> None:
 def parse_cookie_header(header: str) -> dict[str, str]:
     """Parse a ``Cookie`` request header into names and (percent-decoded) values.
 
-    Browsers' rules, as Starlette's ``cookie_parser`` reads them (a part without ``=`` is
-    a value with an empty name, surrounding double quotes are dropped), inlined here
-    because every request with a session runs it.
+    A name that comes twice keeps its first value, as the ``cookie`` parser Auth.js uses
+    does: browsers send the most specific cookie first, so a cookie tossed from a sibling
+    subdomain cannot override the app's own, and a Next.js app and this package never
+    resolve different sessions from one request. Names and values are trimmed of spaces
+    and tabs only, as that parser trims them. Otherwise Starlette's ``cookie_parser`` rules
+    (a part without ``=`` is a value with an empty name, surrounding double quotes are
+    dropped), inlined here because every request with a session runs it.
     """
     cookies: dict[str, str] = {}
     for part in header.split(";"):
         name, separator, value = part.partition("=")
         if not separator:
             name, value = "", name
-        name = name.strip()
-        value = value.strip()
+        name = name.strip(" \t")
+        if name in cookies:
+            continue
+        value = value.strip(" \t")
         if not name and not value:
             continue
         if len(value) > 1 and value[0] == '"' == value[-1]:
@@ -144,40 +149,96 @@ def parse_cookie_header(header: str) -> dict[str, str]:
     return cookies
 
 
-def read_chunked(cookies: Mapping[str, str], name: str) -> str | None:
+def read_chunked(
+    cookies: Mapping[str, str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
+) -> str | None:
     """The value stored under ``name``, joining ``name.0``, ``name.1``, ... if chunked.
 
-    Chunks must run from 0 without a gap; a broken set reads as absent, so the caller
-    treats it as "no session" rather than decrypting a spliced value.
+    Only the chunk names Auth.js writes count (``name.<n>``, ``n`` in plain decimal below
+    ``max_chunks``). Chunks must run from 0 without a gap; a broken set reads as absent,
+    so the caller treats it as "no session" rather than decrypting a spliced value.
     """
     if len(cookies) == 1:
         return cookies.get(name)  # the common case: no chunks, no other cookies
-    chunks = chunk_indexes(cookies, name)
+    return _read(cookies, name, max_chunks)[0]
+
+
+def read_chunked_checked(
+    cookies: Mapping[str, str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
+) -> tuple[str | None, Sequence[str]]:
+    """:func:`read_chunked`'s value, and the junk names the request carried under ``name``
+    (in one pass over the cookies, for the path every signed-in request takes)."""
+    if len(cookies) == 1:
+        return cookies.get(name), ()
+    return _read(cookies, name, max_chunks)
+
+
+def _read(cookies: Mapping[str, str], name: str, max_chunks: int) -> tuple[str | None, list[str]]:
+    chunks, junk = _scan(cookies, name, max_chunks)
     if not chunks:
-        return cookies.get(name)
-    if chunks != list(range(len(chunks))):
-        return None
-    return "".join(cookies[f"{name}.{index}"] for index in chunks)
+        return cookies.get(name), junk
+    if chunks[-1][0] != len(chunks) - 1:  # sorted and unique, so this means 0..n-1
+        return None, junk
+    return "".join(cookies[chunk_name] for _, chunk_name in chunks), junk
 
 
-def chunk_indexes(cookies: Iterable[str], name: str) -> list[int]:
-    """The sorted chunk numbers present for ``name`` (empty when not chunked)."""
-    indexes: list[int] = []
+def _scan(
+    cookies: Iterable[str], name: str, max_chunks: int
+) -> tuple[list[tuple[int, str]], list[str]]:
+    """The usable chunks under ``name`` as sorted (index, cookie name), and the junk names."""
+    chunks: list[tuple[int, str]] = []
+    junk: list[str] = []
     prefix = name + "."
+    start = len(prefix)
     for cookie_name in cookies:
         if cookie_name.startswith(prefix):
-            match = _CHUNK_NAME.match(cookie_name, len(name))
-            if match is not None:
-                index = int(match.group(1))
-                if index < _MAX_CHUNKS_READ:
-                    indexes.append(index)
-    indexes.sort()
-    return indexes
+            index = _chunk_index(cookie_name[start:], max_chunks)
+            if index is None:
+                junk.append(cookie_name)
+            else:
+                chunks.append((index, cookie_name))
+    chunks.sort()
+    return chunks, junk
 
 
-def present_names(cookies: Mapping[str, str], name: str) -> list[str]:
-    """Every cookie name that holds all or part of ``name``'s value."""
-    found = [f"{name}.{index}" for index in chunk_indexes(cookies, name)]
+def _chunk_index(suffix: str, max_chunks: int) -> int | None:
+    """The chunk number ``suffix`` spells as Auth.js writes it (``String(index)``), if it
+    is below ``max_chunks``; ``None`` for any other spelling.
+
+    One spelling per number, so the name read is the name joined and the name expired:
+    ``00`` is not ``0``, and the non-ASCII digits ``int()`` reads are no digits here.
+    The length is checked first, as ``int()`` raises for thousands of digits.
+    """
+    if not (suffix.isascii() and suffix.isdigit()):
+        return None
+    if len(suffix) > 1 and (suffix[0] == "0" or len(suffix) > len(str(max_chunks))):
+        return None
+    index = int(suffix)
+    return index if index < max_chunks else None
+
+
+def chunk_indexes(
+    cookies: Iterable[str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
+) -> list[int]:
+    """The sorted chunk numbers present for ``name`` (empty when not chunked)."""
+    return [index for index, _ in _scan(cookies, name, max_chunks)[0]]
+
+
+def junk_names(
+    cookies: Iterable[str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
+) -> list[str]:
+    """The names ``name.<something>`` that are no usable chunk of ``name``."""
+    return _scan(cookies, name, max_chunks)[1]
+
+
+def present_names(
+    cookies: Mapping[str, str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
+) -> list[str]:
+    """Every cookie name that holds, or claims to hold, all or part of ``name``'s value:
+    the plain name, its chunks and any junk under it, each as the browser sent it."""
+    chunks, junk = _scan(cookies, name, max_chunks)
+    found = [chunk_name for _, chunk_name in chunks]
+    found.extend(junk)
     if name in cookies:
         found.insert(0, name)
     return found
@@ -223,8 +284,9 @@ def write_chunked(
 ) -> list[str]:
     """``Set-Cookie`` values storing ``value`` under ``spec``, split into chunks if needed.
 
-    ``present`` names the cookies the request carried for this value; those the new
-    value no longer uses are expired, so a shrinking token leaves no stale chunk behind.
+    ``present`` names the cookies the request carried for this value (see
+    :func:`present_names`, junk included); those the new value does not use are expired,
+    so a shrinking token leaves no stale chunk behind, nor a planted one.
     Raises :class:`CookieTooLargeError` when more than ``max_chunks`` would be needed.
     """
     count = max(1, -(-len(value) // CHUNK_SIZE))

@@ -24,6 +24,7 @@ SIGN_IN_ERRORS = {
     "EmailSignin": "The sign-in email could not be sent.",
     "MissingCSRF": "The form expired. Please try again.",
     "SessionRequired": "Please sign in to see that page.",
+    "RateLimited": "Too many attempts. Wait a few minutes, then try again.",
 }
 _DEFAULT_SIGN_IN_ERROR = "Sign-in did not work. Please try again."
 
@@ -59,11 +60,22 @@ hr{border:0;border-top:1px solid #e3e6ea;margin:1.2rem 0}p{line-height:1.45}
 """
 
 
-def _document(title: str, body: str) -> str:
+def content_security_policy(nonce: str) -> str:
+    """The page's policy: nothing loads but its own nonce'd style, and no site may frame
+    it (a framed sign-in form is a clickjacking target). ``form-action`` is left out on
+    purpose: browsers apply it to the redirect a form's answer makes, which for OAuth
+    sign-in goes to the provider's site."""
+    return (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
+        "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+def _document(title: str, body: str, nonce: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f'<title>{escape(title)}</title><style nonce="{nonce}">{_STYLE}</style></head>'
         f"<body><main>{body}</main></body></html>"
     )
 
@@ -99,6 +111,7 @@ def sign_in_page(
     csrf_token: str,
     callback_url: str,
     error: str | None,
+    nonce: str,
 ) -> str:
     """The sign-in page: one form per ``(provider, form action URL)``."""
     parts = ["<h1>Sign in</h1>"]
@@ -112,10 +125,10 @@ def sign_in_page(
         for provider, action in providers
     ]
     parts.append("<hr>".join(forms) or "<p>No sign-in providers are configured.</p>")
-    return _document("Sign in", "".join(parts))
+    return _document("Sign in", "".join(parts), nonce)
 
 
-def sign_out_page(*, action: str, csrf_token: str, callback_url: str) -> str:
+def sign_out_page(*, action: str, csrf_token: str, callback_url: str, nonce: str) -> str:
     """The page confirming a sign-out (a POST, so a link cannot sign anyone out)."""
     return _document(
         "Sign out",
@@ -123,23 +136,25 @@ def sign_out_page(*, action: str, csrf_token: str, callback_url: str) -> str:
         f'<form method=post action="{escape(action)}">'
         f"{_hidden('csrfToken', csrf_token)}{_hidden('callbackUrl', callback_url)}"
         "<button type=submit>Sign out</button></form>",
+        nonce,
     )
 
 
-def error_page(error: str | None, *, home_url: str) -> tuple[str, int]:
+def error_page(error: str | None, *, home_url: str, nonce: str) -> tuple[str, int]:
     """The error page's HTML and HTTP status for an error code."""
     title, message, status = ERROR_PAGES.get(error or "", _DEFAULT_ERROR)
     body = (
         f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>'
     )
-    return _document(title, body), status
+    return _document(title, body, nonce), status
 
 
-def verify_request_page(*, home_url: str) -> str:
+def verify_request_page(*, home_url: str, nonce: str) -> str:
     """The "check your email" page shown after a magic link was sent."""
     return _document(
         "Check your email",
         "<h1>Check your email</h1><p>A sign-in link has been sent to your email address.</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
+        nonce,
     )

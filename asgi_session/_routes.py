@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
@@ -19,9 +20,11 @@ from starlette.responses import (
 from starlette.types import Receive, Scope, Send
 
 from asgi_session import _pages as pages
+from asgi_session import _ratelimit as ratelimit
 from asgi_session._config import AuthConfig
 from asgi_session._context import RequestContext
 from asgi_session._cookies import CookieSpec
+from asgi_session._pages import content_security_policy
 from asgi_session._redirects import resolve_redirect
 from asgi_session._session import Session
 from asgi_session._signin import complete_sign_in, may_sign_in
@@ -29,6 +32,7 @@ from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CookieTooLargeError,
+    CredentialsSignin,
     SignInError,
     UnsupportedOperationError,
 )
@@ -41,6 +45,24 @@ logger = logging.getLogger("asgi_session")
 MAX_BODY_SIZE = 64 * 1024
 _MAX_FIELDS = 64
 _NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Expires": "0", "Pragma": "no-cache"}
+#: On every answer under ``base_path``: nothing here may be cached (answers depend on
+#: cookies, and a shared cache must never replay one), sniffed into another type, or
+#: leak a token-bearing URL through ``Referer``.
+_EVERY_RESPONSE = (
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_UNTRUSTED_HOST = (
+    "Bad Request: this host is not one the app answers to. If it is the app's, list it "
+    "in AuthConfig(allowed_hosts=[...]), set AuthConfig(url=...) / AUTH_URL, or behind a "
+    "proxy that sets X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true)."
+)
+_CROSS_SITE = (
+    "Forbidden: the browser says this request comes from another site's page. If that "
+    "page is the app's own front end, list its origin in AuthConfig(trusted_origins=[...])."
+)
 
 Form = dict[str, Any]
 Handler = Callable[["AuthRequest"], Awaitable[Response]]
@@ -61,6 +83,8 @@ class AuthRequest:
         self.context = ctx
         self.provider_id = provider_id
         self.form: Form = {}
+        #: Set when the body could not be read (a malformed length, a client that left).
+        self.body_unreadable = False
 
     @property
     def config(self) -> AuthConfig:
@@ -75,15 +99,28 @@ class AuthRequest:
         return self.request.query_params
 
     async def read_body(self) -> None:
-        """Parse a form or JSON body, refusing oversized ones; garbage reads as empty."""
+        """Parse a form or JSON body, refusing oversized ones; garbage reads as empty.
+
+        A ``Content-Length`` that is not plain digits, or a client that disconnects
+        mid-body, sets :attr:`body_unreadable` (answered 400, nothing logged as an error).
+        """
         length = self.request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_SIZE):
-            raise BodyTooLarge
-        body = bytearray()
-        async for chunk in self.request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_SIZE:
+        if length is not None:
+            # str.isdigit() accepts "²" and other digits int() refuses.
+            if not (length.isascii() and length.isdigit()):
+                self.body_unreadable = True
+                return
+            if int(length) > MAX_BODY_SIZE:
                 raise BodyTooLarge
+        body = bytearray()
+        try:
+            async for chunk in self.request.stream():
+                body += chunk
+                if len(body) > MAX_BODY_SIZE:
+                    raise BodyTooLarge
+        except ClientDisconnect:
+            self.body_unreadable = True
+            return
         content_type = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
         text = body.decode("utf-8", "replace")
         if content_type == "application/json":
@@ -145,6 +182,13 @@ class AuthRoutes:
 
     def __init__(self, config: AuthConfig) -> None:
         self.config = config
+        self._warned_untrusted_host = False
+        self._limiter = ratelimit.Limiter(
+            config.rate_limits,
+            config.rate_limit_store,
+            trust_host=config.trust_host,
+            trusted_proxies=config.trusted_proxies,
+        )
         self._handlers: dict[tuple[str, str], Handler] = {
             ("GET", "session"): self.get_session,
             ("POST", "session"): self.post_session,
@@ -173,7 +217,11 @@ class AuthRoutes:
             method = "GET"
         handler = self._handlers.get((method, name))
         response: Response
-        if provider_id and name not in ("signin", "callback", "sessions"):
+        if not ctx.host_allowed():
+            response = self._untrusted_host(ctx)
+        elif method not in _SAFE_METHODS and self._cross_site(ctx, name, provider_id):
+            response = PlainTextResponse(_CROSS_SITE, status_code=403)
+        elif provider_id and name not in ("signin", "callback", "sessions"):
             response = PlainTextResponse("Not Found", status_code=404)
         elif handler is None:
             known = any(key[1] == name for key in self._handlers)
@@ -184,14 +232,40 @@ class AuthRoutes:
             auth_request = AuthRequest(request, ctx, provider_id or None)
             response = await self._run(handler, auth_request)
         ctx.close()
+        headers = response.headers
         for header in ctx.set_cookies:
-            response.headers.append("set-cookie", header)
+            headers.append("set-cookie", header)
+        for key, value in _EVERY_RESPONSE:
+            headers.setdefault(key, value)
         await response(scope, receive, send)
+
+    def _untrusted_host(self, ctx: RequestContext) -> Response:
+        if not self._warned_untrusted_host:
+            # Once per process: anyone can send any Host, and each one is not news.
+            self._warned_untrusted_host = True
+            logger.warning(
+                "refused a request for the host %r, which is not one the app answers to "
+                "(set AuthConfig(allowed_hosts=[...]) or url=...); further ones are "
+                "refused without a warning",
+                ctx.request_host()[:100],
+            )
+        return PlainTextResponse(_UNTRUSTED_HOST, status_code=400)
+
+    def _cross_site(self, ctx: RequestContext, name: str, provider_id: str) -> bool:
+        if name == "callback":
+            provider = self.config.provider(provider_id)
+            if provider is not None and not provider.posts_to_callback:
+                # OAuth's form_post callback is posted by the provider's page: state
+                # and PKCE protect it, and a cross-site check would refuse every one.
+                return False
+        return ctx.cross_site()
 
     async def _run(self, handler: Handler, auth: AuthRequest) -> Response:
         try:
             if auth.method == "POST":
                 await auth.read_body()
+                if auth.body_unreadable:
+                    return PlainTextResponse("Bad Request: unreadable body", status_code=400)
             return await handler(auth)
         except BodyTooLarge:
             return PlainTextResponse("Request body too large", status_code=413)
@@ -219,6 +293,9 @@ class AuthRoutes:
         session = await auth.context.load_session()
         if session is None:
             return JSONResponse(None, headers=_NO_STORE)
+        limited = await self._session_limited(auth, "update", session)
+        if limited is not None:
+            return limited
         data = auth.form.get("data")
         update = data if isinstance(data, dict) else {}
         updated = await self.config.strategy.update(auth.context, session, update, trusted=False)
@@ -263,6 +340,7 @@ class AuthRoutes:
                 ),
                 status_code=302,
             )
+        nonce = _nonce()
         html = pages.sign_in_page(
             [
                 (provider, self._form_action(auth, provider))
@@ -271,8 +349,9 @@ class AuthRoutes:
             csrf_token=auth.context.csrf_token(),
             callback_url=callback_url,
             error=error[:64] if error else None,
+            nonce=nonce,
         )
-        return HTMLResponse(html, headers=_NO_STORE)
+        return _page(html, nonce)
 
     async def post_sign_in(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
@@ -284,6 +363,10 @@ class AuthRoutes:
             )
         if not auth.csrf_verified():
             return auth.sign_in_error("MissingCSRF")
+        # Counted before the provider runs: a refused request mails and stores nothing.
+        limited = await self._start_limited(auth, provider)
+        if limited is not None:
+            return limited
         try:
             url = await provider.begin_sign_in(auth)
         except SignInError as exc:
@@ -299,14 +382,21 @@ class AuthRoutes:
                 if auth.provider_id
                 else auth.sign_in_error("SignInError")
             )
+        attempt = ratelimit.NOT_COUNTED
         if provider.posts_to_callback:
             # The sign-in form itself posts here: a form needs the double-submit token.
             if auth.method != "POST":
                 return PlainTextResponse("Method Not Allowed", status_code=405)
             if not auth.csrf_verified():
                 return auth.sign_in_error("MissingCSRF")
+            attempt = await self._limiter.sign_in_attempt(
+                auth.request.scope, provider.rate_limit_identifier(auth), auth.context.now
+            )
+            if attempt.retry_after is not None:
+                # Even the right password: refusing it is what stops the guessing.
+                return self._rate_limited(auth, attempt.retry_after)
         try:
-            identity = await provider.authenticate(auth)
+            identity = await self._authenticate(auth, provider, attempt)
             return auth.redirect(await complete_sign_in(auth.context, identity))
         except SignInError as exc:
             return auth.refused(exc)
@@ -324,12 +414,14 @@ class AuthRoutes:
                 ctx.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
                 status_code=302,
             )
+        nonce = _nonce()
         html = pages.sign_out_page(
             action=ctx.auth_url("signout"),
             csrf_token=ctx.csrf_token(),
             callback_url=callback_url,
+            nonce=nonce,
         )
-        return HTMLResponse(html, headers=_NO_STORE)
+        return _page(html, nonce)
 
     async def post_sign_out(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
@@ -378,6 +470,9 @@ class AuthRoutes:
         session = await self._signed_in(auth)
         if isinstance(session, Response):
             return session
+        limited = await self._session_limited(auth, "revoke", session)
+        if limited is not None:
+            return limited
         try:
             if auth.provider_id == "revoke-others":
                 await auth.context.end_other_sessions(session)
@@ -388,6 +483,52 @@ class AuthRoutes:
             return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
         return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=_NO_STORE)
 
+    # -- rate limits -------------------------------------------------------------
+
+    async def _start_limited(self, auth: AuthRequest, provider: Provider) -> Response | None:
+        """Count the start of a sign-in (a mailed link, a trip to an OAuth server): the
+        answer when that is over a limit."""
+        counted = await self._limiter.sign_in_start(
+            auth.request.scope,
+            provider.type,
+            provider.rate_limit_identifier(auth),
+            auth.context.now,
+        )
+        if counted.retry_after is None:
+            return None
+        return self._rate_limited(auth, counted.retry_after)
+
+    async def _authenticate(
+        self, auth: AuthRequest, provider: Provider, attempt: ratelimit.Counted
+    ) -> Identity:
+        """The provider's answer; only wrong credentials keep counting as a failed
+        sign-in (any other outcome, a success above all, is taken back)."""
+        try:
+            identity = await provider.authenticate(auth)
+        except CredentialsSignin:
+            raise
+        except BaseException:
+            await self._limiter.take_back(attempt, auth.context.now)
+            raise
+        await self._limiter.take_back(attempt, auth.context.now)
+        return identity
+
+    async def _session_limited(
+        self, auth: AuthRequest, change: Literal["update", "revoke"], session: Session
+    ) -> Response | None:
+        counted = await self._limiter.session_change(change, session, auth.context.now)
+        return None if counted.retry_after is None else _too_many(counted.retry_after)
+
+    def _rate_limited(self, auth: AuthRequest, retry_after: int) -> Response:
+        """A form route's answer to a limited request: back to the sign-in page; a 429
+        for clients that asked for JSON (``next-auth/react`` reads ``error`` from ``url``)."""
+        if auth.request.headers.get("x-auth-return-redirect") == "1":
+            url = auth.context.page_url(self.config.pages.sign_in, "signin", error="RateLimited")
+            return _too_many(retry_after, url=url)
+        response = auth.sign_in_error("RateLimited")
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
     # -- pages -----------------------------------------------------------------
 
     async def get_error(self, auth: AuthRequest) -> Response:
@@ -397,8 +538,9 @@ class AuthRoutes:
                 auth.context.page_url(self.config.pages.error, "error", error=error),
                 status_code=302,
             )
-        html, status = pages.error_page(error, home_url=auth.context.base_url() + "/")
-        return HTMLResponse(html, status_code=status)
+        nonce = _nonce()
+        html, status = pages.error_page(error, home_url=auth.context.base_url() + "/", nonce=nonce)
+        return _page(html, nonce, status)
 
     async def get_verify_request(self, auth: AuthRequest) -> Response:
         ctx = auth.context
@@ -406,7 +548,33 @@ class AuthRoutes:
             return RedirectResponse(
                 ctx.page_url(self.config.pages.verify_request, "verify-request"), status_code=302
             )
-        return HTMLResponse(pages.verify_request_page(home_url=ctx.base_url() + "/"))
+        nonce = _nonce()
+        return _page(pages.verify_request_page(home_url=ctx.base_url() + "/", nonce=nonce), nonce)
+
+
+def _nonce() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def _page(html: str, nonce: str, status: int = 200) -> Response:
+    """A built-in page, with the headers that keep it from being framed or injected into."""
+    return HTMLResponse(
+        html,
+        status_code=status,
+        headers={
+            "Content-Security-Policy": content_security_policy(nonce),
+            "X-Frame-Options": "DENY",
+        },
+    )
+
+
+def _too_many(retry_after: int, **fields: str) -> Response:
+    """429 for a JSON route, saying when to come back."""
+    return JSONResponse(
+        {"error": "RateLimited", **fields},
+        status_code=429,
+        headers={**_NO_STORE, "Retry-After": str(retry_after)},
+    )
 
 
 def service_unavailable() -> Response:

@@ -79,6 +79,14 @@ _GCM: Final = "A256GCM"
 _FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
 # Padding that completes a base64url segment of each length modulo 4 (1 is never valid).
 _PADDING: Final = ("", "=", "==", "=")
+# The letters a segment may end with, by its length modulo 4: the last letter of a
+# segment of 2 (or 3) modulo 4 carries 4 (or 2) bits no byte uses, which must be zero.
+_LAST_LETTERS: Final = (
+    None,
+    None,
+    frozenset("AQgw"),
+    frozenset("AEIMQUYcgkosw048"),
+)
 
 
 def _fail(reason: str) -> NoReturn:
@@ -92,13 +100,19 @@ def _b64encode(data: bytes) -> str:
 def _b64decode(segment: str) -> bytes:
     """Strict unpadded base64url: anything but its 64 letters raises ``ValueError``.
 
-    Callers first refuse ``+``, ``/`` and ``=``, which standard base64 would accept, so
-    a token has one spelling only. (``binascii`` in strict mode, not ``base64``, whose
-    decoder silently skips foreign characters.)
+    Callers first refuse ``+``, ``/`` and ``=``, which standard base64 would accept, and
+    the unused low bits of the last letter must be zero (decoders ignore them, so
+    ``...A`` and ``...B`` would read the same), so a token has one spelling only.
+    (``binascii`` in strict mode, not ``base64``, whose decoder silently skips foreign
+    characters; it ignores those bits too.)
     """
-    padded = (segment + _PADDING[len(segment) % 4]).encode()
-    if len(segment) % 4 == 1:
+    remainder = len(segment) % 4
+    if remainder == 1:
         raise ValueError("impossible base64 length")
+    last_letters = _LAST_LETTERS[remainder]
+    if last_letters is not None and segment[-1] not in last_letters:
+        raise ValueError("non-canonical base64: unused bits are set")
+    padded = (segment + _PADDING[remainder]).encode()
     return binascii.a2b_base64(padded.translate(_FROM_URLSAFE), strict_mode=True)
 
 

@@ -268,3 +268,23 @@ def fake_github() -> Iterator[FakeGitHub]:
 
 
 # --- end OpenID provider ---
+
+
+# --- Hypothesis ---
+# A few thousand examples per property in the normal run; `make fuzz` runs the `fuzz`
+# profile (HYPOTHESIS_PROFILE=fuzz). Failing examples are kept in .hypothesis/ (which
+# git ignores by a file of its own there) and tried first on the next run.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Whole requests take milliseconds each; their time is measured by the run, not per example.
+settings.register_profile(
+    "default",
+    max_examples=2000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("fuzz", settings.get_profile("default"), max_examples=100_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# --- end Hypothesis ---

@@ -15,6 +15,7 @@ from asgi_session.providers import Credentials, GitHub
 from tests.support.apps import SECRET, authorize, sign_in
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (
+    APP_HOSTS,
     APP_ORIGIN,
     ProviderBrowser,
     app_client,
@@ -92,6 +93,7 @@ def make_app(
         providers=[provider, Credentials(authorize=authorize)],
         adapter=store,
         strategy=strategy,
+        allowed_hosts=APP_HOSTS,
         **options,
     )
     return oauth_app(config)

@@ -35,7 +35,8 @@ def _cookie_value(set_cookie: list[str], name: str) -> str:
 async def test_our_session_cookie_is_a_session_to_authjs(clock: Clock, https: bool) -> None:
     base_url = "https://app.example" if https else "http://app.example"
     name = ("__Secure-" if https else "") + "authjs.session-token"
-    async with client_for(build_app(clock=clock), base_url=base_url) as client:
+    app = build_app(clock=clock, allowed_hosts=["app.example"])
+    async with client_for(app, base_url=base_url) as client:
         await sign_in(client)
         ours = (await client.get("/auth/session")).json()
         cookie = f"{name}={client.cookies[name]}"

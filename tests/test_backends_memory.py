@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from asgi_session import AuthConfig
+from asgi_session import AuthConfig, ConfigurationError
 from asgi_session.backends import DatabaseStrategy, MemoryAdapter
 from asgi_session.models import User, VerificationToken
 from tests.support.apps import SECRET, Clock, build_app, client_for, csrf_token, sign_in
@@ -142,6 +142,86 @@ async def test_purge_expired_defaults_to_the_current_time(memory: MemoryAdapter)
 
     assert await memory.purge_expired() == 1
     assert [s.session_token for s in await memory.list_sessions(user.id)] == ["valid"]
+
+
+async def test_purge_expired_defaults_to_the_adapters_clock() -> None:
+    clock = Clock(start=1_900_000_000)
+    memory = MemoryAdapter(clock=clock)
+    expires = datetime.fromtimestamp(clock.now + 60, UTC)
+    await memory.create_verification_token({"identifier": "i", "token": "t", "expires": expires})
+
+    assert await memory.purge_expired() == 0
+    clock.advance(60)
+    assert await memory.purge_expired() == 1
+    assert await memory.use_verification_token(identifier="i", token="t") is None
+
+
+def _token(number: int, expires: datetime) -> dict[str, Any]:
+    return {"identifier": f"user{number}@example.com", "token": f"t{number}", "expires": expires}
+
+
+async def test_expired_records_are_swept_as_records_are_written() -> None:
+    clock = Clock(start=1_900_000_000)
+    memory = MemoryAdapter(clock=clock)
+    soon = datetime.fromtimestamp(clock.now + 60, UTC)
+    user = await make_user(memory)
+    await make_session(memory, user, "expired", expires=soon)
+    await make_session(memory, user, "valid", expires=soon + timedelta(days=30))
+    await memory.create_verification_token(_token(0, soon))
+    clock.advance(61)
+    tomorrow = datetime.fromtimestamp(clock.now + 24 * 3600, UTC)
+
+    await memory.create_verification_token(_token(1, tomorrow))
+    # Swept now and then, not on each write: no request pays for a scan of the store.
+    assert await memory.get_session_and_user("expired") is not None
+    written = 1
+    while await memory.get_session_and_user("expired") is not None:
+        written += 1
+        assert written <= 1_000, "expired records outlived a thousand writes"
+        await memory.create_verification_token(_token(written, tomorrow))
+
+    assert await memory.use_verification_token(identifier="user0@example.com", token="t0") is None
+    assert await memory.get_session_and_user("valid") is not None
+    for number in range(1, written + 1):
+        assert await memory.use_verification_token(
+            identifier=f"user{number}@example.com", token=f"t{number}"
+        ), "nothing unexpired was swept"
+    assert await memory.get_user(user.id) == user
+
+
+async def test_verification_tokens_are_bounded_oldest_first() -> None:
+    memory = MemoryAdapter(max_verification_tokens=3)
+    expires = later(hours=1)
+    for number in range(5):
+        await memory.create_verification_token(_token(number, expires))
+
+    for number in (0, 1):
+        assert (
+            await memory.use_verification_token(
+                identifier=f"user{number}@example.com", token=f"t{number}"
+            )
+            is None
+        )
+    for number in (2, 3, 4):
+        assert await memory.use_verification_token(
+            identifier=f"user{number}@example.com", token=f"t{number}"
+        ) == VerificationToken(f"user{number}@example.com", f"t{number}", expires)
+
+
+async def test_ten_thousand_verification_tokens_are_kept_by_default() -> None:
+    memory = MemoryAdapter()
+    expires = later(hours=1)
+    for number in range(10_001):
+        await memory.create_verification_token(_token(number, expires))
+
+    assert await memory.use_verification_token(identifier="user0@example.com", token="t0") is None
+    assert await memory.use_verification_token(identifier="user1@example.com", token="t1")
+    assert await memory.use_verification_token(identifier="user10000@example.com", token="t10000")
+
+
+def test_the_bound_must_allow_a_token() -> None:
+    with pytest.raises(ConfigurationError, match="max_verification_tokens"):
+        MemoryAdapter(max_verification_tokens=0)
 
 
 # -- database sessions through the middleware --------------------------------------------

@@ -5,6 +5,7 @@ import pytest
 from asgi_session import _cookies as cookies
 from asgi_session._cookies import CHUNK_SIZE, CookieNames, CookieSpec
 from asgi_session.errors import CookieTooLargeError
+from tests.support.node import run_node_script
 
 SPEC = CookieSpec(name="authjs.session-token")
 
@@ -75,9 +76,9 @@ def test_large_value_is_chunked_at_authjs_boundary() -> None:
 
 def test_chunks_are_read_in_numeric_order() -> None:
     jar = {f"{SPEC.name}.{i}": str(i) for i in range(12)}
-    assert cookies.read_chunked(dict(reversed(list(jar.items()))), SPEC.name) == "".join(
-        str(i) for i in range(12)
-    )
+    assert cookies.read_chunked(
+        dict(reversed(list(jar.items()))), SPEC.name, max_chunks=12
+    ) == "".join(str(i) for i in range(12))
 
 
 def test_stale_chunks_are_expired_when_value_shrinks() -> None:
@@ -120,9 +121,133 @@ def test_absurd_chunk_numbers_are_ignored() -> None:
     assert cookies.read_chunked(jar, SPEC.name) == "plain"
 
 
+# Auth.js writes String(index): one spelling per chunk, so the name read is the name
+# joined and the name expired. Any other spelling is junk a sibling subdomain may toss.
+_JUNK_SUFFIXES = [
+    "00",
+    "01",
+    "000",
+    "+1",
+    "-0",
+    " 1",
+    "1 ",
+    "0x1",
+    "1e0",
+    "\u0660",  # ARABIC-INDIC DIGIT ZERO: a digit to int(), not to Auth.js
+    "\uff11",  # FULLWIDTH DIGIT ONE
+    "\u00b9",  # SUPERSCRIPT ONE
+    "4",  # the first past the default limit
+    "10",
+    "1" * 5000,  # past int()'s digit limit, which raises instead of converting
+    "",
+    "x",
+    "0.0",
+]
+
+
+@pytest.mark.parametrize("suffix", _JUNK_SUFFIXES)
+def test_junk_chunk_names_are_ignored_never_an_error(suffix: str) -> None:
+    junk = f"{SPEC.name}.{suffix}"
+    assert cookies.read_chunked({junk: "x", "other": "y"}, SPEC.name) is None
+    assert cookies.read_chunked({SPEC.name: "plain", junk: "x"}, SPEC.name) == "plain"
+    chunked = {f"{SPEC.name}.0": "a", junk: "x", f"{SPEC.name}.1": "b"}
+    assert cookies.read_chunked(chunked, SPEC.name) == "ab"
+    assert cookies.read_chunked_checked(chunked, SPEC.name) == ("ab", [junk])
+    assert cookies.chunk_indexes(chunked, SPEC.name) == [0, 1]
+    assert cookies.junk_names(chunked, SPEC.name) == [junk]
+
+
+@pytest.mark.parametrize(
+    "jar",
+    [
+        {f"{SPEC.name}.00": "x", "other": "y"},
+        {f"{SPEC.name}.0": "a", f"{SPEC.name}.01": "b"},
+        {f"{SPEC.name}.01": "a", f"{SPEC.name}.1": "b"},
+        {f"__Secure-{SPEC.name}.00": "x", f"__Secure-{SPEC.name}.0": "y"},
+    ],
+)
+def test_leading_zeros_never_stand_for_another_chunk(jar: dict[str, str]) -> None:
+    for name in (SPEC.name, f"__Secure-{SPEC.name}"):
+        value = cookies.read_chunked(jar, name)
+        assert value is None or value == jar.get(f"{name}.0")
+        assert set(cookies.present_names(jar, name)) == {n for n in jar if n.startswith(name)}
+
+
+def test_chunk_limit_is_the_configured_one() -> None:
+    jar = {f"{SPEC.name}.{i}": str(i) for i in range(6)}
+    assert cookies.read_chunked(jar, SPEC.name, max_chunks=6) == "012345"
+    assert cookies.read_chunked_checked(jar, SPEC.name, max_chunks=2) == (
+        "01",
+        [f"{SPEC.name}.{i}" for i in range(2, 6)],
+    )
+
+
+def test_present_names_include_junk_as_the_browser_sent_it() -> None:
+    jar = {f"{SPEC.name}.00": "x"}
+    assert cookies.read_chunked(jar, SPEC.name) is None
+    assert cookies.present_names(jar, SPEC.name) == [f"{SPEC.name}.00"]
+    [cleared] = cookies.clear_chunked(SPEC, cookies.present_names(jar, SPEC.name))
+    assert cleared.startswith(f"{SPEC.name}.00=;") and "Max-Age=0" in cleared
+
+
+def test_writing_a_new_value_expires_junk_names() -> None:
+    jar = {SPEC.name: "old", f"{SPEC.name}.00": "x", f"{SPEC.name}.9": "y"}
+    present = cookies.present_names(jar, SPEC.name)
+    headers = cookies.write_chunked(SPEC, "new", expires=None, present=present)
+    assert headers[0].startswith(f"{SPEC.name}=new;")
+    assert [h.split("=", 1)[0] for h in headers[1:]] == [f"{SPEC.name}.00", f"{SPEC.name}.9"]
+    assert all("Max-Age=0" in h for h in headers[1:])
+
+
 def test_present_names_lists_plain_and_chunks() -> None:
     jar = {SPEC.name: "a", f"{SPEC.name}.0": "b", "other": "c"}
     assert cookies.present_names(jar, SPEC.name) == [SPEC.name, f"{SPEC.name}.0"]
+
+
+def test_a_repeated_name_keeps_its_first_value() -> None:
+    # Browsers send the most specific cookie first; one tossed from a sibling subdomain
+    # comes later and must not win.
+    assert cookies.parse_cookie_header("a=victim; b=1; a=tossed") == {"a": "victim", "b": "1"}
+    joined = "; ".join(["authjs.session-token=first; x=1", "authjs.session-token=second"])
+    assert cookies.parse_cookie_header(joined)["authjs.session-token"] == "first"
+    assert cookies.parse_cookie_header("a=; a=2") == {"a": ""}
+
+
+# Headers where a lenient or last-wins parser would name another session than Auth.js.
+# Quoted values are left out: @auth/core 0.41 keeps the quotes, Starlette drops them.
+_TRICKY_HEADERS = [
+    "authjs.session-token=first; authjs.session-token=second",
+    "authjs.session-token=first; other=1; authjs.session-token=second",
+    "authjs.session-token=first; csrf=1; authjs.session-token=second; csrf=2",
+    "  authjs.session-token = first ;authjs.session-token=second",
+    "\tauthjs.session-token=first\t;\tauthjs.session-token=second",
+    "authjs.session-token=; authjs.session-token=second",
+    "authjs.session-token.0=a; authjs.session-token.1=b; authjs.session-token.0=c",
+    "authjs.session-token=a%20b%3D; authjs.session-token=c",
+    "authjs.session-token=x=y; authjs.session-token=z",
+    "\x0bauthjs.session-token=tossed; authjs.session-token=victim",
+    "authjs.session-token\x0c=tossed; authjs.session-token=victim",
+    "a=1;;; ;b=2; =c; a=3",
+]
+
+
+def test_parsing_agrees_with_authjs() -> None:
+    answers = run_node_script(
+        "cookie_parse.mjs", {"headers": _TRICKY_HEADERS, "cookieName": SPEC.name}
+    )
+    compared = 0
+    for header, answer in zip(_TRICKY_HEADERS, answers, strict=True):
+        parsed = cookies.parse_cookie_header(header)
+        assert parsed == answer["cookies"], header
+        # Auth.js joins every cookie whose name merely starts with the session cookie's
+        # (the one with a trailing form feed above); elsewhere both read the same cookies.
+        if {name for name in parsed if name.startswith(SPEC.name)} == set(
+            cookies.present_names(parsed, SPEC.name)
+        ):
+            token = cookies.read_chunked(parsed, SPEC.name) or None
+            assert token == answer["sessionToken"], header
+            compared += 1
+    assert compared == len(_TRICKY_HEADERS) - 1
 
 
 def test_parse_tolerates_garbage() -> None:

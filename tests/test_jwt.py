@@ -598,6 +598,39 @@ def test_foreign_characters_inside_segments_are_rejected() -> None:
             decode(_with_segment(token, 3, spelling), secret=SECRET_A, salt=HTTP)
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _token_with_unused_bits_in_every_encrypted_segment() -> str:
+    # The IV and tag always have such bits; the ciphertext has them for some lengths.
+    for size in range(16):
+        token = encode({"sub": "1", "pad": "x" * size}, secret=SECRET_A, salt=HTTP)
+        if all(len(segment) % 4 for segment in token.split(".")[2:]):
+            return token
+    raise AssertionError("no claims size gave such a token")
+
+
+def test_unused_trailing_bits_must_be_zero() -> None:
+    # A segment of 2 (or 3) letters modulo 4 ends in a letter with 4 (or 2) bits no byte
+    # uses; decoders drop them, so setting them would spell the same token another way.
+    token = _token_with_unused_bits_in_every_encrypted_segment()
+    assert decode(token, secret=SECRET_A, salt=HTTP)["sub"] == "1"
+    spellings = 0
+    for index, segment in enumerate(token.split(".")):
+        unused = {2: 4, 3: 2}.get(len(segment) % 4)
+        if unused is None:
+            continue
+        value = _B64URL.index(segment[-1])
+        assert value % (1 << unused) == 0, "the package writes the canonical spelling"
+        for bits in range(1, 1 << unused):
+            spelling = segment[:-1] + _B64URL[value | bits]
+            assert _unb64(spelling) == _unb64(segment), "a lenient decoder reads the same"
+            with pytest.raises(JWTDecodeError, match="malformed"):
+                decode(_with_segment(token, index, spelling), secret=SECRET_A, salt=HTTP)
+            spellings += 1
+    assert spellings >= 15 + 3 + 3  # the IV, the tag and the ciphertext at least
+
+
 def test_random_corruption_only_ever_raises_jwt_decode_error() -> None:
     token = encode(CLAIMS, secret=SECRET_A, salt=HTTP)
     alphabet = "ABCxyz019-_.=é\x00 "
@@ -618,7 +651,8 @@ def test_random_corruption_only_ever_raises_jwt_decode_error() -> None:
             payload = decode("".join(chars), secret=SECRET_A, salt=HTTP)
         except JWTDecodeError:
             continue
-        # Only changes to a segment's unused trailing bits can leave the token valid.
+        # A token has one spelling: only changes that change nothing leave it valid.
+        assert "".join(chars) == token
         assert payload["sub"] == CLAIMS["sub"]
         accepted += 1
     assert accepted < 100

@@ -168,6 +168,53 @@ def test_normalization() -> None:
     assert normalize_email(fullwidth) == "ann@example.com"
     assert normalize_email("ann@example.com,eve@example.com") is None
     assert normalize_email(None) is None
+    # Quoted local parts and characters that normalise to "@" hide a second address.
+    for hidden in (
+        '"ann@evil.example"@example.com',
+        '"ann"@example.com',
+        "ann\uff20evil.example@example.com",  # FULLWIDTH COMMERCIAL AT
+        "ann\ufe6bevil.example@example.com",  # SMALL COMMERCIAL AT
+        "@relay.example,@other.example:ann@example.com",  # an RFC 822 source route
+        "Ann <ann@example.com>",
+    ):
+        assert normalize_email(hidden) is None, hidden
+    for plain in ("ann+tag@example.com", "o'brien@example.com", "a.b-c_d@sub.example.com"):
+        assert normalize_email(plain) == plain
+
+
+# Forms a relay may route to another mailbox than the one the link is stored for.
+_ROUTED_ADDRESSES = [
+    "ada%evil.example@example.com",  # the percent hack: delivered to ada@evil.example
+    "ada%evil.example%relay.example@example.com",
+    "evil.example!ada@example.com",  # a UUCP bang path
+    "ada@example.com!evil",
+    "ada@evil.example%example.com",
+    "\uff05ada@example.com",  # FULLWIDTH PERCENT SIGN, a "%" once normalised
+    "evil.example\uff01ada@example.com",  # FULLWIDTH EXCLAMATION MARK
+    "group:ada@example.com",  # an RFC 5322 group, to a mailer building a header
+    "ada:evil.example@example.com",
+]
+
+
+@pytest.mark.parametrize("email", _ROUTED_ADDRESSES)
+def test_routed_addresses_are_refused(email: str) -> None:
+    assert normalize_email(email) is None
+
+
+@pytest.mark.parametrize("email", ["ada%evil.example@example.com", "evil.example!ada@example.com"])
+async def test_no_link_is_sent_to_a_routed_address(
+    clock: Clock, outbox: Outbox, email: str
+) -> None:
+    memory = MemoryAdapter(clock=clock)
+    app = build_app(clock=clock, adapter=memory, providers=[Email(send=outbox.send)], url=APP_URL)
+    async with client_for(app) as client:
+        refused = await _request_link(client, email)
+        sent = await _request_link(client, "ada@example.com")
+    assert refused.headers["location"].endswith("/auth/signin?error=EmailSignin")
+    assert sent.headers["location"].startswith("http://testserver/auth/verify-request")
+    assert [identifier for identifier, _ in outbox.sent] == ["ada@example.com"]
+    clock.advance(DAY + 1)
+    assert await memory.purge_expired() == 1, "a token was stored for the plain address only"
 
 
 async def test_sign_in_needs_csrf(adapter: MongoDBAdapter, clock: Clock, outbox: Outbox) -> None:

@@ -14,6 +14,7 @@ from asgi_session.providers._oauth import TOKEN_FIELDS, env_name
 from tests.support.apps import SECRET, Clock, csrf_token
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (
+    APP_HOSTS,
     APP_ORIGIN,
     ProviderBrowser,
     app_client,
@@ -38,6 +39,7 @@ def github(fake: FakeGitHub, **options: Any) -> GitHub:
 
 def app_for(*providers: Any, **options: Any) -> Any:
     options.setdefault("secret", SECRET)
+    options.setdefault("allowed_hosts", APP_HOSTS)
     return oauth_app(AuthConfig(providers=list(providers), **options))
 
 

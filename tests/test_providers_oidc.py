@@ -20,6 +20,7 @@ from asgi_session.providers import OIDC, Google
 from asgi_session.providers._oidc import DISCOVERY_MAX_AGE
 from tests.support.apps import SECRET, Clock, client_for
 from tests.support.oauth import (
+    APP_HOSTS,
     APP_ORIGIN,
     LoopbackServer,
     ProviderBrowser,
@@ -46,6 +47,7 @@ def corp(issuer: str, **options: Any) -> OIDC:
 
 def make_config(provider: OIDC, **options: Any) -> AuthConfig:
     options.setdefault("secret", SECRET)
+    options.setdefault("allowed_hosts", APP_HOSTS)
     return AuthConfig(providers=[provider], **options)
 
 
@@ -299,7 +301,9 @@ async def test_state_issued_for_another_provider_is_refused(
     oidc_provider: OIDCProviderServer, provider_browser: ProviderBrowser
 ) -> None:
     config = AuthConfig(
-        secret=SECRET, providers=[corp(oidc_provider.issuer), corp(oidc_provider.issuer, id="sso")]
+        secret=SECRET,
+        providers=[corp(oidc_provider.issuer), corp(oidc_provider.issuer, id="sso")],
+        allowed_hosts=APP_HOSTS,
     )
     async with app_client(oauth_app(config)) as client:
         started = await begin_sign_in(client, "corp")

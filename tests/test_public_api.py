@@ -30,6 +30,8 @@ PUBLIC: dict[str, list[str]] = {
         "DuplicateRecordError",
         "Events",
         "Pages",
+        "RateLimit",
+        "RateLimits",
         "Session",
         "SessionEndedError",
         "SessionUser",
@@ -45,7 +47,11 @@ PUBLIC: dict[str, list[str]] = {
         "MongoDBAdapter",
         "SessionStrategy",
     ],
-    "asgi_session.backends.mongodb": ["DEFAULT_COLLECTIONS", "MongoDBAdapter"],
+    "asgi_session.backends.mongodb": [
+        "DEFAULT_COLLECTIONS",
+        "MongoDBAdapter",
+        "MongoDBRateLimitStore",
+    ],
     "asgi_session.errors": [
         "AuthError",
         "BackendUnavailableError",

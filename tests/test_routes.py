@@ -479,3 +479,121 @@ async def test_deeply_nested_json_body_is_refused_not_500(client: Any) -> None:
         "/auth/session", content=b"[" * 60_000, headers={"content-type": "application/json"}
     )
     assert response.status_code == 403
+
+
+# -- security headers -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/auth/session"),
+        ("GET", "/auth/csrf"),
+        ("GET", "/auth/providers"),
+        ("GET", "/auth/signin"),
+        ("GET", "/auth/signout"),
+        ("GET", "/auth/error"),
+        ("GET", "/auth/verify-request"),
+        ("GET", "/auth/nothing-here"),
+        ("DELETE", "/auth/session"),
+        ("POST", "/auth/callback/credentials"),
+    ],
+)
+async def test_every_auth_response_is_uncacheable_and_unsniffable(
+    client: Any, method: str, path: str
+) -> None:
+    response = await client.request(method, path)
+    assert "no-store" in response.headers["cache-control"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    "path", ["/auth/signin", "/auth/signout", "/auth/error", "/auth/verify-request"]
+)
+async def test_pages_cannot_be_framed_and_run_only_their_own_nonce(client: Any, path: str) -> None:
+    first = await client.get(path)
+    second = await client.get(path)
+    policy = first.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    assert first.headers["x-frame-options"] == "DENY"
+    nonce = policy.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert f'<style nonce="{nonce}">' in first.text
+    # A fresh nonce each time: a nonce an attacker saw once is worth nothing.
+    assert second.headers["content-security-policy"] != policy
+    assert "unsafe-inline" not in policy
+
+
+async def test_the_apps_own_pages_keep_their_own_headers(clock: Clock) -> None:
+    app = build_app(clock=clock, pages=Pages(sign_in="/"))
+    async with client_for(app) as client:
+        redirected = await client.get("/auth/signin")
+        own = await client.get(redirected.headers["location"])
+    assert redirected.status_code == 302
+    assert "content-security-policy" not in own.headers
+    assert "x-frame-options" not in own.headers
+
+
+# -- bodies that cannot be read -------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", ["²", "-1", "1e3", " 12", "0x10", "١٢"])
+async def test_a_content_length_that_is_not_ascii_digits_is_400(
+    app: Any, length: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"csrfToken=x", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.WARNING, logger="asgi_session"):
+        await app(_post_scope([(b"content-length", length.encode())]), receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_client_leaving_mid_body_logs_no_error(
+    app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    sequence: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"csrfToken=", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    messages = iter(sequence)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level(logging.DEBUG):
+        await app(_post_scope([(b"content-length", b"100")]), receive, send)
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def _post_scope(headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/auth/callback/credentials",
+        "raw_path": b"/auth/callback/credentials",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            *headers,
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }

@@ -14,7 +14,14 @@ from asgi_session.providers import OIDC, Credentials, GitHub
 from asgi_session.tokens import EXPIRY_MARGIN, TokenRefreshError, get_access_token
 from tests.support.apps import SECRET, Clock, authorize
 from tests.support.fake_github import FakeGitHub
-from tests.support.oauth import ProviderBrowser, app_client, begin_sign_in, land, oauth_app
+from tests.support.oauth import (
+    APP_HOSTS,
+    ProviderBrowser,
+    app_client,
+    begin_sign_in,
+    land,
+    oauth_app,
+)
 from tests.support.oidc_provider import CLIENT_ID, CLIENT_SECRET, OIDCProviderServer
 
 Database = AsyncDatabase[dict[str, Any]]
@@ -50,7 +57,9 @@ async def github_config(
         client_secret=fake_github.client_secret,
         enterprise_url=fake_github.url,
     )
-    config = AuthConfig(secret=SECRET, providers=[provider], adapter=store, clock=clock)
+    config = AuthConfig(
+        secret=SECRET, providers=[provider], adapter=store, clock=clock, allowed_hosts=APP_HOSTS
+    )
     await signed_in(config, provider_browser, "github")
     return config, clock
 
@@ -166,7 +175,9 @@ async def test_refresh_at_a_real_openid_provider_happens_once_and_rotates(
         client_id=CLIENT_ID,
         client_secret=CLIENT_SECRET,
     )
-    config = AuthConfig(secret=SECRET, providers=[provider], adapter=store, clock=clock)
+    config = AuthConfig(
+        secret=SECRET, providers=[provider], adapter=store, clock=clock, allowed_hosts=APP_HOSTS
+    )
     await signed_in(config, provider_browser, "corp")
     first = await mongo_db["accounts"].find_one({"provider": "corp"})
     assert first is not None and first["refresh_token"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import secrets
-from collections.abc import Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,12 +26,21 @@ from asgi_session.backends._adapter import (
     UserInput,
     VerificationTokenInput,
 )
-from asgi_session.errors import DuplicateRecordError
+from asgi_session.errors import ConfigurationError, DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 
 __all__ = ["MemoryAdapter"]
 
 _ID_BYTES = 12  # 24 hex digits, the shape of a MongoDB ObjectId
+
+#: Verification tokens a :class:`MemoryAdapter` keeps at most unless told otherwise.
+#: Anyone may ask for a sign-in link, each unused one costs about 0.6 KB, and a link
+#: is clicked within minutes: ten thousand (some 6 MB) outlast any real wait.
+DEFAULT_MAX_VERIFICATION_TOKENS = 10_000
+
+# Writes between two sweeps of expired records, at the least. A sweep also waits for as
+# many writes as records outlived the one before, so a write costs O(1) on average.
+_SWEEP_EVERY = 1_000
 
 
 @dataclass(slots=True)
@@ -53,20 +64,38 @@ class MemoryAdapter:
     network round trip would, so races between requests show up in tests as they
     would against a real store.
 
-    Nothing expires by itself: expired sessions and verification tokens stay until
-    something deletes them (the session strategy deletes an expired session when it
-    sees one) or :meth:`purge_expired` is called. Values handed in and out are copies;
-    changing a returned record does not change the store. Finding a user's sessions or
-    accounts looks through all of them, which is fine at development sizes.
+    Expired sessions and verification tokens are swept out as records are written:
+    every thousand writes or so (more once the store holds more, so that a write costs
+    O(1) on average) one sweep deletes those expired by ``clock`` (``time.time`` by
+    default). Until then they stay, as they may on MongoDB until its TTL monitor runs;
+    :meth:`purge_expired` sweeps at once. At most ``max_verification_tokens``
+    verification tokens are kept (10,000 by default, some 6 MB): when that many are
+    stored, the oldest goes first, so under a flood of requests for sign-in links the
+    link sent longest ago stops working. Values handed in and out are copies; changing
+    a returned record does not change the store. Finding a user's sessions or accounts
+    looks through all of them, which is fine at development sizes.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        max_verification_tokens: int = DEFAULT_MAX_VERIFICATION_TOKENS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_verification_tokens < 1:
+            raise ConfigurationError(
+                "MemoryAdapter(max_verification_tokens=...) must be at least 1"
+            )
+        self._max_tokens = max_verification_tokens
+        self._clock = clock
         self._users: dict[str, dict[str, Any]] = {}
         self._emails: dict[str, str] = {}  # email -> user id, for string emails only
         self._accounts: dict[tuple[str, str], _Row] = {}
         self._sessions: dict[str, _Row] = {}  # by session token, in creation order
-        self._tokens: dict[tuple[str, str], datetime] = {}
+        # In creation order, so the oldest is dropped first when the store is full.
+        self._tokens: OrderedDict[tuple[str, str], datetime] = OrderedDict()
         self._revocations: dict[str, datetime] = {}
+        self._writes_until_sweep = _SWEEP_EVERY
 
     # -- setup -------------------------------------------------------------------------
 
@@ -75,20 +104,31 @@ class MemoryAdapter:
 
     async def purge_expired(self, now: datetime | None = None) -> int:
         """Delete sessions and verification tokens expired at ``now`` (default: the
-        current time); returns how many went.
+        adapter's clock); returns how many went.
 
-        Never called by the adapter itself: an app with a long-running development
-        server may call it from time to time to bound memory use.
+        The adapter sweeps by itself as records are written; this sweeps at once.
         """
         await _let_others_run()
-        moment = records.utc(now if now is not None else datetime.now(UTC))
+        return self._sweep(records.utc(now) if now is not None else self._now())
+
+    def _now(self) -> datetime:
+        return records.utc(datetime.fromtimestamp(self._clock(), UTC))
+
+    def _sweep(self, moment: datetime) -> int:
         sessions = [token for token, row in self._sessions.items() if row.data["expires"] <= moment]
         tokens = [key for key, expires in self._tokens.items() if expires <= moment]
         for token in sessions:
             del self._sessions[token]
         for key in tokens:
             del self._tokens[key]
+        self._writes_until_sweep = max(_SWEEP_EVERY, len(self._sessions) + len(self._tokens))
         return len(sessions) + len(tokens)
+
+    def _count_write(self) -> None:
+        """Sweep once enough records were written since the last sweep."""
+        self._writes_until_sweep -= 1
+        if self._writes_until_sweep <= 0:
+            self._sweep(self._now())
 
     # -- users -------------------------------------------------------------------------
 
@@ -235,6 +275,7 @@ class MemoryAdapter:
         token = fields["session_token"]
         if token in self._sessions:
             raise DuplicateRecordError(records.DUPLICATE_SESSION)
+        self._count_write()  # first, so a sweep never takes the record being written
         row = _Row(_new_id(), fields)
         self._sessions[token] = row
         return _session(row)
@@ -316,7 +357,8 @@ class MemoryAdapter:
     ) -> VerificationToken:
         """Store a single-use token (``identifier``, hashed ``token``, ``expires``).
 
-        Other fields are dropped. Raises
+        Other fields are dropped. When ``max_verification_tokens`` are stored already,
+        the oldest is dropped. Raises
         :class:`~asgi_session.errors.DuplicateRecordError` when the same identifier and
         token are stored already, and ``ValueError`` when a field is missing or of the
         wrong type.
@@ -326,6 +368,9 @@ class MemoryAdapter:
         key = (created.identifier, created.token)
         if key in self._tokens:
             raise DuplicateRecordError(records.DUPLICATE_VERIFICATION)
+        self._count_write()
+        while len(self._tokens) >= self._max_tokens:
+            self._tokens.popitem(last=False)
         self._tokens[key] = created.expires
         return created
 

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymongo
 from bson import ObjectId
@@ -51,7 +51,12 @@ from asgi_session.models import (
     VerificationToken,
 )
 
-__all__ = ["DEFAULT_COLLECTIONS", "MongoDBAdapter"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from asgi_session._ratelimit import Window
+
+__all__ = ["DEFAULT_COLLECTIONS", "MongoDBAdapter", "MongoDBRateLimitStore"]
 
 _logger = logging.getLogger("asgi_session")
 
@@ -129,6 +134,7 @@ class MongoDBAdapter:
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
         self._unreachable = False
+        self._rate_limit_stores: dict[str, MongoDBRateLimitStore] = {}
 
     # -- setup -------------------------------------------------------------------------
 
@@ -138,8 +144,9 @@ class MongoDBAdapter:
         Unique: ``sessions.sessionToken``, ``accounts.(provider, providerAccountId)``,
         ``users.email`` (only where it is a string) and
         ``verification_tokens.(identifier, token)``. Lookups: ``sessions.userId``,
-        ``accounts.userId``. Expiry (TTL): ``sessions.expires`` and
-        ``verification_tokens.expires``.
+        ``accounts.userId``. Expiry (TTL): ``sessions.expires``,
+        ``verification_tokens.expires`` and ``rate_limits.expires`` (the counters of
+        :meth:`rate_limit_store`, which also makes its index on first use).
 
         Raises :class:`~asgi_session.errors.ConfigurationError` when existing data or an
         existing index with other options prevents it (Auth.js creates no indexes, so a
@@ -148,6 +155,21 @@ class MongoDBAdapter:
         async with self._index_lock:
             await self._guarded(self._create_indexes)
             self._indexes_ready = True
+        self.rate_limit_store()  # the default one has its index made even before it is used
+        for store in list(self._rate_limit_stores.values()):
+            await store.ensure_indexes()
+
+    def rate_limit_store(self, collection: str = "rate_limits") -> MongoDBRateLimitStore:
+        """Rate limit counters in this database, in ``collection``: what
+        ``AuthConfig(adapter=...)`` counts in by default, so every app instance sharing
+        the database shares the limits. The same store each time, so that
+        :meth:`ensure_indexes` prepares the one in use."""
+        if not isinstance(collection, str) or not collection:
+            raise ConfigurationError("rate_limit_store(collection=...) must be a collection name")
+        store = self._rate_limit_stores.get(collection)
+        if store is None:
+            store = self._rate_limit_stores[collection] = MongoDBRateLimitStore(self, collection)
+        return store
 
     async def _create_indexes(self) -> None:
         try:
@@ -565,6 +587,92 @@ class MongoDBAdapter:
         if self._unreachable:
             self._unreachable = False
             _logger.info("MongoDB is reachable again")
+
+
+class MongoDBRateLimitStore:
+    """Rate limit counters in a MongoDB collection, shared by every app instance on it.
+
+    One document per limit, window and (hashed) subject, ``{_id, count, expires}``,
+    counted by an atomic ``$inc`` upsert, so concurrent instances never lose a count; a
+    TTL index on ``expires`` removes each window once it has ended. Made by
+    :meth:`MongoDBAdapter.rate_limit_store`: it shares the adapter's database, its
+    ``operation_timeout`` and its outage handling
+    (:class:`~asgi_session.errors.BackendUnavailableError`).
+    """
+
+    def __init__(self, adapter: MongoDBAdapter, collection: str) -> None:
+        self._adapter = adapter
+        self._collection = adapter._db.get_collection(collection)
+        self._indexes_ready = False
+        self._index_lock = asyncio.Lock()
+
+    async def ensure_indexes(self) -> None:
+        """Create the TTL index on ``expires``; safe to call any number of times."""
+        async with self._index_lock:
+            await self._adapter._guarded(self._create_indexes)
+            self._indexes_ready = True
+
+    async def _create_indexes(self) -> None:
+        try:
+            await self._collection.create_indexes(
+                [IndexModel([("expires", ASCENDING)], expireAfterSeconds=0)]
+            )
+        except OperationFailure as exc:
+            if exc.code in _INDEX_CONFLICT_CODES:
+                raise ConfigurationError(
+                    f"{self._collection.name}.expires has an index with other options "
+                    f"({exc.details.get('errmsg') if exc.details else exc}); drop it and retry"
+                ) from exc
+            raise
+
+    async def hit(self, windows: Sequence[Window], now: float) -> list[int]:
+        """Count in every window at once: concurrent upserts, one round trip's wait."""
+        if not self._indexes_ready:
+            async with self._index_lock:
+                if not self._indexes_ready:
+                    await self._adapter._guarded(self._create_indexes)
+                    self._indexes_ready = True
+        return await self._adapter._guarded(
+            lambda: asyncio.gather(*(self._hit(window) for window in windows))
+        )
+
+    async def _hit(self, window: Window) -> int:
+        expires = datetime.fromtimestamp(window.expires, UTC)
+
+        def upsert() -> Awaitable[dict[str, Any]]:
+            return self._collection.find_one_and_update(  # type: ignore[no-any-return]
+                {"_id": window.key},
+                {"$inc": {"count": 1}, "$setOnInsert": {"expires": expires}},
+                upsert=True,
+                projection={"count": True},
+                return_document=ReturnDocument.AFTER,
+            )
+
+        try:
+            document = await upsert()
+        except DuplicateKeyError:
+            # Two instances' first hits of a window raced to insert it (servers retry
+            # that themselves since 4.2): the second one is now an update.
+            document = await upsert()
+        return int(document["count"])
+
+    async def release(self, windows: Sequence[Window], now: float) -> None:
+        """Take one count back from every window, in one write."""
+        keys = [window.key for window in windows]
+        await self._adapter._guarded(
+            lambda: self._collection.update_many(
+                {"_id": {"$in": keys}, "count": {"$gt": 0}}, {"$inc": {"count": -1}}
+            )
+        )
+
+    async def peek(self, windows: Sequence[Window], now: float) -> list[int]:
+        """The counts of the windows, counting nothing (one query): for inspection."""
+        keys = [window.key for window in windows]
+        documents = await self._adapter._guarded(
+            lambda: self._collection.find({"_id": {"$in": keys}}, {"count": True}).to_list(None)
+        )
+        counts = {document["_id"]: int(document["count"]) for document in documents}
+        return [counts.get(key, 0) for key in keys]
 
 
 async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:

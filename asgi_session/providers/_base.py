@@ -179,6 +179,13 @@ class Provider:
     def check_config(self, config: AuthConfig) -> None:
         """Fail at start-up if ``config`` lacks what this provider needs."""
 
+    def rate_limit_identifier(self, request: ProviderRequest) -> str | None:
+        """Whom a sign-in request names (the submitted email or username), for the
+        per-identifier rate limits; normalised as sign-in compares it, so that two
+        spellings of one account share a counter. ``None`` by default: only the
+        client's address is counted."""
+        return None
+
     async def begin_sign_in(self, request: ProviderRequest) -> str | None:
         """Start a sign-in (``POST /signin/<id>``, CSRF already checked).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar
 
@@ -45,6 +46,10 @@ class Credentials(Provider):
     ``?error=CredentialsSignin&code=credentials``; raise
     :class:`~asgi_session.errors.CredentialsSignin` from ``authorize`` to give another
     code.
+
+    Failed sign-ins are rate limited per client address and per identifier: the field
+    ``identifier_field`` names (by default ``email``, else ``username``, else the first
+    field), compared without regard to case or Unicode spelling.
     """
 
     type: ClassVar[ProviderType] = "credentials"
@@ -57,6 +62,7 @@ class Credentials(Provider):
         fields: Mapping[str, Mapping[str, str]] | None = None,
         id: str = "credentials",
         name: str = "Credentials",
+        identifier_field: str | None = None,
     ) -> None:
         super().__init__(id=id, name=name)
         if not callable(authorize):
@@ -70,10 +76,31 @@ class Credentials(Provider):
         }
         if not self.fields:
             raise ConfigurationError("Credentials(fields=...) must name at least one form field")
+        if identifier_field is None:
+            identifier_field = next(
+                (name for name in ("email", "username") if name in self.fields),
+                next(iter(self.fields)),
+            )
+        elif identifier_field not in self.fields:
+            raise ConfigurationError(
+                f"Credentials(identifier_field={identifier_field!r}) must be one of the "
+                f"fields: {', '.join(map(repr, self.fields))}"
+            )
+        #: The field that names the account, for the per-identifier rate limit.
+        self.identifier_field = identifier_field
 
     @property
     def form_fields(self) -> Mapping[str, Mapping[str, str]]:
         return self.fields
+
+    def rate_limit_identifier(self, request: ProviderRequest) -> str | None:
+        """The submitted identifier, in NFKC and case folded: ``Ada@Example.com`` and
+        ``ada@example.com`` are one account to count, however ``authorize`` compares."""
+        value = request.field(self.identifier_field)
+        if not value:
+            return None
+        folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+        return folded.strip() or None
 
     async def authenticate(self, request: ProviderRequest) -> Identity:
         """``POST /callback/<id>`` (CSRF already checked): ask ``authorize``."""

@@ -34,12 +34,25 @@ SendLink = Callable[[str, str, Request], Awaitable[None] | None]
 
 _MAX_EMAIL_LENGTH = 254
 
+# RFC 5322's specials but "@" and ".": quoting, comments, lists, groups and angle
+# brackets, with which one string is parsed into several addresses, or another one.
+_ADDRESS_SYNTAX = frozenset(',;:<>()[]\\"')
+# The percent hack ("ada%evil.example@example.com": relays deliver to ada@evil.example)
+# and UUCP bang paths ("evil.example!ada@example.com"): routes through the named host.
+_SOURCE_ROUTES = frozenset("%!")
+
 
 def normalize_email(value: object) -> str | None:
     """The canonical form of an address (NFKC, trimmed, lower case), or ``None`` if invalid.
 
-    Exactly one ``@`` with something on both sides, no spaces or control characters:
-    anything else could name two different mailboxes to two different systems.
+    Exactly one ``@`` with something on both sides, no spaces or control characters,
+    none of the characters that quote, comment, list or group addresses (``,;:<>()[]\\"``)
+    and no source route (``%`` or ``!``): anything else could name two different
+    mailboxes to two different systems, the mailbox the link is stored for and the one
+    a relay delivers it to. Auth.js's default normaliser refuses only quotes and a
+    second ``@`` (and cuts the domain at a comma), so it accepts
+    ``ada%evil.example@example.com`` and ``evil.example!ada@example.com``, which are
+    refused here.
     """
     if not isinstance(value, str):
         return None
@@ -51,7 +64,7 @@ def normalize_email(value: object) -> str | None:
         return None
     if any(char.isspace() or unicodedata.category(char)[0] == "C" for char in email):
         return None
-    if any(char in email for char in ',;<>()[]\\"'):
+    if not _ADDRESS_SYNTAX.isdisjoint(email) or not _SOURCE_ROUTES.isdisjoint(email):
         return None
     return email
 
@@ -117,6 +130,10 @@ class Email(Provider):
     @property
     def form_fields(self) -> Mapping[str, Mapping[str, str]]:
         return {"email": {"label": "Email", "type": "email", "required": "required"}}
+
+    def rate_limit_identifier(self, request: ProviderRequest) -> str | None:
+        """The address a link is asked for, as it would be sent to."""
+        return normalize_email(request.field("email"))
 
     @staticmethod
     def _adapter(request: ProviderRequest) -> Adapter:

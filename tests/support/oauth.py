@@ -32,6 +32,8 @@ from tests.support.apps import client_for, csrf_token, show_session
 
 #: Where the app under test lives, as the browser sees it.
 APP_ORIGIN = "http://app.test"
+#: The app's host, which its configuration must allow (it is not a loopback name).
+APP_HOSTS = ["app.test"]
 
 
 @dataclass
