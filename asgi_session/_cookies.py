@@ -5,8 +5,10 @@ browsers drop cookies over about 4 KB; a value that fits keeps the plain name. R
 the chunks in numeric order, so a Python service and a Next.js app read each other's cookies.
 
 Any other cookie named ``<name>.<something>`` (``<name>.00``, ``<name>.x``, a chunk past the
-limit) is junk: never read, never an error, and expired by the response, since a cookie
-tossed from a sibling subdomain must neither break requests nor stay behind.
+limit) is junk: never read, never an error, so a cookie tossed from a sibling subdomain
+cannot break requests. Responses expire the first :data:`MAX_JUNK_EXPIRED` of them under the
+app's own attributes, which removes those set for this host; one set with a parent
+``Domain`` the browser keeps, but it stays ignored.
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ CHUNK_SIZE = 4096 - 160
 #: Past this many chunks, request headers outgrow what proxies and servers accept
 #: (nginx rejects a header line over 8 KB by default), so we refuse to write them.
 DEFAULT_MAX_CHUNKS = 4
+
+#: Junk names a response expires at most: a header stuffed with hundreds must not make
+#: every answer tens of kilobytes of ``Set-Cookie`` (proxies refuse those).
+MAX_JUNK_EXPIRED = 8
 
 SameSite = Literal["lax", "strict", "none"]
 
@@ -185,7 +191,8 @@ def _read(cookies: Mapping[str, str], name: str, max_chunks: int) -> tuple[str |
 def _scan(
     cookies: Iterable[str], name: str, max_chunks: int
 ) -> tuple[list[tuple[int, str]], list[str]]:
-    """The usable chunks under ``name`` as sorted (index, cookie name), and the junk names."""
+    """The usable chunks under ``name`` as sorted (index, cookie name), and the first
+    :data:`MAX_JUNK_EXPIRED` junk names."""
     chunks: list[tuple[int, str]] = []
     junk: list[str] = []
     prefix = name + "."
@@ -194,7 +201,8 @@ def _scan(
         if cookie_name.startswith(prefix):
             index = _chunk_index(cookie_name[start:], max_chunks)
             if index is None:
-                junk.append(cookie_name)
+                if len(junk) < MAX_JUNK_EXPIRED:
+                    junk.append(cookie_name)
             else:
                 chunks.append((index, cookie_name))
     chunks.sort()
@@ -222,13 +230,6 @@ def chunk_indexes(
 ) -> list[int]:
     """The sorted chunk numbers present for ``name`` (empty when not chunked)."""
     return [index for index, _ in _scan(cookies, name, max_chunks)[0]]
-
-
-def junk_names(
-    cookies: Iterable[str], name: str, max_chunks: int = DEFAULT_MAX_CHUNKS
-) -> list[str]:
-    """The names ``name.<something>`` that are no usable chunk of ``name``."""
-    return _scan(cookies, name, max_chunks)[1]
 
 
 def present_names(

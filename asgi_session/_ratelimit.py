@@ -36,7 +36,7 @@ import logging
 import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from asgi_session.errors import BackendUnavailableError, ConfigurationError
@@ -61,12 +61,12 @@ class RateLimit:
     period: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.limit, int) or self.limit < 1:
-            raise ValueError(f"RateLimit.limit must be a positive whole number, not {self.limit!r}")
-        if not isinstance(self.period, int) or self.period < 1:
-            raise ValueError(
-                f"RateLimit.period must be a positive number of seconds, not {self.period!r}"
-            )
+        for name, value, what in (
+            ("limit", self.limit, "a positive whole number of requests"),
+            ("period", self.period, "a positive whole number of seconds"),
+        ):
+            if type(value) is not int or value < 1:
+                raise ConfigurationError(f"RateLimit.{name} must be {what}, not {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +91,16 @@ class RateLimits:
     session_update_per_session: RateLimit | None = RateLimit(60, 60)
     #: Revocations (``/auth/sessions/revoke*``) asked for by one session.
     session_revoke_per_session: RateLimit | None = RateLimit(10, 60)
+
+    def __post_init__(self) -> None:
+        # Checked at start-up: a wrong value would otherwise fail every sign-in.
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None and not isinstance(value, RateLimit):
+                raise ConfigurationError(
+                    f"RateLimits({field.name}={value!r}) must be a RateLimit(limit, period) "
+                    "or None (no limit)"
+                )
 
 
 # -- the store contract -------------------------------------------------------------------
@@ -130,6 +140,11 @@ class RateLimitStore(Protocol):
         one round trip for all of them. A window that has ended may be left alone."""
 
 
+#: How many of the least recently counted entries eviction looks through for a counter
+#: of one before it settles for the oldest.
+_EVICTION_SCAN = 256
+
+
 class _Counter:
     __slots__ = ("count", "expires")
 
@@ -141,11 +156,13 @@ class _Counter:
 class MemoryRateLimitStore:
     """Counters in this process's memory: the default when the adapter keeps none.
 
-    Windows are forgotten as they end. At most ``max_entries`` counters are kept, the
-    least recently counted going first when more arrive: a flood of distinct addresses
-    cannot grow the process without bound (a counter takes about 350 bytes, the default
-    cap about 35 MB), and an attacker would need that many fresh keys between two of
-    their own attempts to push one of their counters out.
+    Windows are forgotten as they end. At most ``max_entries`` counters are kept, so a
+    flood of distinct addresses cannot grow the process without bound (a counter takes
+    about 350 bytes, the default cap about 35 MB). When more arrive, counters that have
+    counted a single request go first, least recently counted first: the flood's own,
+    not those of someone guessing again and again. (A guesser could still have a
+    counter of one pushed out by ``max_entries`` fresh keys: one guess per flood. The
+    adapter's store has no cap.)
 
     Each process counts its own requests: with several workers or instances, a limit
     holds per process (use an adapter's store to share counts).
@@ -198,8 +215,7 @@ class MemoryRateLimitStore:
         counter = counters.get(window.key)
         if counter is None:
             while len(counters) >= self.max_entries:
-                key, oldest = counters.popitem(last=False)
-                self._unlist(key, oldest.expires)
+                self._evict()
             counter = counters[window.key] = _Counter(window.expires)
             self._ending.setdefault(window.expires, set()).add(window.key)
             self._next_end = min(self._next_end, window.expires)
@@ -207,6 +223,23 @@ class MemoryRateLimitStore:
             counters.move_to_end(window.key)
         counter.count += 1
         return counter.count
+
+    def _evict(self) -> None:
+        """Make room: the least recently counted counter that has counted one request,
+        else the least recently counted. A flood of fresh keys (rotated addresses) makes
+        counters of one; pushing out one that is counting a guesser's attempts would
+        take a flood between every two of their guesses."""
+        counters = self._counters
+        victim = None
+        for scanned, (key, counter) in enumerate(counters.items()):
+            if counter.count <= 1:
+                victim = key
+                break
+            if scanned >= _EVICTION_SCAN:
+                break
+        if victim is None:
+            victim = next(iter(counters))
+        self._unlist(victim, counters.pop(victim).expires)
 
     def _unlist(self, key: str, expires: float) -> None:
         keys = self._ending.get(expires)
@@ -347,10 +380,11 @@ def client_address(scope: Scope, *, trust_host: bool, trusted_proxies: Sequence[
     right, and the first address that is not another trusted proxy is the client (each
     proxy appends the address it saw, so the entries further left are the client's
     own word). Without ``trusted_proxies``, ``trust_host`` says whatever sent the
-    request is the app's proxy, which reports the client as the left-most entry; that
-    is only as good as the proxy's habit of replacing a header the client sent, and
-    ``trusted_proxies`` is the precise setting. An entry that is not an address counts
-    as the peer. IPv6 clients are grouped by /64, the block one subscriber gets.
+    request is the app's one proxy, so the right-most entry, the one it added, is the
+    client: most proxies append to a header the client sent rather than replace it, and
+    anything further left is the client's own word. Behind several proxies,
+    ``trusted_proxies`` is the setting. An entry that is not an address counts as the
+    peer. IPv6 clients are grouped by /64, the block one subscriber gets.
     """
     client = scope.get("client")
     host = client[0] if client else None
@@ -383,7 +417,7 @@ def _forwarded_for(scope: Scope) -> list[str]:
 
 def _forwarded_client(entries: Sequence[str], trusted_proxies: Sequence[Network]) -> Address | None:
     if not trusted_proxies:
-        return _address(entries[0])
+        return _address(entries[-1])
     for entry in reversed(entries):
         address = _address(entry)
         if address is None:

@@ -32,7 +32,6 @@ from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CookieTooLargeError,
-    CredentialsSignin,
     SignInError,
     UnsupportedOperationError,
 )
@@ -47,11 +46,13 @@ _MAX_FIELDS = 64
 _NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Expires": "0", "Pragma": "no-cache"}
 #: On every answer under ``base_path``: nothing here may be cached (answers depend on
 #: cookies, and a shared cache must never replay one), sniffed into another type, or
-#: leak a token-bearing URL through ``Referer``.
+#: name its URL to another site. ``same-origin`` rather than ``no-referrer``: under
+#: ``no-referrer`` a page's own form posts carry ``Origin: null``, which the
+#: cross-site check must refuse in browsers that send no ``Sec-Fetch-Site``.
 _EVERY_RESPONSE = (
     ("cache-control", "no-store"),
     ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "no-referrer"),
+    ("referrer-policy", "same-origin"),
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNTRUSTED_HOST = (
@@ -110,7 +111,8 @@ class AuthRequest:
             if not (length.isascii() and length.isdigit()):
                 self.body_unreadable = True
                 return
-            if int(length) > MAX_BODY_SIZE:
+            # Length first: int() refuses thousands of digits.
+            if len(length) > 12 or int(length) > MAX_BODY_SIZE:
                 raise BodyTooLarge
         body = bytearray()
         try:
@@ -375,6 +377,13 @@ class AuthRoutes:
         return auth.redirect(url if url is not None else auth.context.auth_url("signin"))
 
     async def callback(self, auth: AuthRequest) -> Response:
+        response = await self._callback(auth)
+        # A callback URL may carry a one-time token (a magic link's, an OAuth code):
+        # wherever the browser goes next must not learn it.
+        response.headers["referrer-policy"] = "no-referrer"
+        return response
+
+    async def _callback(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
         if provider is None:
             return (
@@ -501,15 +510,9 @@ class AuthRoutes:
     async def _authenticate(
         self, auth: AuthRequest, provider: Provider, attempt: ratelimit.Counted
     ) -> Identity:
-        """The provider's answer; only wrong credentials keep counting as a failed
-        sign-in (any other outcome, a success above all, is taken back)."""
-        try:
-            identity = await provider.authenticate(auth)
-        except CredentialsSignin:
-            raise
-        except BaseException:
-            await self._limiter.take_back(attempt, auth.context.now)
-            raise
+        """The provider's answer; the attempt counts unless it succeeds (a refusal of
+        any kind, or an ``authorize`` that fails, is a guess that did not get in)."""
+        identity = await provider.authenticate(auth)
         await self._limiter.take_back(attempt, auth.context.now)
         return identity
 

@@ -154,7 +154,15 @@ def test_junk_chunk_names_are_ignored_never_an_error(suffix: str) -> None:
     assert cookies.read_chunked(chunked, SPEC.name) == "ab"
     assert cookies.read_chunked_checked(chunked, SPEC.name) == ("ab", [junk])
     assert cookies.chunk_indexes(chunked, SPEC.name) == [0, 1]
-    assert cookies.junk_names(chunked, SPEC.name) == [junk]
+
+
+def test_a_header_stuffed_with_junk_expires_only_a_few() -> None:
+    jar = {f"{SPEC.name}.x{index}": "x" for index in range(300)}
+    jar[SPEC.name] = "plain"
+    value, junk = cookies.read_chunked_checked(jar, SPEC.name)
+    assert value == "plain"
+    assert len(junk) == cookies.MAX_JUNK_EXPIRED
+    assert len(cookies.present_names(jar, SPEC.name)) == 1 + cookies.MAX_JUNK_EXPIRED
 
 
 @pytest.mark.parametrize(

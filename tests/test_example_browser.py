@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from asgi_session._pages import SIGN_IN_ERRORS
 
@@ -234,4 +234,37 @@ async def test_sign_in_with_a_link_printed_on_the_console(
     await page.goto(url)
     await page.wait_for_url("**/auth/error?error=Verification")
     await expect(page.get_by_role("heading", name="Unable to sign in")).to_be_visible()
+    assert await _session_cookies(browser_context, base) == []
+
+
+async def test_the_built_in_forms_work_in_a_browser_that_sends_no_sec_fetch_site(
+    example_server: ExampleServer, browser_context: BrowserContext
+) -> None:
+    # Older browsers (and some proxies) send no Sec-Fetch-Site: the cross-site check then
+    # reads Origin, which the pages' Referrer-Policy must leave intact (no "null").
+    base = example_server.url
+    seen: list[dict[str, str]] = []
+
+    async def without_fetch_metadata(route: Route) -> None:
+        headers = {
+            key: value
+            for key, value in route.request.headers.items()
+            if not key.startswith("sec-fetch-")
+        }
+        if route.request.method == "POST":
+            seen.append(headers)
+        await route.continue_(headers=headers)
+
+    page = await browser_context.new_page()
+    await page.route(base + "/auth/**", without_fetch_metadata)
+    await page.goto(base + "/auth/signin")
+    await _submit_credentials(page, DEMO_PASSWORD)
+    await page.wait_for_url(base + "/")
+    assert await _session_cookies(browser_context, base) == [SESSION_COOKIE]
+    assert seen and seen[0].get("origin") == base
+    assert "sec-fetch-site" not in seen[0]
+
+    await page.goto(base + "/auth/signout")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(base + "/")
     assert await _session_cookies(browser_context, base) == []

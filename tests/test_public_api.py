@@ -44,8 +44,11 @@ PUBLIC: dict[str, list[str]] = {
         "DatabaseStrategy",
         "JWTStrategy",
         "MemoryAdapter",
+        "MemoryRateLimitStore",
         "MongoDBAdapter",
+        "RateLimitStore",
         "SessionStrategy",
+        "Window",
     ],
     "asgi_session.backends.mongodb": [
         "DEFAULT_COLLECTIONS",

@@ -25,6 +25,7 @@ from asgi_session import (
     ConfigurationError,
     RateLimit,
     RateLimits,
+    SignInError,
 )
 from asgi_session._ratelimit import (
     NOT_COUNTED,
@@ -203,6 +204,19 @@ async def test_the_memory_store_is_capped_and_lets_the_least_recently_counted_go
     assert len(store) == 3
 
 
+async def test_a_flood_of_fresh_keys_cannot_push_out_a_guessers_counter() -> None:
+    store = MemoryRateLimitStore(max_entries=1000)
+    guesser = [("failed_sign_in_per_identifier", RateLimit(5, 5 * MINUTE), "ann@example.com")]
+    flood = RateLimit(10, MINUTE)
+    await count(store, guesser, ALIGNED)
+    for guess in range(1, 8):
+        counted = await count(store, guesser, ALIGNED)
+        assert (counted.retry_after is None) is (guess < 5)
+        for index in range(2000):  # rotated addresses between every two guesses
+            await count(store, [("failed_sign_in_per_ip", flood, f"ip:{guess}:{index}")], ALIGNED)
+    assert len(store) == 1000
+
+
 async def test_a_flood_of_distinct_addresses_stays_within_the_cap() -> None:
     store = MemoryRateLimitStore(max_entries=1000)
     limit = RateLimit(10, MINUTE)
@@ -255,10 +269,30 @@ def test_the_peer_is_the_client_unless_a_proxy_is_trusted() -> None:
     assert address("203.0.113.7", "198.51.100.1") == "ip:203.0.113.7"
 
 
-def test_trust_host_takes_the_left_most_forwarded_address() -> None:
-    assert address("10.0.0.2", "198.51.100.1, 10.0.0.1", trust_host=True) == "ip:198.51.100.1"
+def test_trust_host_takes_the_address_the_proxy_added() -> None:
+    # The proxy appends what it saw; whatever the client sent stays on the left.
+    forged = "203.0.113.99, 198.51.100.1"
+    assert address("10.0.0.2", forged, trust_host=True) == "ip:198.51.100.1"
     assert address("10.0.0.2", "198.51.100.1:4711", trust_host=True) == "ip:198.51.100.1"
     assert address("10.0.0.2", trust_host=True) == "ip:10.0.0.2"
+
+
+async def test_forged_forwarded_entries_do_not_escape_the_limit(clock: Clock) -> None:
+    app = build_app(clock=clock, trust_host=True)
+    async with client_from(app, "10.0.0.2") as client:
+        answers = []
+        for index in range(12):
+            token = await csrf_token(client)
+            answers.append(
+                await client.post(
+                    "/auth/callback/credentials",
+                    data={"csrfToken": token, "email": f"u{index}@example.com", "password": "x"},
+                    headers={"x-forwarded-for": f"203.0.113.{index}, 198.51.100.7"},
+                )
+            )
+    errors = [error_of(answer) for answer in answers]
+    assert errors[:10] == ["CredentialsSignin"] * 10
+    assert errors[10:] == ["RateLimited"] * 2
 
 
 def test_trusted_proxies_take_the_right_most_address_that_is_not_theirs() -> None:
@@ -276,7 +310,7 @@ def test_trusted_proxies_take_the_right_most_address_that_is_not_theirs() -> Non
 def test_junk_in_the_header_counts_as_the_peer() -> None:
     assert address("10.0.0.9", "unknown", proxies=["10.0.0.0/8"]) == "ip:10.0.0.9"
     assert address("10.0.0.9", "198.51.100.1, _hidden", proxies=["10.0.0.0/8"]) == "ip:10.0.0.9"
-    assert address("10.0.0.9", "not-an-ip, 10.0.0.1", trust_host=True) == "ip:10.0.0.9"
+    assert address("10.0.0.9", "10.0.0.1, not-an-ip", trust_host=True) == "ip:10.0.0.9"
 
 
 def test_ipv6_clients_are_grouped_by_their_slash_64() -> None:
@@ -293,6 +327,20 @@ def test_a_request_without_a_client_has_one_fixed_key() -> None:
     assert address(None) == UNKNOWN_CLIENT
     assert address(None, "198.51.100.1") == UNKNOWN_CLIENT
     assert address("testclient") == "peer:testclient"
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda: RateLimit(0, 60), "RateLimit.limit must be a positive"),
+        (lambda: RateLimit(5, 1.5), "RateLimit.period must be a positive"),  # type: ignore[arg-type]
+        (lambda: RateLimit(True, 60), "RateLimit.limit"),
+        (lambda: RateLimits(failed_sign_in_per_ip=(10, 60)), "must be a RateLimit"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_limits_are_refused_at_start_up(make: Any, fragment: str) -> None:
+    with pytest.raises(ConfigurationError, match=fragment):
+        make()
 
 
 def test_trusted_proxies_are_parsed_once_at_start_up() -> None:
@@ -399,6 +447,16 @@ async def test_guesses_sent_all_at_once_get_only_the_limit_checked(clock: Clock)
     assert errors.count("CredentialsSignin") == 5
     assert errors.count("RateLimited") == 15
     assert len(checked) == 5
+
+
+async def test_any_refusal_by_authorize_counts_as_a_failure(clock: Clock) -> None:
+    async def refuse(credentials: dict[str, str], request: Request) -> None:
+        raise SignInError("AccessDenied")
+
+    app = build_app(clock=clock, providers=[Credentials(authorize=refuse)])
+    async with client_from(app) as client:
+        errors = [error_of(await sign_in(client)) for _ in range(7)]
+    assert errors == ["AccessDenied"] * 5 + ["RateLimited"] * 2
 
 
 async def test_a_success_never_counts_against_the_identifier(clock: Clock) -> None:

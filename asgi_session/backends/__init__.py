@@ -12,6 +12,9 @@ the contract of :class:`Adapter`:
 - :class:`MongoDBAdapter` (``pip install asgi-session[mongodb]``), sharing Auth.js's
   MongoDB documents.
 - :class:`MemoryAdapter`: in this process's memory, for development and tests.
+
+Rate limit counters live in a :class:`RateLimitStore`: :class:`MemoryRateLimitStore`
+(this process), or ``MongoDBAdapter.rate_limit_store()`` (shared by every instance).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from asgi_session._deprecated import renamed
+from asgi_session._ratelimit import MemoryRateLimitStore, RateLimitStore, Window
 from asgi_session.backends._adapter import Adapter
 from asgi_session.backends._database import DatabaseStrategy
 from asgi_session.backends._jwt import JWTStrategy
@@ -33,8 +37,11 @@ __all__ = [
     "DatabaseStrategy",
     "JWTStrategy",
     "MemoryAdapter",
+    "MemoryRateLimitStore",
     "MongoDBAdapter",
+    "RateLimitStore",
     "SessionStrategy",
+    "Window",
 ]
 
 
