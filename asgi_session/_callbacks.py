@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -31,24 +32,65 @@ Hook = Callable[..., Any]
 
 def _bind(function: Hook) -> Callable[[dict[str, Any]], Any]:
     """Call ``function`` with the subset of keyword arguments its signature accepts."""
-    parameters = inspect.signature(function).parameters.values()
+    parameters = list(inspect.signature(function).parameters.values())
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         return lambda arguments: function(**arguments)
-    accepted = {
+    accepted = tuple(
         p.name
         for p in parameters
         if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    }
-    return lambda arguments: function(
-        **{name: value for name, value in arguments.items() if name in accepted}
     )
+
+    def by_keyword(arguments: dict[str, Any]) -> Any:
+        return function(**{name: arguments[name] for name in accepted if name in arguments})
+
+    leading = parameters[: len(accepted)]
+    if not accepted or any(
+        p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD or p.name != name
+        for p, name in zip(leading, accepted, strict=True)
+    ):
+        return by_keyword
+    # The usual signature, `def session(session, token)`: its parameters come first and
+    # take positions, so when every one is offered they are passed by position, picked
+    # in C (a session callback runs on every request).
+    pick = operator.itemgetter(*accepted)
+    if len(accepted) == 1:
+
+        def one(arguments: dict[str, Any]) -> Any:
+            try:
+                value = pick(arguments)
+            except KeyError:
+                return by_keyword(arguments)
+            return function(value)
+
+        return one
+
+    def by_position(arguments: dict[str, Any]) -> Any:
+        try:
+            values = pick(arguments)
+        except KeyError:
+            return by_keyword(arguments)
+        return function(*values)
+
+    return by_position
 
 
 async def _call(function: Callable[[dict[str, Any]], Any], arguments: dict[str, Any]) -> Any:
     result = function(arguments)
-    if inspect.isawaitable(result):
+    if may_await(result):
         result = await result
     return result
+
+
+def may_await(result: Any) -> bool:
+    """Whether a hook's ``result`` must be awaited (it was ``async``, or returned an
+    awaitable)."""
+    # What hooks return most (a dict, None, a bool, a string) is answered without
+    # inspect.isawaitable's three isinstance checks, one against an abstract class.
+    return type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result)
+
+
+_NEVER_AWAITABLE = frozenset({dict, type(None), bool, str, list})
 
 
 class _Hooks:
@@ -91,7 +133,18 @@ class Callbacks(_Hooks):
         bound = self._bound.get(name)
         if bound is None:
             return default
-        return await _call(bound, arguments)
+        result = bound(arguments)
+        if may_await(result):
+            result = await result
+        return result
+
+    def bound(self, name: str) -> Callable[[dict[str, Any]], Any] | None:
+        """The callback as a function of one dict of arguments, or ``None`` when unset.
+
+        Its result may need awaiting (:func:`may_await`); for code on every request's
+        path, which would rather not pay for :meth:`call`'s coroutine.
+        """
+        return self._bound.get(name)
 
 
 @dataclass(eq=False)

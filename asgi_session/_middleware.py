@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -9,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asgi_session._config import AuthConfig
 from asgi_session._context import CONTEXT_KEY, SIGN_IN_PATH_KEY, RequestContext
 from asgi_session._routes import AuthRoutes, service_unavailable
+from asgi_session.backends._jwt import JWTStrategy
 from asgi_session.errors import BackendUnavailableError, ConfigurationError
 
 
@@ -46,10 +48,16 @@ class AuthMiddleware:
         markers = [name for name in names if not any(o in name for o in names if o != name)]
         self._marker = markers[0]
         self._other_markers = tuple(markers[1:])
+        strategy = config.strategy
+        # A JWT seen before resolves without a coroutine; a subclass that changed how
+        # sessions load is asked through load() alone.
+        self._remembered = (
+            strategy.remembered
+            if isinstance(strategy, JWTStrategy) and type(strategy).load is JWTStrategy.load
+            else None
+        )
 
-    def _has_session_cookie(self, cookie_header: bytes) -> bool:
-        if self._marker in cookie_header:
-            return True
+    def _has_other_marker(self, cookie_header: bytes) -> bool:
         return any(marker in cookie_header for marker in self._other_markers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -78,7 +86,9 @@ class AuthMiddleware:
                     return
 
         state = scope.get("state")
-        if cookie_header is None or not self._has_session_cookie(cookie_header):
+        if cookie_header is None or (
+            self._marker not in cookie_header and not self._has_other_marker(cookie_header)
+        ):
             if state is None:
                 scope["state"] = {"session": None, SIGN_IN_PATH_KEY: self._sign_in_path}
             else:
@@ -91,14 +101,19 @@ class AuthMiddleware:
         state[SIGN_IN_PATH_KEY] = self._sign_in_path
 
         ctx = RequestContext(self.config, scope, cookie_header)
-        try:
-            session = await ctx.load_session()
-        except BackendUnavailableError:
-            if scope_type == "http":
-                await service_unavailable()(scope, receive, send)
-            else:
-                await send({"type": "websocket.close", "code": 1013})
-            return
+        remembered = self._remembered
+        session = None if remembered is None else remembered(ctx)
+        if session is not None:
+            ctx.set_session(session)
+        else:
+            try:
+                session = await ctx.load_session()
+            except BackendUnavailableError:
+                if scope_type == "http":
+                    await service_unavailable()(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1013})
+                return
         state["session"] = session
         if scope_type != "http":
             ctx.close()  # a WebSocket has no response to carry a new cookie
@@ -108,7 +123,9 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
 
-        async def send_with_cookies(message: Message) -> None:
+        def send_with_cookies(message: Message) -> Awaitable[None]:
+            # A plain function returning send's awaitable, not a coroutine function:
+            # each message (two for most responses) costs no coroutine of its own.
             if message["type"] == "http.response.start":
                 ctx.response_started = True  # streaming may go on; cookies cannot change
                 if ctx.set_cookies:
@@ -117,7 +134,7 @@ class AuthMiddleware:
                         (b"set-cookie", cookie.encode("latin-1")) for cookie in ctx.set_cookies
                     )
                     message = {**message, "headers": headers}
-            await send(message)
+            return send(message)
 
         scope[CONTEXT_KEY] = ctx
         try:

@@ -25,22 +25,45 @@ NO_LONGER_UPDATABLE = (
 
 def isoformat(moment: datetime) -> str:
     """Format like JavaScript's ``Date.prototype.toISOString`` (milliseconds, ``Z``)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    # %-formatting the fields takes a third less time than isoformat(timespec=...).
+    moment = moment.astimezone(UTC)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        moment.year,
+        moment.month,
+        moment.day,
+        moment.hour,
+        moment.minute,
+        moment.second,
+        moment.microsecond // 1000,
+    )
 
 
-def _copy(value: Any) -> Any:
-    """A copy of JSON-like data, so callers never change what a session shares."""
+def copy_json(value: Any) -> Any:
+    """A copy of JSON-like data, so callers never change what a session shares.
+
+    Dicts and lists are copied all the way down; anything else is kept (strings and
+    numbers cannot change). Flat dicts, the common case, cost one C-level copy and a
+    scan of their values.
+    """
     if type(value) is dict:
-        return {key: _copy(item) for key, item in value.items()}
+        copied = value.copy()
+        for key, item in copied.items():
+            if type(item) is dict or type(item) is list:
+                copied[key] = copy_json(item)
+        return copied
     if type(value) is list:
-        return [_copy(item) for item in value]
+        return [
+            copy_json(item) if type(item) is dict or type(item) is list else item for item in value
+        ]
     return value
 
 
 class SessionUser(Mapping[str, Any]):
     """The signed-in user: ``id``, ``name``, ``email``, ``image`` and any field a callback adds.
 
-    Fields read as attributes or keys: ``user.email == user["email"]``.
+    Fields read as attributes or keys: ``user.email == user["email"]``. A field holding a
+    list or an object reads as a copy: a user may be shared by every request sending the
+    same cookie.
     """
 
     __slots__ = ("_data", "id")
@@ -50,30 +73,46 @@ class SessionUser(Mapping[str, Any]):
         user_id = self._data.get("id", id)
         self.id: str | None = None if user_id is None else str(user_id)
 
+    # Each read spelt out, without a helper to call: handlers read these on every request.
     @property
     def name(self) -> str | None:
-        return self._data.get("name")
+        value = self._data.get("name")
+        if type(value) is dict or type(value) is list:
+            return copy_json(value)  # type: ignore[no-any-return]
+        return value
 
     @property
     def email(self) -> str | None:
-        return self._data.get("email")
+        value = self._data.get("email")
+        if type(value) is dict or type(value) is list:
+            return copy_json(value)  # type: ignore[no-any-return]
+        return value
 
     @property
     def image(self) -> str | None:
-        return self._data.get("image")
+        value = self._data.get("image")
+        if type(value) is dict or type(value) is list:
+            return copy_json(value)  # type: ignore[no-any-return]
+        return value
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return self._data[name]
+            value = self._data[name]
         except KeyError:
             raise AttributeError(name) from None
+        if type(value) is dict or type(value) is list:
+            return copy_json(value)
+        return value
 
     def __getitem__(self, key: str) -> Any:
         if key == "id" and "id" not in self._data:
             if self.id is None:
                 raise KeyError(key)
             return self.id
-        return self._data[key]
+        value = self._data[key]
+        if type(value) is dict or type(value) is list:
+            return copy_json(value)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._data)
@@ -85,8 +124,22 @@ class SessionUser(Mapping[str, Any]):
         return f"SessionUser(id={self.id!r}, name={self.name!r}, email={self.email!r})"
 
 
+def own_user(data: dict[str, Any], user_id: str | None) -> SessionUser:
+    """``SessionUser(data, id=user_id)`` for a dict the caller hands over: no copy."""
+    user = SessionUser.__new__(SessionUser)
+    user._data = data
+    found = data.get("id", user_id)
+    user.id = None if found is None else str(found)
+    return user
+
+
 class SessionParts(Protocol):
-    """Something that can build a session's JSON, expiry and user when first asked."""
+    """Something that builds a session's user, and its JSON and expiry, when first asked.
+
+    Handlers mostly read the user alone; :meth:`user` need not build the JSON.
+    """
+
+    def user(self) -> SessionUser: ...
 
     def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]: ...
 
@@ -122,13 +175,8 @@ class Session(Mapping[str, Any]):
         record: SessionRecord | None = None,
         updater: SessionUpdater | None = None,
     ) -> None:
-        copied: dict[str, Any] = _copy(dict(data))
-        copied["expires"] = isoformat(expires)
-        user = copied.get("user")
-        self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = (
-            copied,
-            expires,
-            SessionUser(user if isinstance(user, Mapping) else {}, id=user_id),
+        self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = _shape(
+            data, expires, isoformat(expires), user_id
         )
         self._source: SessionParts | None = None
         #: The decrypted JWT claims (JWT strategy), or data stored with the session.
@@ -149,7 +197,12 @@ class Session(Mapping[str, Any]):
     @property
     def user(self) -> SessionUser:
         """The signed-in user."""
-        return self._get()[2]
+        # Nearly every handler reads this, often alone: no JSON is built for it.
+        parts = self._parts
+        if parts is not None:
+            return parts[2]
+        assert self._source is not None
+        return self._source.user()
 
     @property
     def expires(self) -> datetime:
@@ -158,7 +211,7 @@ class Session(Mapping[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         """The session's JSON form, as Auth.js's ``GET /session`` returns it."""
-        copied: dict[str, Any] = _copy(self._get()[0])
+        copied: dict[str, Any] = copy_json(self._get()[0])
         return copied
 
     async def update(self, data: Mapping[str, Any]) -> None:
@@ -173,7 +226,7 @@ class Session(Mapping[str, Any]):
         await self._updater.update_session(self, data)
 
     def __getitem__(self, key: str) -> Any:
-        return _copy(self._get()[0][key])
+        return copy_json(self._get()[0][key])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._get()[0])
@@ -185,15 +238,63 @@ class Session(Mapping[str, Any]):
         return f"Session(user={self.user!r}, expires={isoformat(self.expires)!r})"
 
 
+def _shape(
+    data: Mapping[str, Any], expires: datetime, expires_text: str, user_id: str | None
+) -> tuple[dict[str, Any], datetime, SessionUser]:
+    """A session's parts from its JSON: copied, so nobody else can change them."""
+    copied: dict[str, Any] = copy_json(data if type(data) is dict else dict(data))
+    copied["expires"] = expires_text
+    user = copied.get("user")
+    if type(user) is dict:
+        # The copy's own: the user and the JSON may share it, neither changes it.
+        return copied, expires, own_user(user, user_id)
+    return copied, expires, SessionUser(user if isinstance(user, Mapping) else {}, id=user_id)
+
+
+def shaped_session(
+    data: Mapping[str, Any],
+    *,
+    expires: datetime,
+    expires_text: str,
+    user_id: str | None,
+    claims: Mapping[str, Any],
+    updater: SessionUpdater,
+) -> Session:
+    """``Session(data, expires=..., ...)`` for what a ``session`` callback returned.
+
+    ``expires_text`` is ``isoformat(expires)``, worked out once per token rather than
+    per request; ``claims`` must already be read-only (it is kept, not copied). Only the
+    JSON and its user are copied (the callback might keep them): the session copies
+    anything deeper when it is read.
+    """
+    # Enough where nothing deeper can be shared: every read of a list or an object in a
+    # session (session["x"], to_dict(), session.user.x) returns a copy.
+    copied = dict(data)
+    copied["expires"] = expires_text
+    user = copied.get("user")
+    if type(user) is dict:
+        user = copied["user"] = user.copy()
+        shaped_user = own_user(user, user_id)
+    else:
+        shaped_user = SessionUser(user if isinstance(user, Mapping) else {}, id=user_id)
+    session = Session.__new__(Session)
+    session._parts = (copied, expires, shaped_user)
+    session._source = None
+    session.claims = claims
+    session.record = None
+    session._updater = updater
+    return session
+
+
 def lazy_session(
     source: SessionParts,
-    *,
     claims: Mapping[str, Any] | None,
     updater: SessionUpdater | None,
 ) -> Session:
     """A session whose parts ``source`` builds on first use (and shares, read-only).
 
     Most requests never look at the session's JSON or expiry; they cost nothing.
+    ``claims`` must already be read-only (it is kept, not copied).
     """
     session = Session.__new__(Session)
     session._parts = None

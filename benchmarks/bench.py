@@ -18,7 +18,13 @@ from typing import Any
 from authjs import run_authjs
 from cases import BASELINE, CASES, SESSION_ROUTE
 from harness import BenchmarkError, Settings, run_cases
+from memory import run_memory
 from report import build_report, print_report
+from served import run_served
+
+# The end-to-end row and the memory figures are not cases: ``--only`` names them apart.
+SERVED = "served"
+MEMORY = "memory"
 
 FULL = Settings(
     iterations=20_000,
@@ -40,6 +46,10 @@ QUICK = Settings(
     io_iterations=200,
     io_warmup=100,
     max_stored=20_000,
+    served_seconds=1,
+    served_rounds=1,
+    served_warmup=1,
+    memory_users=10_000,
 )
 
 
@@ -49,13 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run, as a smoke test")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--no-node", action="store_true", help="skip the @auth/core row")
+    parser.add_argument(
+        "--no-served", action="store_true", help="skip the end-to-end row (uvicorn and wrk)"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory figures")
     parser.add_argument("--rounds", type=int, help="timed batches per case")
     parser.add_argument("--iterations", type=int, help="requests per timed batch")
     parser.add_argument(
         "--io-iterations", type=int, help="requests per timed batch of the database rows"
     )
     parser.add_argument(
-        "--only", nargs="+", metavar="KEY", help="run only these cases (and the baseline)"
+        "--only",
+        nargs="+",
+        metavar="KEY",
+        help=f"run only these cases (and the baseline); {SERVED!r} and {MEMORY!r} name the "
+        "end-to-end row and the memory figures",
     )
     options = parser.parse_args(argv)
     settings = QUICK if options.quick else FULL
@@ -66,21 +84,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if options.io_iterations:
         settings = replace(settings, io_iterations=options.io_iterations)
     cases = CASES
+    served_wanted = not options.no_served
+    memory_wanted = not options.no_memory
     if options.only:
-        unknown = set(options.only) - {case.key for case in CASES}
+        unknown = set(options.only) - {case.key for case in CASES} - {SERVED, MEMORY}
         if unknown:
             parser.error(f"unknown case(s) {', '.join(sorted(unknown))}")
         cases = [case for case in CASES if case.key == BASELINE or case.key in options.only]
+        served_wanted = served_wanted and SERVED in options.only
+        memory_wanted = memory_wanted and MEMORY in options.only
+    not_requested: dict[str, Any] = {"skipped": "not requested"}
     try:
         results = asyncio.run(run_cases(cases, settings))
         if options.no_node or all(case.key != SESSION_ROUTE for case in cases):
-            authjs: dict[str, Any] = {"skipped": "not requested"}
+            authjs = not_requested
         else:
             authjs = run_authjs(settings)
+        served = run_served(settings) if served_wanted else not_requested
+        memory = run_memory(settings.memory_users) if memory_wanted else not_requested
     except BenchmarkError as exc:
         print(f"benchmark error: {exc}", file=sys.stderr)
         return 1
-    report = build_report(results, authjs, settings)
+    report = build_report(results, authjs, settings, served=served, memory=memory)
     if options.json:
         print(json.dumps(report, indent=2))
     else:

@@ -33,7 +33,7 @@ from starlette.middleware import Middleware
 from starlette.types import Scope
 
 from asgi_session import AuthConfig, AuthMiddleware, Session
-from fixtures import COOKIE, SECRET, check_ok, starlette_app
+from fixtures import COOKIE, SECRET, check_ok, session_app, starlette_app
 from harness import (
     COMMON_HEADERS,
     CaseSkipped,
@@ -458,5 +458,5 @@ async def database_sessions(
     label = None
     if stored != wanted:
         label = f"database session, {stored:,} stored, random tokens"
-    app = starlette_app(Middleware(AuthMiddleware, config=config))
+    app = session_app(Middleware(AuthMiddleware, config=config))
     return Target(app, requests, _check_database_session(users), round_trips, client.close, label)

@@ -138,7 +138,9 @@ class Settings:
 
     ``io_iterations`` and ``io_warmup`` replace ``iterations`` and ``warmup`` for cases
     whose every request awaits a database; ``max_stored`` caps how many sessions such a
-    case stores (``None``: as many as the case asks for).
+    case stores (``None``: as many as the case asks for). The end-to-end row runs wrk
+    for ``served_seconds`` per app and round (after ``served_warmup`` seconds once) with
+    ``served_connections`` connections; the memory figures sign in ``memory_users``.
     """
 
     iterations: int
@@ -150,6 +152,11 @@ class Settings:
     io_iterations: int
     io_warmup: int
     max_stored: int | None = None
+    served_seconds: int = 5
+    served_rounds: int = 4
+    served_warmup: int = 2
+    served_connections: int = 32
+    memory_users: int = 100_000
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 :func:`build_report` gathers the results of a run into one JSON-ready mapping (what
 ``--json`` prints); :func:`print_report` prints it as a table. Besides each case's own
 target (``Case.limit``), two targets compare rows with each other: the 1,000,000 stored
-sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours. A
-missed target prints FAIL; it does not fail the run.
+sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours. The
+end-to-end row (:mod:`served`) has its own target, a share of the bare app's requests
+per second; the memory figures (:mod:`memory`) have none. A missed target prints FAIL;
+it does not fail the run.
 """
 
 from __future__ import annotations
@@ -66,7 +68,12 @@ def _scaling(results: Sequence[Result]) -> dict[str, Any] | None:
 
 
 def build_report(
-    results: Sequence[Result], authjs: dict[str, Any], settings: Settings
+    results: Sequence[Result],
+    authjs: dict[str, Any],
+    settings: Settings,
+    *,
+    served: dict[str, Any] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures as one JSON-ready mapping (what ``--json`` prints)."""
     baseline = next(result for result in results if result.case.key == BASELINE)
@@ -90,6 +97,8 @@ def build_report(
         "cases": [_row(result, baseline) for result in results],
         "scaling": _scaling(results),
         "authjs": authjs,
+        "served": served or {"skipped": "not requested"},
+        "memory": memory or {"skipped": "not requested"},
     }
 
 
@@ -139,7 +148,12 @@ def print_report(report: dict[str, Any]) -> None:
             f"(median {scaling['median_ratio']:.2f}x), within "
             f"{(scaling['limit'] - 1) * 100:.0f}%: {_verdict(scaling['passed'])}"
         )
-    authjs = report["authjs"]
+    _print_authjs(report["authjs"])
+    _print_served(report["served"])
+    _print_memory(report["memory"])
+
+
+def _print_authjs(authjs: dict[str, Any]) -> None:
     if "skipped" in authjs:
         print(f"{'@auth/core GET /auth/session':<{_LABEL}} skipped: {authjs['skipped']}")
         return
@@ -150,3 +164,42 @@ def print_report(report: dict[str, Any]) -> None:
         f"{'  ours vs @auth/core (' + authjs['node'] + ')':<{_LABEL}}{speedup:>28}"
         f"{'':>8}  {'>= ' + format(authjs['target'], 'g') + 'x':<9}{_verdict(authjs['passed'])}"
     )
+
+
+def _print_served(served: dict[str, Any]) -> None:
+    print()
+    if "skipped" in served:
+        print(f"{'end to end (uvicorn and wrk)':<{_LABEL}} skipped: {served['skipped']}")
+        return
+    print(f"end to end: {served['server']}; {served['load']}; requests per second")
+    header = f"{'app':<{_LABEL}}{'best rps':>9}{'median rps':>11}{'x bare':>8}  {'target':<9}"
+    print(header)
+    print("-" * len(header))
+    for app in served["apps"]:
+        target, verdict = "", ""
+        if app["key"] == "jwt_session":
+            target, verdict = f">= {served['limit']:.2f}x", _verdict(served["passed"])
+        line = (
+            f"{app['label']:<{_LABEL}}{app['best_rps']:>9,}{app['median_rps']:>11,}"
+            f"{app['ratio']:>8.2f}  {target:<9}{verdict}"
+        )
+        print(line.rstrip())
+
+
+def _print_memory(memory: dict[str, Any]) -> None:
+    print()
+    if "skipped" in memory:
+        print(f"{'memory (peak RSS of one process)':<{_LABEL}} skipped: {memory['skipped']}")
+        return
+    print("memory: one process each, resident set after warming up and at its peak (VmHWM)")
+    labels = {
+        "users": "distinct signed-in users, one request each",
+        "flood": "distinct 7 KB Cookie headers, one valid session",
+    }
+    for figures in memory["scenarios"]:
+        baseline, peak = figures["baseline_kb"] / 1024, figures["peak_kb"] / 1024
+        print(
+            f"  {figures['requests']:,} {labels[figures['scenario']]}: {baseline:.1f} MB, "
+            f"peak {peak:.1f} MB (+{peak - baseline:.1f} MB); tokens remembered: "
+            f"{figures['cached_entries']:,}, {figures['cached_bytes'] / 2**20:.1f} MiB estimated"
+        )

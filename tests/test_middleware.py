@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,16 @@ from starlette.types import Receive, Scope, Send
 
 from asgi_session import AuthConfig, AuthMiddleware, Callbacks
 from asgi_session.jwt import decode, encode
-from tests.support.apps import SECRET, Clock, build_app, client_for, set_cookies, sign_in
+from tests.support.apps import (
+    SECRET,
+    Clock,
+    build_app,
+    client_for,
+    csrf_token,
+    set_cookies,
+    sign_in,
+)
+from tests.support.node import run_node_script
 
 SESSION_COOKIE = "authjs.session-token"
 DAY = 24 * 60 * 60
@@ -246,7 +256,7 @@ async def test_config_or_options_not_both() -> None:
 
 
 async def test_https_uses_secure_cookie_names(clock: Clock) -> None:
-    app = build_app(clock=clock)
+    app = build_app(clock=clock, allowed_hosts=["app.example.com"])
     async with client_for(app, base_url="https://app.example.com") as client:
         response = await sign_in(client)
         cookies = set_cookies(response)
@@ -362,3 +372,194 @@ def test_websocket_session_cannot_be_updated(clock: Clock) -> None:
         http.cookies.set(SESSION_COOKIE, _token({"sub": "u1"}, now=clock.now))
         with http.websocket_connect("/ws") as websocket:
             assert "WebSocket" in websocket.receive_text()
+
+
+# -- junk under the session cookie's name ---------------------------------------------
+# A sibling subdomain can toss cookies named like chunks (<name>.00, <name>.7) at the
+# app. They are never read, never an error, and the response expires exactly them.
+
+
+def _expired(response: Any, prefix: str = SESSION_COOKIE) -> dict[str, str]:
+    """The session cookie names the response sets, each mapped to its header."""
+    return {
+        name: header
+        for header in response.headers.get_list("set-cookie")
+        if (name := header.split("=", 1)[0]).startswith(prefix)
+    }
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {f"{SESSION_COOKIE}.00": "x"},
+        {f"{SESSION_COOKIE}.0": "a", f"{SESSION_COOKIE}.01": "b"},
+        {f"{SESSION_COOKIE}.00": "x", f"{SESSION_COOKIE}.x": "y", f"{SESSION_COOKIE}.7": "z"},
+    ],
+    ids=["leading-zero", "zero-and-zero-one", "assorted"],
+)
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/", 200),
+        ("GET", "/protected", 401),
+        ("GET", "/auth/session", 200),
+        ("POST", "/auth/signout", 302),
+    ],
+)
+async def test_junk_chunk_names_never_500_and_are_expired(
+    client: Any, planted: dict[str, str], method: str, path: str, status: int
+) -> None:
+    data = {"csrfToken": await csrf_token(client)} if method == "POST" else None
+    for name, value in planted.items():
+        client.cookies.set(name, value)
+    response = await client.request(method, path, data=data)
+    assert response.status_code == status
+    expired = _expired(response)
+    assert set(expired) == set(planted)
+    assert all("Max-Age=0" in header for header in expired.values())
+
+
+async def test_signing_in_expires_junk_chunk_names(client: Any) -> None:
+    client.cookies.set(f"{SESSION_COOKIE}.00", "x")
+    response = await sign_in(client)
+    assert response.status_code == 302
+    written = _expired(response)
+    assert set(written) == {SESSION_COOKIE, f"{SESSION_COOKIE}.00"}
+    assert "Max-Age=0" in written[f"{SESSION_COOKIE}.00"]
+    assert "Max-Age=0" not in written[SESSION_COOKIE]
+    assert (await client.get("/")).json()["id"] == "user-1"
+
+
+@pytest.mark.parametrize("junk", [".00", ".01", ".7", ".x", ".\xb9"])  # \xb9: superscript one
+async def test_valid_session_survives_a_planted_junk_chunk(client: Any, junk: str) -> None:
+    await sign_in(client)
+    name = SESSION_COOKIE + junk
+    cookie = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}; {name}=x"
+    response = await client.get("/", headers={"cookie": cookie.encode("latin-1")})
+    assert response.status_code == 200
+    assert response.json()["id"] == "user-1"
+    expired = _expired(response)
+    assert list(expired) == [name]
+    assert "Max-Age=0" in expired[name]
+
+
+async def test_secure_junk_chunk_names_are_expired_over_https(clock: Clock) -> None:
+    secure_name = f"__Secure-{SESSION_COOKIE}"
+    app = build_app(clock=clock, allowed_hosts=["app.example.com"])
+    async with client_for(app, base_url="https://app.example.com") as client:
+        client.cookies.set(f"{secure_name}.00", "x")
+        response = await client.get("/auth/session")
+        assert response.status_code == 200
+        assert response.json() is None
+        expired = _expired(response, secure_name)
+        assert list(expired) == [f"{secure_name}.00"]
+        assert "Max-Age=0" in expired[f"{secure_name}.00"]
+        assert "; Secure" in expired[f"{secure_name}.00"]
+
+        await sign_in(client)
+        token = client.cookies[secure_name]
+        cookie = f"{secure_name}={token}; {secure_name}.01=x; {secure_name}.0=y"
+        response = await client.get("/", headers={"cookie": cookie})
+        # A usable chunk set wins over the plain cookie, as in Auth.js: this one is no
+        # token, so everything goes, the planted junk with it.
+        assert response.status_code == 200
+        assert response.json() is None
+        expired = _expired(response, secure_name)
+        assert set(expired) == {secure_name, f"{secure_name}.0", f"{secure_name}.01"}
+        assert all("Max-Age=0" in header for header in expired.values())
+
+
+# -- a name sent twice --------------------------------------------------------------------
+
+
+async def test_a_repeated_session_cookie_resolves_to_the_first_as_in_authjs(
+    client: Any, clock: Clock
+) -> None:
+    first = _token({"sub": "u1", "name": "First", "email": "first@example.com"}, now=clock.now)
+    second = _token({"sub": "u2", "name": "Second", "email": "second@example.com"}, now=clock.now)
+    header = f"{SESSION_COOKIE}={first}; {SESSION_COOKIE}={second}"
+    assert (await client.get("/", headers={"cookie": header})).json()["id"] == "u1"
+    # HTTP/2 clients may split cookies over several headers; they are joined in order.
+    split = [("cookie", f"{SESSION_COOKIE}={first}"), ("cookie", f"{SESSION_COOKIE}={second}")]
+    assert (await client.get("/", headers=split)).json()["id"] == "u1"
+
+    answer = await asyncio.to_thread(
+        run_node_script,
+        "authjs_session.mjs",
+        {"secret": SECRET, "cookie": header, "url": "http://next.example/api/auth/session"},
+    )
+    assert answer["body"]["user"] == {"name": "First", "email": "first@example.com"}
+
+
+# -- the path of a remembered token ---------------------------------------------------------
+
+
+async def test_a_strategy_that_changes_load_is_asked_for_remembered_tokens_too(
+    clock: Clock,
+) -> None:
+    from asgi_session import Session
+    from asgi_session._context import RequestContext
+    from asgi_session.backends import JWTStrategy
+
+    loads = []
+
+    class Counting(JWTStrategy):
+        async def load(self, ctx: RequestContext) -> Session | None:
+            loads.append(ctx.cookie_header)
+            return await super().load(ctx)
+
+    app = build_app(clock=clock, strategy=Counting())
+    headers = {"cookie": f"{SESSION_COOKIE}={_token({'sub': 'u1'}, now=clock.now)}"}
+    async with client_for(app) as client:
+        for _ in range(3):
+            assert (await client.get("/", headers=headers)).json()["id"] == "u1"
+    assert len(loads) == 3
+
+
+async def test_a_remembered_session_can_be_updated_and_sets_its_cookie(clock: Clock) -> None:
+    app = build_app(clock=clock)
+    token = _token({"sub": "u1", "name": "Ann"}, now=clock.now)
+    headers = {"cookie": f"{SESSION_COOKIE}={token}"}
+    async with client_for(app) as client:
+        await client.get("/", headers=headers)  # now remembered
+        clock.advance(5)
+        response = await client.post("/update", json={"name": "Bo"}, headers=headers)
+    assert response.json()["user"]["name"] == "Bo"
+    issued = set_cookies(response)[SESSION_COOKIE].split(";")[0].partition("=")[2]
+    claims = decode(issued, secret=SECRET, salt=SESSION_COOKIE, now=clock.now)
+    assert claims["name"] == "Bo"
+    assert claims["sub"] == "u1"
+
+
+async def test_cookies_reach_a_server_that_sends_through_the_app(clock: Clock) -> None:
+    # The app's send returns the server's awaitable; messages arrive in order, the
+    # cookie on the response's start only.
+    sent: list[dict[str, Any]] = []
+
+    async def server_send(message: Any) -> None:
+        sent.append(message)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await scope["state"]["session"].update({"name": "Bo"})
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    middleware = AuthMiddleware(app, config=AuthConfig(secret=SECRET, clock=clock))
+    token = _token({"sub": "u1"}, now=clock.now)
+    cookie = (b"cookie", f"{SESSION_COOKIE}={token}".encode())
+    for _ in range(2):  # the second request takes the remembered token's path
+        sent.clear()
+        scope = {"type": "http", "path": "/", "headers": [cookie], "state": {}}
+        await middleware(scope, receive, server_send)
+        assert [message["type"] for message in sent] == [
+            "http.response.start",
+            "http.response.body",
+            "http.response.body",
+        ]
+        names = [value.split(b"=")[0] for key, value in sent[0]["headers"] if key == b"set-cookie"]
+        assert names == [SESSION_COOKIE.encode()]
+        assert [message.get("body") for message in sent[1:]] == [b"a", b"b"]

@@ -6,18 +6,27 @@ Python service sharing ``AUTH_SECRET`` read each other's sessions.
 Unlike Auth.js, a token is re-issued at most once per ``update_age`` rather than on
 every request, and a decrypted token is remembered (by the Cookie header that carried
 it, until it expires) so a browser sending the same cookie again costs a dictionary
-lookup.
+lookup. What is remembered is bounded twice, in entries and in (estimated) bytes.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from asgi_session._session import Session, SessionUser, isoformat, lazy_session
+from asgi_session._callbacks import may_await
+from asgi_session._session import (
+    Session,
+    SessionUser,
+    copy_json,
+    isoformat,
+    lazy_session,
+    own_user,
+    shaped_session,
+)
 from asgi_session.backends._adapter import Adapter
 from asgi_session.backends._strategy import BaseStrategy
 from asgi_session.errors import UnsupportedOperationError
@@ -29,41 +38,136 @@ if TYPE_CHECKING:
     from asgi_session._context import RequestContext
 
 
-_USER_CLAIMS = (("name", "name"), ("email", "email"), ("image", "picture"))
+# What JSON numbers decode to (the codec refuses any other `iat` or `exp`).
+_NUMBERS = (int, float)
 
-#: Cookie headers longer than this are not remembered: it bounds the memory a cache of
-#: ``cache_size`` entries can take (a few chunks of token each).
+#: Cookie headers longer than this are not remembered: one header cannot take a large
+#: share of the cache (a few chunks of token each).
 _MAX_MEMO_HEADER = 8192
+
+#: The default byte budget of each cache of resolved tokens (there is one per cookie
+#: mode), and of the revocation cut-offs.
+DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
+
+# What a remembered token costs besides its Cookie header, estimated from lengths at
+# hand rather than by walking the claims on every new token: the entry and the session
+# parts built from it, the claims' text (about as long as the token), and each claim's
+# key, value and slot. Measured with tracemalloc on CPython
+# 3.11 for Auth.js's default claims (within a few percent, over rather than under);
+# claims holding long lists, or text mixing ASCII with emoji, up to half as much again.
+_ENTRY_BYTES = 1000
+_CLAIM_BYTES = 100
+# A revocation cut-off: the user id (its text counted apart), a tuple, two floats, a slot.
+_CUTOFF_BYTES = 250
 
 
 class _Resolved:
     """A decrypted token, and the session parts every request sending it shares."""
 
-    __slots__ = ("_parts", "claims", "expiry", "issued_at", "view")
+    __slots__ = ("_flat", "_parts", "_user", "claims", "deadline", "issued_at", "size", "view")
 
-    def __init__(self, claims: dict[str, Any], issued_at: float, expiry: float) -> None:
+    def __init__(
+        self, claims: dict[str, Any], issued_at: float, expiry: float, token_length: int
+    ) -> None:
         self.claims = claims
         self.view: Mapping[str, Any] = MappingProxyType(claims)
         self.issued_at = issued_at
-        self.expiry = expiry
+        #: No longer valid once ``int(now)`` reaches this: the codec's own rule, so a
+        #: remembered token expires when a decoded one would.
+        self.deadline = expiry + CLOCK_TOLERANCE
+        #: Estimated bytes, the Cookie header that carried it excepted.
+        self.size = _ENTRY_BYTES + token_length + _CLAIM_BYTES * len(claims)
+        self._user: SessionUser | None = None
         self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = None
+        self._flat: bool | None = None
+
+    def user(self) -> SessionUser:
+        """The session's user, built on first use (the default shape)."""
+        user = self._user
+        if user is None:
+            claims = self.claims
+            user = self._user = own_user(_default_user(claims), _user_id(claims))
+        return user
 
     def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]:
         """The session JSON, expiry and user, built on first use (the default shape)."""
         parts = self._parts
         if parts is None:
-            data, expires, user_id = _default_session(self.claims)
-            parts = self._parts = (data, expires, SessionUser(data["user"], id=user_id))
+            expires = datetime.fromtimestamp(self.claims["exp"], UTC)
+            data = {"user": _default_user(self.claims), "expires": isoformat(expires)}
+            parts = self._parts = (data, expires, self.user())
         return parts
+
+    def _is_flat(self) -> bool:
+        """Whether no claim holds a list or an object: then one level of copy is a copy."""
+        flat = self._flat
+        if flat is None:
+            values = self.claims.values()
+            flat = self._flat = all(type(v) is not dict and type(v) is not list for v in values)
+        return flat
+
+    def token(self) -> dict[str, Any]:
+        """A copy of the claims for a callback to change at will."""
+        return self.claims.copy() if self._is_flat() else copy_json(self.claims)
+
+    def default_session(self) -> dict[str, Any]:
+        """A copy of the default session JSON for a callback to change at will."""
+        data = self.parts()[0]
+        user = data["user"]
+        return {
+            "user": user.copy() if self._is_flat() else copy_json(user),
+            "expires": data["expires"],
+        }
+
+
+def _default_user(claims: Mapping[str, Any]) -> dict[str, Any]:
+    # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
+    # (Spelt out: a comprehension costs a function call, on every new token.)
+    user = {}
+    if "name" in claims:
+        user["name"] = claims["name"]
+    if "email" in claims:
+        user["email"] = claims["email"]
+    if "picture" in claims:
+        user["image"] = claims["picture"]
+    return user
+
+
+def _user_id(claims: Mapping[str, Any]) -> str | None:
+    sub = claims.get("sub")
+    return None if sub is None else str(sub)
 
 
 def _default_session(claims: Mapping[str, Any]) -> tuple[dict[str, Any], datetime, str | None]:
     """The session JSON Auth.js shows by default for ``claims``, its expiry, the user id."""
     expires = datetime.fromtimestamp(claims["exp"], UTC)
-    # Auth.js builds this in JavaScript, where a missing claim leaves no key behind.
-    user = {key: claims[claim] for key, claim in _USER_CLAIMS if claim in claims}
-    sub = claims.get("sub")
-    return {"user": user, "expires": isoformat(expires)}, expires, None if sub is None else str(sub)
+    data = {"user": _default_user(claims), "expires": isoformat(expires)}
+    return data, expires, _user_id(claims)
+
+
+class _Memo(OrderedDict[bytes, _Resolved]):
+    """Resolved tokens by Cookie header, least recently used first, and their bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes = 0
+
+    def remember(self, header: bytes, resolved: _Resolved, entries: int, budget: int) -> None:
+        """Keep ``resolved`` for ``header`` (not remembered yet: its lookup just missed)."""
+        self[header] = resolved
+        self.bytes += len(header) + resolved.size
+        while len(self) > entries or self.bytes > budget:
+            old_header, old = self.popitem(last=False)
+            self.bytes -= len(old_header) + old.size
+
+    def forget(self, header: bytes) -> None:
+        old = self.pop(header, None)
+        if old is not None:
+            self.bytes -= len(header) + old.size
+
+    def clear(self) -> None:
+        super().clear()
+        self.bytes = 0
 
 
 class _SessionEnded(Exception):
@@ -76,7 +180,16 @@ class JWTStrategy(BaseStrategy):
     With ``AuthConfig(adapter=..., strategy="jwt")`` users and accounts are stored while
     sessions stay in the cookie (Auth.js's adapter with ``strategy: "jwt"``); pass
     ``AuthConfig(adapter=..., strategy=JWTStrategy(...))`` to tune the options below.
-    ``cache_size`` bounds how many decrypted tokens are kept.
+
+    Decrypted tokens are remembered by the Cookie header that carried them, one cache per
+    cookie mode (plain and ``__Secure-``), each holding at most ``cache_size`` tokens and
+    about ``cache_bytes`` bytes (8 MiB by default, some 3,000 sessions of Auth.js's
+    default claims; the bytes are estimated from the header's and the token's lengths
+    and the number of claims); the least recently used make way. The revocation
+    cut-offs below are bounded the same way.
+
+    The ``session`` callback runs on every request, as in Auth.js, since it may read
+    more than its arguments; the default session around it is built once per token.
 
     Revocation: with an adapter, :meth:`end_user_sessions` records a per-user cut-off,
     and tokens issued at or before it stop working. Each app instance reads a user's
@@ -92,21 +205,23 @@ class JWTStrategy(BaseStrategy):
         *,
         adapter: Adapter | None = None,
         cache_size: int = 4096,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         revocation_check_interval: float | None = 10.0,
     ) -> None:
         super().__init__(adapter)
         self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
         self._revocation_interval = revocation_check_interval
         # user id -> (cut-off in epoch seconds or None, when it was read)
         self._cutoffs: dict[str, tuple[float | None, float]] = {}
+        self._cutoff_bytes = 0
         self._codecs: dict[bool, JWTCodec] = {}
         # Resolved tokens by the raw Cookie header that carried them, one cache per cookie
         # mode (the salt, the cookie name, differs): a browser sends the same header again
         # and again, and a hit skips parsing, decrypting and building the session.
-        self._memos: dict[bool, OrderedDict[bytes, _Resolved]] = {
-            False: OrderedDict(),
-            True: OrderedDict(),
-        }
+        self._memos: dict[bool, _Memo] = {False: _Memo(), True: _Memo()}
+        self._update_age = 0
+        self._shape_session: Callable[[dict[str, Any]], Any] | None = None
 
     def configure(self, config: AuthConfig) -> None:
         super().configure(config)
@@ -114,9 +229,10 @@ class JWTStrategy(BaseStrategy):
             secure: JWTCodec(config.secrets, names.session_token.name)
             for secure, names in config.cookie_names.items()
         }
-        # A `session` callback may shape each request's session differently, so those
-        # are built afresh rather than shared.
-        self._shapes_sessions = config.callbacks.has("session")
+        self._update_age = config.update_age
+        # A `session` callback may shape each request's session differently (it may
+        # read a database, the clock...), so it runs on every request, as in Auth.js.
+        self._shape_session = config.callbacks.bound("session")
 
     # -- reading ----------------------------------------------------------------
 
@@ -125,10 +241,32 @@ class JWTStrategy(BaseStrategy):
             claims = self._codecs[ctx.secure].decode(token, now=ctx.now)
         except JWTDecodeError:
             return None
-        issued_at, expiry = claims.get("iat"), claims.get("exp")
-        if not isinstance(issued_at, int | float) or not isinstance(expiry, int | float):
+        if type(claims.get("iat")) not in _NUMBERS or type(claims.get("exp")) not in _NUMBERS:
             return None
-        return _Resolved(claims, issued_at, expiry)
+        return _Resolved(claims, claims["iat"], claims["exp"], len(token))
+
+    def remembered(self, ctx: RequestContext) -> Session | None:
+        """The session of a Cookie header resolved before, if serving it needs no I/O and
+        no callback; else ``None``, and :meth:`load` does the rest.
+
+        The path most signed-in requests take, without a coroutine; the middleware
+        calls it first (unless a subclass changed :meth:`load`).
+        """
+        if self._shape_session is not None or (
+            self._revocation_interval is not None and self.adapter is not None
+        ):
+            return None
+        header = ctx.cookie_header
+        memo = self._memos[ctx.secure]
+        resolved = None if header is None else memo.get(header)
+        if (
+            resolved is None
+            or resolved.deadline <= int(ctx.now)
+            or ctx.now - resolved.issued_at >= self._update_age
+        ):
+            return None
+        memo.move_to_end(header)  # type: ignore[arg-type]
+        return lazy_session(resolved, resolved.view, ctx)
 
     async def load(self, ctx: RequestContext) -> Session | None:
         header = ctx.cookie_header
@@ -143,12 +281,9 @@ class JWTStrategy(BaseStrategy):
                 ctx.clear_session_cookie()
                 return None
             if header is not None and len(header) <= _MAX_MEMO_HEADER:
-                memo[header] = resolved
-                if len(memo) > self._cache_size:
-                    memo.popitem(last=False)
-        elif resolved.expiry + CLOCK_TOLERANCE <= int(ctx.now):
-            # The codec's own rule, so a remembered token expires when a decoded one would.
-            del memo[header]  # type: ignore[arg-type]
+                memo.remember(header, resolved, self._cache_size, self._cache_bytes)
+        elif resolved.deadline <= int(ctx.now):
+            memo.forget(header)  # type: ignore[arg-type]
             ctx.clear_session_cookie()
             return None
         else:
@@ -161,16 +296,40 @@ class JWTStrategy(BaseStrategy):
         ):
             ctx.clear_session_cookie()
             return None
-        if ctx.now - resolved.issued_at >= self.config.update_age:
+        if ctx.now - resolved.issued_at >= self._update_age:
             try:
                 fresh = await self._issue(ctx, claims, trigger=None)
             except _SessionEnded:
                 ctx.clear_session_cookie()
                 return None
             return await self._session(ctx, fresh)
-        if self._shapes_sessions:
-            return await self._session(ctx, resolved.view)
-        return lazy_session(resolved, claims=resolved.view, updater=ctx)
+        shape = self._shape_session
+        if shape is None:
+            return lazy_session(resolved, resolved.view, ctx)
+        # The callback runs for this request; the default session it is given, and the
+        # expiry, were worked out once for the token.
+        default = resolved.default_session()
+        shaped = shape(
+            {
+                "session": default,
+                "token": resolved.token(),
+                "user": None,
+                "trigger": None,
+                "new_session": None,
+            }
+        )
+        if may_await(shaped):
+            shaped = await shaped
+        # The session ends when the token does, whatever the callback wrote there.
+        data, expires, user = resolved.parts()
+        return shaped_session(
+            shaped,
+            expires=expires,
+            expires_text=data["expires"],
+            user_id=user.id,
+            claims=resolved.view,
+            updater=ctx,
+        )
 
     async def _session(
         self,
@@ -187,7 +346,7 @@ class JWTStrategy(BaseStrategy):
                 "session",
                 data,
                 session=data,
-                token=dict(claims),
+                token=copy_json(dict(claims)),
                 user=None,
                 trigger=trigger,
                 new_session=new_session,
@@ -203,11 +362,21 @@ class JWTStrategy(BaseStrategy):
         if known is None or ctx.now - known[1] >= self._revocation_interval:
             found = await self.adapter.tokens_revoked_before(user_id)
             known = (None if found is None else found.timestamp(), ctx.now)
-            if len(self._cutoffs) >= self._cache_size:
-                del self._cutoffs[next(iter(self._cutoffs))]
-            self._cutoffs[user_id] = known
+            self._remember_cutoff(user_id, known)
         cutoff = known[0]
         return cutoff is not None and claims["iat"] <= cutoff
+
+    def _remember_cutoff(self, user_id: str, known: tuple[float | None, float]) -> None:
+        """Keep a user's cut-off, the oldest read making way past the entries or bytes."""
+        cutoffs = self._cutoffs
+        if cutoffs.pop(user_id, None) is not None:
+            self._cutoff_bytes -= _CUTOFF_BYTES + len(user_id)
+        cutoffs[user_id] = known
+        self._cutoff_bytes += _CUTOFF_BYTES + len(user_id)
+        while len(cutoffs) > self._cache_size or self._cutoff_bytes > self._cache_bytes:
+            oldest = next(iter(cutoffs))
+            del cutoffs[oldest]
+            self._cutoff_bytes -= _CUTOFF_BYTES + len(oldest)
 
     # -- writing ----------------------------------------------------------------
 
@@ -305,7 +474,7 @@ class JWTStrategy(BaseStrategy):
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
     ) -> None:
         if ctx.cookie_header is not None:
-            self._memos[ctx.secure].pop(ctx.cookie_header, None)
+            self._memos[ctx.secure].forget(ctx.cookie_header)
         if clear_cookie:
             ctx.clear_session_cookie()
 
@@ -337,7 +506,7 @@ class JWTStrategy(BaseStrategy):
         # Tokens carry whole-second `iat`s: the cut-off covers this whole second, and the
         # session kept is re-issued as of the next one, so it alone survives.
         await adapter.revoke_tokens_issued_before(user_id, datetime.fromtimestamp(now, UTC))
-        self._cutoffs[user_id] = (now, now)
+        self._remember_cutoff(user_id, (now, now))
         if keep is not None:
             ctx, session = keep
             claims = await self._issue(
