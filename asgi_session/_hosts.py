@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 #: Hosts accepted when nothing says which are ours: the machine itself, and the host
@@ -22,6 +22,7 @@ DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]", "testserver")
 # literal in brackets; an optional port.
 _HOST = re.compile(r"(?P<name>[a-z0-9_.-]+|\[[0-9a-f:.]+\])(?::(?P<port>[0-9]{1,5}))?\Z")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
+_MAX_SEEN = 256
 
 
 def host_name(host: str) -> str | None:
@@ -44,6 +45,9 @@ class HostPolicy:
     exact: frozenset[str]
     domains: tuple[str, ...]
     any_host: bool = False
+    #: Answers by ``Host`` value: an app sees a handful, and parsing one costs more
+    #: than the rest of a /session request. Bounded, as anyone can send any host.
+    _seen: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, entries: Iterable[str]) -> HostPolicy:
@@ -63,6 +67,15 @@ class HostPolicy:
         """Whether a ``Host`` header value names one of the allowed hosts."""
         if host is None:
             return False
+        seen = self._seen
+        answer = seen.get(host)
+        if answer is None:
+            if len(seen) >= _MAX_SEEN:
+                seen.clear()
+            answer = seen[host] = self._allows(host)
+        return answer
+
+    def _allows(self, host: str) -> bool:
         name = host_name(host)
         if name is None:
             return False

@@ -50,9 +50,9 @@ _NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Expires": "0", "Pr
 #: ``no-referrer`` a page's own form posts carry ``Origin: null``, which the
 #: cross-site check must refuse in browsers that send no ``Sec-Fetch-Site``.
 _EVERY_RESPONSE = (
-    ("cache-control", "no-store"),
-    ("x-content-type-options", "nosniff"),
-    ("referrer-policy", "same-origin"),
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UNTRUSTED_HOST = (
@@ -234,11 +234,11 @@ class AuthRoutes:
             auth_request = AuthRequest(request, ctx, provider_id or None)
             response = await self._run(handler, auth_request)
         ctx.close()
-        headers = response.headers
-        for header in ctx.set_cookies:
-            headers.append("set-cookie", header)
-        for key, value in _EVERY_RESPONSE:
-            headers.setdefault(key, value)
+        raw = response.raw_headers
+        # The raw list, not MutableHeaders: /auth/session is polled by every open tab.
+        present = {key for key, _ in raw}
+        raw.extend(header for header in _EVERY_RESPONSE if header[0] not in present)
+        raw.extend((b"set-cookie", cookie.encode("latin-1")) for cookie in ctx.set_cookies)
         await response(scope, receive, send)
 
     def _untrusted_host(self, ctx: RequestContext) -> Response:
