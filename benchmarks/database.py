@@ -33,6 +33,7 @@ from starlette.middleware import Middleware
 from starlette.types import Scope
 
 from asgi_session import AuthConfig, AuthMiddleware, Session
+from asgi_session.backends import DatabaseStrategy
 from fixtures import COOKIE, SECRET, check_ok, session_app, starlette_app
 from harness import (
     COMMON_HEADERS,
@@ -342,6 +343,12 @@ class _Clock:
         return self.now
 
 
+def _uncached() -> DatabaseStrategy:
+    # These rows time the round trip every uncached request makes; the in-process
+    # cache has its own figures (benchmarks/session_cache.py).
+    return DatabaseStrategy(cache=False)
+
+
 async def _update_age_round_trips(client: _Client, config: AuthConfig) -> Extra:
     """Round trips of one session's requests before and after ``update_age`` has passed.
 
@@ -352,7 +359,10 @@ async def _update_age_round_trips(client: _Client, config: AuthConfig) -> Extra:
     clock = _Clock(time.time())
     adapter = await _adapter(client.database)
     app = starlette_app(
-        Middleware(AuthMiddleware, config=AuthConfig(secret=SECRET, adapter=adapter, clock=clock))
+        Middleware(
+            AuthMiddleware,
+            config=AuthConfig(secret=SECRET, adapter=adapter, strategy=_uncached(), clock=clock),
+        )
     )
     now = datetime.fromtimestamp(clock.now, UTC)
     users = await _collection(client.database, "users").find({}, {"_id": 1}).to_list(1)
@@ -416,7 +426,7 @@ async def database_sessions(
     client = await _open_client(url, driver)
     try:
         adapter = await _adapter(client.database)
-        config = AuthConfig(secret=SECRET, adapter=adapter)
+        config = AuthConfig(secret=SECRET, adapter=adapter, strategy=_uncached())
         users = min(_USERS, stored)
         started = time.perf_counter()
         tokens = await _seed(client.database, users=users, sessions=stored, config=config)

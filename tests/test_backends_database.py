@@ -161,7 +161,12 @@ async def test_one_round_trip_to_read_and_no_write_within_update_age(
         mongodb_url, event_listeners=[counter]
     )
     try:
-        app = build_app(clock=clock, adapter=MongoDBAdapter(client[mongo_db_name]))
+        # Uncached; what the cache reads is counted in test_backends_session_cache.py.
+        app = build_app(
+            clock=clock,
+            adapter=MongoDBAdapter(client[mongo_db_name]),
+            strategy=DatabaseStrategy(cache=False),
+        )
         async with client_for(app) as http:
             await sign_in(http)
             counter.commands.clear()
@@ -314,7 +319,9 @@ async def test_database_down_is_a_quick_503_and_recovers(mongod_server: Any, clo
     )
     try:
         adapter = MongoDBAdapter(client["outage_test"], operation_timeout=2)
-        app = build_app(clock=clock, adapter=adapter)
+        # Uncached, so the very first request after the stop reads the database; the
+        # cache through an outage is tested in test_backends_session_cache.py.
+        app = build_app(clock=clock, adapter=adapter, strategy=DatabaseStrategy(cache=False))
         async with client_for(app) as http:
             await sign_in(http)
             assert (await http.get("/")).json() is not None

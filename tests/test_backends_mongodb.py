@@ -804,3 +804,117 @@ async def test_python_reads_what_authjs_wrote(
     ) == VerificationToken("grace@example.com", "h", expires)
     assert await adapter.delete_user(user_id) == user
     assert await adapter.get_session_and_user("js-tok") is None
+
+
+# -- the session cache's part: sessions alone, and their changes ---------------------------
+
+
+async def test_get_session_reads_the_session_alone(
+    watched: tuple[MongoDBAdapter, _CommandLog],
+) -> None:
+    adapter, log = watched
+    user = await make_user(adapter)
+    session = await make_session(adapter, user, user_agent="Firefox")
+    log.names.clear()
+    assert await adapter.get_session(session.session_token) == session
+    assert log.names == ["find"]
+    assert await adapter.get_session("no-such-token") is None
+    assert await adapter.get_session({"$ne": ""}) is None  # type: ignore[arg-type]
+
+
+async def _next_change(feed: Any) -> Any:
+    """The feed's next change, past its quiet waits."""
+    for _ in range(20):
+        change = await feed.next()
+        if change is not None:
+            return change
+    pytest.fail("no change reported")
+
+
+async def test_session_changes_name_what_changed(
+    adapter: MongoDBAdapter, mongo_db: RawDb, mongo_client: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    from asgi_session.backends._session_cache import CLOSED, EVERYTHING, SESSION, USER, Change
+
+    user = await make_user(adapter)
+    session = await make_session(adapter, user)
+    other = await make_session(adapter, user)
+    feed = adapter.session_changes(heartbeat=0.2)
+    assert await feed.open() is None
+    try:
+        assert await feed.next() is None, "a quiet wait says so"
+        # Inserts change nothing kept, and other collections are not watched.
+        await make_session(adapter, user)
+        await mongo_db["accounts"].insert_one({"userId": ObjectId(user.id)})
+        expires = later(days=31)
+        await adapter.update_session({"session_token": session.session_token, "expires": expires})
+        # An extension: what it set comes along, so a cache holding it keeps its entry.
+        assert await _next_change(feed) == Change(SESSION, session.id or "", {"expires": expires})
+        await adapter.update_session({"session_token": session.session_token, "data": {"a": 1}})
+        assert await _next_change(feed) == Change(SESSION, session.id or "")
+        await adapter.delete_session(other.session_token)
+        assert await _next_change(feed) == Change(SESSION, other.id or "")
+        await adapter.update_user({"id": user.id, "name": "Ada L."})
+        assert await _next_change(feed) == Change(USER, user.id)
+        await mongo_db["users"].replace_one({"_id": ObjectId(user.id)}, {"name": "Ada"})
+        assert await _next_change(feed) == Change(USER, user.id)
+        await mongo_db["sessions"].drop()
+        assert await _next_change(feed) == Change(EVERYTHING)
+        await mongo_client.drop_database(mongo_db.name)
+        # Each collection's drop, the database's, then the end of the stream.
+        changes = [await _next_change(feed)]
+        while changes[-1] != Change(CLOSED) and len(changes) < 10:
+            changes.append(await _next_change(feed))
+        assert changes[-1] == Change(CLOSED), changes
+        assert set(changes[:-1]) == {Change(EVERYTHING)}
+    finally:
+        await feed.close()
+
+
+async def test_session_changes_resume_where_they_stopped(adapter: MongoDBAdapter) -> None:
+    from asgi_session.backends._session_cache import SESSION, Change
+
+    user = await make_user(adapter)
+    first, second = await make_session(adapter, user), await make_session(adapter, user)
+    feed = adapter.session_changes(heartbeat=0.2)
+    assert await feed.open() is None
+    try:
+        await adapter.delete_session(first.session_token)
+        assert await _next_change(feed) == Change(SESSION, first.id or "")
+        await feed.close()
+        # Made while nobody watched: reported once the feed is open again.
+        await adapter.delete_session(second.session_token)
+        assert await feed.open() is None
+        assert await _next_change(feed) == Change(SESSION, second.id or "")
+    finally:
+        await feed.close()
+
+
+async def test_session_changes_start_afresh_when_the_resume_point_is_gone(
+    adapter: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    from asgi_session.backends._session_cache import SESSION, Change
+
+    user = await make_user(adapter)
+    session = await make_session(adapter, user)
+    # A point the server's oplog has no entry for (ChangeStreamFatalError, code 280;
+    # history rolled away is code 286): where a long outage leaves a feed.
+    stream = await mongo_db.watch(max_await_time_ms=100)
+    await adapter.delete_session((await make_session(adapter, user)).session_token)
+    change = await stream.try_next()
+    await stream.close()
+    assert change is not None
+    data = change["_id"]["_data"]
+    feed = adapter.session_changes(heartbeat=0.2)
+    feed._token = {"_data": data[:2] + "00000001" + "00000001" + data[18:]}  # type: ignore[attr-defined]
+    assert await feed.open() is None
+    try:
+        await adapter.delete_session(session.session_token)
+        assert await _next_change(feed) == Change(SESSION, session.id or "")
+    finally:
+        await feed.close()
+
+
+async def test_session_changes_need_a_positive_heartbeat(adapter: MongoDBAdapter) -> None:
+    with pytest.raises(ConfigurationError, match="heartbeat"):
+        adapter.session_changes(heartbeat=0)

@@ -3,6 +3,14 @@
 Works over any :class:`~asgi_session.backends.Adapter`. Resolving a session is one
 adapter call; its expiry is pushed back, in the store and in the cookie, at most once per
 ``update_age``, so a busy user costs one write a day rather than one per request.
+
+Over an adapter that reports changes (:class:`~asgi_session.backends.MongoDBAdapter` on a
+replica set), resolved sessions and users are kept in memory and dropped the moment a
+change to them is reported, wherever it was made (see
+:mod:`asgi_session.backends._session_cache`): a cached session costs no round trip, and
+is still revoked everywhere at once. This module only says *when* the cache learns of
+changes made here (at once, not when their echo arrives); what is kept, and when it is
+served, is the cache's business.
 """
 
 from __future__ import annotations
@@ -11,14 +19,25 @@ import logging
 import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from asgi_session._session import Session, isoformat
+from asgi_session._session import Session, SessionUser, isoformat, lazy_session, own_user
 from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._session_cache import (
+    DEFAULT_CACHE_BYTES,
+    DEFAULT_CACHE_SIZE,
+    CachingStore,
+    Kept,
+    SessionCache,
+    copy_record,
+    copy_user,
+)
 from asgi_session.backends._strategy import BaseStrategy
 from asgi_session.models import SessionRecord, User
 
 if TYPE_CHECKING:
+    from asgi_session._config import AuthConfig
     from asgi_session._context import RequestContext
 
 logger = logging.getLogger("asgi_session")
@@ -34,13 +53,113 @@ def new_session_token() -> str:
     return secrets.token_urlsafe(_TOKEN_BYTES)
 
 
+def _default_user(user: User) -> dict[str, Any]:
+    fields = {"name": user.name, "email": user.email, "image": user.image}
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class _Parts:
+    """A kept session's JSON, expiry and user, built once for the requests that hit it.
+
+    Shared read-only, as the JWT strategy shares a remembered token's: every read of a
+    session copies what it hands out.
+    """
+
+    __slots__ = ("_parts", "_user", "claims", "due", "expires", "user_record")
+
+    def __init__(self, record: SessionRecord, user: User, extend_before: timedelta) -> None:
+        self.user_record = user
+        self.expires = record.expires
+        #: From this moment on, a request pushes the expiry back (and writes).
+        self.due = record.expires - extend_before
+        # A deep copy, once: the kept record's data is the cache's, not the handler's.
+        stored = copy_record(record).extra.get("data")
+        self.claims: Mapping[str, Any] = MappingProxyType(
+            dict(stored) if isinstance(stored, Mapping) else {}
+        )
+        self._user: SessionUser | None = None
+        self._parts: tuple[dict[str, Any], datetime, SessionUser] | None = None
+
+    def user(self) -> SessionUser:
+        user = self._user
+        if user is None:
+            user = self._user = own_user(_default_user(self.user_record), self.user_record.id)
+        return user
+
+    def parts(self) -> tuple[dict[str, Any], datetime, SessionUser]:
+        parts = self._parts
+        if parts is None:
+            data = {"user": _default_user(self.user_record), "expires": isoformat(self.expires)}
+            parts = self._parts = (data, self.expires, self.user())
+        return parts
+
+
 class DatabaseStrategy(BaseStrategy):
-    """Sessions stored through an adapter (``strategy="database"``)."""
+    """Sessions stored through an adapter (``strategy="database"``).
+
+    ``cache`` (on by default) keeps resolved sessions and their users in this process
+    when the adapter can report changes to them: :class:`~asgi_session.backends.MongoDBAdapter`
+    on a replica set or sharded cluster, through a change stream. A cached session
+    resolves without a round trip; one ended or changed anywhere (by this instance, at
+    once; by another, an admin script or a Next.js app on the same database, within
+    milliseconds) stops resolving, or shows its new data. Expiry is still checked on
+    every request and ``update_age`` still pushes it back with one write per period; the
+    ``session`` callback still runs on every request. At most ``cache_size`` sessions
+    (and as many users) and about ``cache_bytes`` bytes are kept, least recently used
+    first out.
+
+    The cache is served only while the change stream is open and caught up. When it is
+    not available (a standalone server: logged once), breaks or falls silent, the cache
+    is emptied and every request reads the database until the stream has resumed, from
+    where it stopped. ``cache=False`` reads the database on every request.
+
+    The stream is opened on the first request, in the app's event loop; an app that
+    shuts down should ``await strategy.aclose()`` (e.g. in its lifespan) to close it.
+    """
 
     name = "database"
 
-    def __init__(self, adapter: Adapter | None = None) -> None:
+    def __init__(
+        self,
+        adapter: Adapter | None = None,
+        *,
+        cache: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
         super().__init__(adapter)
+        if not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError("cache_size must be a positive number of sessions")
+        if not isinstance(cache_bytes, int) or cache_bytes < 1:
+            raise ValueError("cache_bytes must be a positive number of bytes")
+        self._cache_wanted = bool(cache)
+        self._cache_size = cache_size
+        self._cache_bytes = cache_bytes
+        self._cache: SessionCache | None = None
+        self._extend_before = timedelta(0)
+        self._shaped = False
+
+    def configure(self, config: AuthConfig) -> None:
+        super().configure(config)
+        self._extend_before = timedelta(seconds=config.max_age - config.update_age)
+        # The `session` callback may shape each request's session differently: with one,
+        # only the record and the user come from the cache.
+        self._shaped = config.callbacks.has("session")
+        adapter = self.adapter
+        if self._cache_wanted and self._cache is None and isinstance(adapter, CachingStore):
+            self._cache = SessionCache(
+                adapter, max_entries=self._cache_size, max_bytes=self._cache_bytes
+            )
+
+    @property
+    def cache_active(self) -> bool:
+        """Whether sessions are being served from memory now (the change stream is live)."""
+        return self._cache is not None and self._cache.ready()
+
+    async def aclose(self) -> None:
+        """Close the change stream and drop the cache; later requests read the database."""
+        if self._cache is not None:
+            await self._cache.aclose()
 
     @property
     def _store(self) -> Adapter:
@@ -59,29 +178,66 @@ class DatabaseStrategy(BaseStrategy):
         if len(token) > _MAX_TOKEN_LENGTH:
             ctx.clear_session_cookie()
             return None
-        found = await self._store.get_session_and_user(token)
+        cache = self._cache
+        found: Kept | tuple[SessionRecord, User] | None
+        if cache is not None:
+            # The path most signed-in requests take: a hit, no I/O, the session built once.
+            found = cache.hit(token) or await cache.fetch(token)
+            if isinstance(found, Kept):
+                session = self._kept_session(ctx, found)
+                if session is not None:
+                    return session
+                assert found.user is not None
+                found = copy_record(found.record), copy_user(found.user)
+        else:
+            found = await self._store.get_session_and_user(token)
         now = self._now(ctx)
         if found is None:
             ctx.clear_session_cookie()
             return None
         record, user = found
         if record.expires <= now:
+            # A kept session expires exactly when a stored one does.
             await self._store.delete_session(token)
+            if cache is not None:
+                cache.forget_session(token, session_id=record.id)
             ctx.clear_session_cookie()
             return None
         config = self.config
         due = record.expires - timedelta(seconds=config.max_age - config.update_age)
         if due <= now:
             expires = now + timedelta(seconds=config.max_age)
+            ticket = cache.ticket() if cache is not None else None
             updated = await self._store.update_session(
                 {"session_token": token, "expires": expires, "last_seen_at": now}
             )
             if updated is None:  # ended by another request meanwhile
+                if cache is not None:
+                    cache.forget_session(token, session_id=record.id)
                 ctx.clear_session_cookie()
                 return None
+            if cache is not None and ticket is not None:
+                # The change this write causes sets what is kept now: it keeps the entry.
+                cache.put_session(updated, ticket)
             record = updated
             ctx.set_session_cookie(token, record.expires)
         return await self._session(ctx, record, user)
+
+    def _kept_session(self, ctx: RequestContext, kept: Kept) -> Session | None:
+        """The session a kept entry stands for, unless it has expired, is due for an
+        extension or goes through the ``session`` callback (:meth:`load` does those)."""
+        if self._shaped:
+            return None
+        parts = kept.derived
+        if parts is None:
+            assert kept.user is not None
+            parts = kept.derived = _Parts(kept.record, kept.user, self._extend_before)
+        now = self._now(ctx)
+        if parts.expires <= now or parts.due <= now:
+            return None
+        session = lazy_session(parts, parts.claims, ctx)
+        session.record = copy_record(kept.record)
+        return session
 
     async def _session(
         self,
@@ -131,6 +287,8 @@ class DatabaseStrategy(BaseStrategy):
         user_id = user.get("id")
         if user_id is None:
             raise ValueError("a database session needs a stored user with an id")
+        cache = self._cache
+        ticket = cache.ticket() if cache is not None and cache.ready() else None
         stored_user = await self._store.get_user(str(user_id))
         if stored_user is None:
             raise ValueError(f"user {user_id!r} is not in the database")
@@ -145,6 +303,10 @@ class DatabaseStrategy(BaseStrategy):
                 "user_agent": ctx.user_agent,
             }
         )
+        if cache is not None and ticket is not None:
+            # The browser's next request is a hit: the session is new, its user just read.
+            cache.put_user(stored_user, ticket)
+            cache.put_session(record, ticket)
         ctx.set_session_cookie(record.session_token, record.expires)
         return await self._session(ctx, record, stored_user)
 
@@ -153,8 +315,13 @@ class DatabaseStrategy(BaseStrategy):
     ) -> Session | None:
         if session.record is None:
             raise TypeError("not a database session")
-        found = await self._store.get_session_and_user(session.record.session_token)
+        cache = self._cache
+        token = session.record.session_token
+        # Read from the store, never the cache: merges start from what is stored now.
+        found = await self._store.get_session_and_user(token)
         if found is None:
+            if cache is not None:
+                cache.forget_session(token, session_id=session.record.id)
             ctx.clear_session_cookie()
             return None
         record, user = found
@@ -167,6 +334,9 @@ class DatabaseStrategy(BaseStrategy):
             updated = await self._store.update_session(
                 {"session_token": record.session_token, "data": stored}
             )
+            if cache is not None:
+                # Not kept anew: the change this write causes would drop it again.
+                cache.forget_session(token, session_id=record.id)
             if updated is None:
                 ctx.clear_session_cookie()
                 return None
@@ -178,7 +348,11 @@ class DatabaseStrategy(BaseStrategy):
     ) -> None:
         token = ctx.session_token()
         if token and len(token) <= _MAX_TOKEN_LENGTH:
-            await self._store.delete_session(token)
+            ended = await self._store.delete_session(token)
+            if self._cache is not None:
+                # This instance never serves its own revoked session, even before the
+                # deletion's change arrives.
+                self._cache.forget_session(token, session_id=ended.id if ended else None)
         if clear_cookie:
             ctx.clear_session_cookie()
 
@@ -192,7 +366,10 @@ class DatabaseStrategy(BaseStrategy):
     async def end_user_session(self, user_id: str, session_id: str) -> bool:
         for record in await self._store.list_sessions(user_id):
             if record.id == session_id:
-                return await self._store.delete_session(record.session_token) is not None
+                ended = await self._store.delete_session(record.session_token)
+                if self._cache is not None:
+                    self._cache.forget_session(record.session_token, session_id=record.id)
+                return ended is not None
         return False
 
     async def end_user_sessions(
@@ -202,4 +379,6 @@ class DatabaseStrategy(BaseStrategy):
         if keep is not None:
             keep_token = keep[1].record.session_token if keep[1].record is not None else None
         await self._store.delete_sessions(user_id, except_token=keep_token)
+        if self._cache is not None:
+            self._cache.forget_user_sessions(user_id, except_token=keep_token)
         return None
