@@ -40,7 +40,6 @@ from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.models import SessionRecord, User
 from tests.support.apps import Clock, build_app, client_for, config_of, csrf_token, sign_in
 from tests.support.mongod import MongodServer
-from tests.support.mongod_standalone import StandaloneMongod
 from tests.support.node import run_node_script
 from tests.support.session_app import SessionAppProcess
 
@@ -729,7 +728,7 @@ async def test_a_sign_out_through_authjs_is_seen_by_python(
 async def test_without_change_streams_every_request_reads_the_database(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = StandaloneMongod()
+    server = MongodServer(replica_set=False)
     await asyncio.to_thread(server.start)
     try:
         with caplog.at_level(logging.WARNING, logger="asgi_session"):

@@ -56,8 +56,13 @@ class MongodServer:
     server back on the same port. ``close()`` stops it and deletes its data.
     """
 
-    def __init__(self, *, binary: str | None = None, cache_size_gb: float = 0.25) -> None:
+    def __init__(
+        self, *, binary: str | None = None, cache_size_gb: float = 0.25, replica_set: bool = True
+    ) -> None:
         self._binary = binary or mongod_binary()
+        #: ``False`` starts a standalone server, as many development setups run: no
+        #: change streams, no transactions.
+        self.replica_set = replica_set
         self._cache_size_gb = cache_size_gb
         self._root = Path(tempfile.mkdtemp(prefix="asgi-session-mongod-"))
         self._dbpath = self._root / "db"
@@ -69,6 +74,8 @@ class MongodServer:
     @property
     def url(self) -> str:
         """Connection string for clients (replica-set discovery, so restarts are followed)."""
+        if not self.replica_set:
+            return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
         return f"mongodb://127.0.0.1:{self.port}/?replicaSet={REPLICA_SET}"
 
     @property
@@ -92,8 +99,7 @@ class MongodServer:
             str(self._logpath),
             "--logappend",
             "--nounixsocket",
-            "--replSet",
-            REPLICA_SET,
+            *(("--replSet", REPLICA_SET) if self.replica_set else ()),
             "--wiredTigerCacheSizeGB",
             str(self._cache_size_gb),
             "--wiredTigerEngineConfigString",
