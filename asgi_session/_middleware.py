@@ -60,9 +60,25 @@ class AuthMiddleware:
     def _has_other_marker(self, cookie_header: bytes) -> bool:
         return any(marker in cookie_header for marker in self._other_markers)
 
+    def _closing_at_shutdown(self, send: Send) -> Send:
+        """``send`` for the lifespan: at shutdown, what the strategy holds (a database
+        strategy's change stream) is closed before the server is told it may stop."""
+        strategy = self.config.strategy
+
+        async def send_lifespan(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                aclose = getattr(strategy, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+            await send(message)
+
+        return send_lifespan
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type != "http" and scope_type != "websocket":
+            if scope_type == "lifespan":
+                send = self._closing_at_shutdown(send)
             await self.app(scope, receive, send)
             return
 

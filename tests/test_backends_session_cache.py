@@ -24,6 +24,7 @@ from bson import ObjectId
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, monitoring
 from starlette.applications import Starlette
+from starlette.types import Message
 
 from asgi_session import Callbacks
 from asgi_session._session import isoformat
@@ -750,3 +751,22 @@ async def test_without_change_streams_every_request_reads_the_database(
         assert "not a replica set" in said[0]
     finally:
         await asyncio.to_thread(server.close)
+
+
+async def test_the_app_shutting_down_closes_the_change_stream(mongodb_url: str) -> None:
+    async with _instance(mongodb_url, f"asgi_session_test_{uuid.uuid4().hex[:8]}") as ann:
+        async with client_for(ann.app) as http:
+            await sign_in(http)
+            await _active(ann, http)
+        sent: list[str] = []
+        lifespan = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+
+        async def receive() -> Message:
+            return next(lifespan)
+
+        async def send(message: Message) -> None:
+            sent.append(message["type"])
+
+        await ann.app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+        assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+        assert not ann.strategy.cache_active
