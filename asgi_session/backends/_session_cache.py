@@ -47,9 +47,11 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from asgi_session._session import copy_json
 from asgi_session.backends._adapter import Adapter
 from asgi_session.models import SessionRecord, User
 
@@ -660,36 +662,12 @@ def _holds(record: SessionRecord | None, touched: Mapping[str, Any] | None) -> b
 
 def copy_record(record: SessionRecord) -> SessionRecord:
     """A copy of a kept record for a caller to keep (and change, if it must)."""
-    return SessionRecord(
-        record.session_token,
-        record.user_id,
-        record.expires,
-        record.created_at,
-        record.last_seen_at,
-        record.user_agent,
-        record.id,
-        _copy_json(record.extra) if record.extra else {},
-    )
+    return replace(record, extra=copy_json(record.extra) if record.extra else {})
 
 
 def copy_user(user: User) -> User:
     """A copy of a kept user for a caller to keep."""
-    return User(
-        user.id,
-        user.name,
-        user.email,
-        user.image,
-        user.email_verified,
-        _copy_json(user.extra) if user.extra else {},
-    )
-
-
-def _copy_json(value: Any) -> Any:
-    if type(value) is dict:
-        return {key: _copy_json(item) for key, item in value.items()}
-    if type(value) is list:
-        return [_copy_json(item) for item in value]
-    return value
+    return replace(user, extra=copy_json(user.extra) if user.extra else {})
 
 
 def _estimate(value: Any, depth: int = 0) -> int:
