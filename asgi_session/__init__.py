@@ -21,12 +21,18 @@ a session is resolved           ``backends/_jwt.py`` (``JWTStrategy``) and
                                 ``backends/_database.py`` (``DatabaseStrategy``), both
                                 keeping ``backends/_strategy.py``'s contract
 the session handlers see        ``_session.py``: ``Session``, ``SessionUser``
-the ``/auth/*`` routes          ``_routes.py`` (dispatch, HTTP answers), ``_pages.py``
+the ``/auth/*`` routes          ``_routes.py`` (dispatch), ``_answers.py`` (shared HTTP
+                                answers), ``_pages.py`` (HTML)
 a provider vouches for someone  ``providers/``: the plug-in interface in
                                 ``providers/_base.py`` (``Provider``, ``Identity``);
                                 OAuth's state/PKCE/nonce cookies in ``providers/_checks.py``
 every sign-in is completed      ``_signin.py``: ``complete_sign_in`` (callback, user,
                                 new session, events, redirect) — the one flow
+a password is checked or set    ``providers/_password.py`` (``Password``: sign-up, sign-in,
+                                links, reset, change), its routes in ``_password_routes.py``;
+                                hashing and the rules in ``passwords.py``
+a bearer token is read          ``_middleware.py`` (the header), ``_context.py`` (bearer
+                                mode), ``POST``/``DELETE /token`` in ``_routes.py``
 a profile becomes a user        ``_accounts.py``: Auth.js's find / create / link rules
 a record is stored              ``backends/_adapter.py`` (the contract); input checked and
                                 records built once in ``backends/_records.py``; stored by

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,8 +61,12 @@ async def resolve_user(ctx: RequestContext, identity: Identity, known: User | No
     account = identity.account()
     if identity.type == "credentials":
         if adapter is not None and ctx.config.strategy.name == "database":
-            return await _credentials_user(ctx, adapter, identity)
-        return SignedInUser(dict(identity.user), account)
+            signed_in = await _credentials_user(ctx, adapter, identity)
+        else:
+            signed_in = SignedInUser(dict(identity.user), account)
+        if identity.is_new_user and not signed_in.is_new_user:
+            return dataclasses.replace(signed_in, is_new_user=True)
+        return signed_in
     if adapter is None:
         # Nothing to store: the mapped profile is the session's user, as in Auth.js.
         return SignedInUser(dict(identity.user), account)

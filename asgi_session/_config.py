@@ -48,7 +48,9 @@ class Pages:
 
     Each is a path in the app (``"/login"``); the built-in page is used where it is ``None``.
     The sign-in page receives ``callbackUrl`` and ``error`` query parameters, the error
-    page ``error``.
+    page ``error``. The password pages (``sign_up``, ``forgot_password``,
+    ``reset_password``) receive ``error`` when a form was refused, and the reset page the
+    link's ``token`` and ``email``, to post back to ``/auth/password/reset``.
     """
 
     sign_in: str | None = None
@@ -56,6 +58,9 @@ class Pages:
     error: str | None = None
     verify_request: str | None = None
     new_user: str | None = None
+    sign_up: str | None = None
+    forgot_password: str | None = None
+    reset_password: str | None = None
 
 
 def _read_secrets(secret: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -127,6 +132,10 @@ class AuthConfig:
     - ``callbacks``, ``events``: see :class:`~asgi_session.Callbacks` and
       :class:`~asgi_session.Events`.
     - ``pages``: :class:`Pages` replacing the built-in sign-in, sign-out and error pages.
+    - ``bearer_tokens``: let clients that are not browsers (native apps, CLIs) sign in
+      with ``POST /auth/token`` and send ``Authorization: Bearer <token>`` instead of
+      cookies. Off by default: in a browser an HttpOnly cookie is out of scripts' reach,
+      where a token a script holds is not.
     - ``max_cookie_chunks``: the most 4 KB chunks a session cookie may take before
       issuing it fails with :class:`~asgi_session.errors.CookieTooLargeError`.
     - ``clock``: seconds since the epoch, ``time.time`` by default (tests inject one).
@@ -156,6 +165,7 @@ class AuthConfig:
         callbacks: Callbacks | None = None,
         events: Events | None = None,
         pages: Pages | None = None,
+        bearer_tokens: bool = False,
         max_cookie_chunks: int = DEFAULT_MAX_CHUNKS,
         clock: Callable[[], float] = time.time,
         backend: Any = None,
@@ -209,6 +219,9 @@ class AuthConfig:
         self.callbacks = callbacks if callbacks is not None else Callbacks()
         self.events = events if events is not None else Events()
         self.pages = pages if pages is not None else Pages()
+        if not isinstance(bearer_tokens, bool):
+            raise ConfigurationError("bearer_tokens must be True or False")
+        self.bearer_tokens = bearer_tokens
         if max_cookie_chunks < 1:
             raise ConfigurationError("max_cookie_chunks must be at least 1")
         self.max_cookie_chunks = max_cookie_chunks

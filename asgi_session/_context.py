@@ -20,7 +20,7 @@ from asgi_session import _cookies as cookie_io
 from asgi_session import _csrf as csrf
 from asgi_session._cookies import CookieNames, CookieSpec
 from asgi_session._hosts import is_cross_site
-from asgi_session._session import NO_LONGER_UPDATABLE, replace_contents
+from asgi_session._session import NO_LONGER_UPDATABLE, isoformat, replace_contents
 from asgi_session.errors import SessionEndedError
 
 if TYPE_CHECKING:
@@ -56,13 +56,16 @@ class RequestContext:
     """
 
     __slots__ = (
+        "_bearer_token",
         "_closed",
         "_cookies",
         "_origin",
         "_session",
         "_session_loaded",
+        "bearer",
         "config",
         "cookie_header",
+        "issued",
         "names",
         "now",
         "response_started",
@@ -71,11 +74,25 @@ class RequestContext:
         "set_cookies",
     )
 
-    def __init__(self, config: AuthConfig, scope: Scope, cookie_header: bytes | None) -> None:
+    def __init__(
+        self,
+        config: AuthConfig,
+        scope: Scope,
+        cookie_header: bytes | None,
+        authorization: bytes | None = None,
+    ) -> None:
         self.config = config
         self.scope = scope
         #: The raw ``Cookie`` header, as the key of caches of resolved sessions.
         self.cookie_header = cookie_header
+        #: Whether the request authenticates with ``Authorization: Bearer`` (given by the
+        #: middleware when ``AuthConfig(bearer_tokens=True)``): its token is the session
+        #: token, cookies are neither read nor set, and no CSRF token is asked for, since
+        #: nothing a browser sends on its own is involved.
+        self.bearer = False
+        self._bearer_token: str | None = None
+        #: The session token a bearer request was issued (``POST /auth/token``).
+        self.issued: tuple[str, datetime] | None = None
         self.now = config.clock()
         secure = config.use_secure_cookies
         if secure is None and not config.trust_host:
@@ -92,6 +109,32 @@ class RequestContext:
         self._session_loaded = False
         self._session: Session | None = None
         self._closed = False
+        if authorization is not None:
+            self.use_bearer(authorization[7:].strip().decode("latin-1") or None)
+            # The caches' key: NUL never occurs in a header, so no Cookie header is equal.
+            self.cookie_header = b"\0" + authorization
+
+    def issued_headers(self) -> list[tuple[bytes, bytes]]:
+        """What hands a bearer client the token its request was issued (a JWT re-issued
+        by an update or past a revocation, say): ``X-Auth-Token`` and
+        ``X-Auth-Token-Expires``. A cookie does that for browsers."""
+        if not self.bearer or self.issued is None:
+            return []
+        token, expires = self.issued
+        return [
+            (b"x-auth-token", token.encode("latin-1")),
+            (b"x-auth-token-expires", isoformat(expires).encode("latin-1")),
+        ]
+
+    def use_bearer(self, token: str | None) -> None:
+        """Authenticate this request by ``token`` alone (``None``: none yet, for a request
+        that asks for one); cookies are ignored from here on."""
+        self.bearer = True
+        self._bearer_token = token
+        self._cookies = {}
+        self.cookie_header = None
+        self._session_loaded = False
+        self._session = None
 
     @property
     def origin(self) -> str:
@@ -239,13 +282,18 @@ class RequestContext:
     # -- cookies --------------------------------------------------------------
 
     def session_token(self) -> str | None:
-        """The session cookie's value, chunks joined; ``None`` if absent or broken."""
+        """The session cookie's value, chunks joined; ``None`` if absent or broken (or
+        the bearer token)."""
+        if self.bearer:
+            return self._bearer_token
         return cookie_io.read_chunked(
             self.cookies, self.names.session_token.name, self.config.max_cookie_chunks
         )
 
     def session_token_or_clear(self) -> str | None:
         """:meth:`session_token`, clearing session cookies that hold no usable value."""
+        if self.bearer:
+            return self._bearer_token
         spec = self.names.session_token
         max_chunks = self.config.max_cookie_chunks
         token, junk = cookie_io.read_chunked_checked(self.cookies, spec.name, max_chunks)
@@ -269,6 +317,9 @@ class RequestContext:
 
     def set_session_cookie(self, token: str, expires: datetime) -> None:
         self._check_open()
+        if self.bearer:
+            self.issued = (token, expires)
+            return
         spec = self.names.session_token
         self.set_cookies.extend(
             cookie_io.write_chunked(
@@ -284,6 +335,9 @@ class RequestContext:
 
     def clear_session_cookie(self) -> None:
         self._check_open()
+        if self.bearer:
+            self.issued = None
+            return
         spec = self.names.session_token
         present = cookie_io.present_names(
             self.cookies, spec.name, self.config.max_cookie_chunks
@@ -292,6 +346,8 @@ class RequestContext:
 
     def set_cookie(self, spec: CookieSpec, value: str, *, max_age: int | None = None) -> None:
         self._check_open()
+        if self.bearer:
+            return
         self.set_cookies.append(cookie_io.serialize(spec, value, max_age=max_age))
 
     def clear_cookie(self, spec: CookieSpec) -> None:
@@ -301,7 +357,10 @@ class RequestContext:
     # -- CSRF and the callback URL ---------------------------------------------------
 
     def csrf_verified(self, submitted: object) -> bool:
-        """Whether ``submitted`` is the token of the request's genuine CSRF cookie."""
+        """Whether ``submitted`` is the token of the request's genuine CSRF cookie; any
+        bearer request passes (a page cannot make a browser send the header)."""
+        if self.bearer:
+            return True
         return csrf.verify(
             self.cookies.get(self.names.csrf_token.name), submitted, self.config.secrets
         )

@@ -7,9 +7,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from asgi_session._answers import service_unavailable
 from asgi_session._config import AuthConfig
 from asgi_session._context import CONTEXT_KEY, SIGN_IN_PATH_KEY, RequestContext
-from asgi_session._routes import AuthRoutes, service_unavailable
+from asgi_session._routes import AuthRoutes
 from asgi_session.backends._jwt import JWTStrategy
 from asgi_session.errors import BackendUnavailableError, ConfigurationError
 
@@ -40,6 +41,7 @@ class AuthMiddleware:
         self._routes = AuthRoutes(config)
         self._prefix = config.base_path + "/"
         self._sign_in_path = config.pages.sign_in or config.base_path + "/signin"
+        self._bearer = config.bearer_tokens
         # The session cookie's name is in the Cookie header whenever there is a session to
         # resolve; checking for it spares every anonymous request any parsing.
         names = {spec.session_token.name.encode("latin-1") for spec in config.cookie_names.values()}
@@ -83,10 +85,22 @@ class AuthMiddleware:
             return
 
         cookie_header: bytes | None = None
-        for key, value in scope["headers"]:
-            if key == b"cookie":
-                # HTTP/2 clients may split cookies over several headers.
-                cookie_header = value if cookie_header is None else cookie_header + b"; " + value
+        authorization: bytes | None = None
+        if self._bearer:
+            for key, value in scope["headers"]:
+                if key == b"cookie":
+                    cookie_header = (
+                        value if cookie_header is None else cookie_header + b"; " + value
+                    )
+                elif key == b"authorization" and value[:7].lower() == b"bearer ":
+                    authorization = value
+        else:
+            for key, value in scope["headers"]:
+                if key == b"cookie":
+                    # HTTP/2 clients may split cookies over several headers.
+                    cookie_header = (
+                        value if cookie_header is None else cookie_header + b"; " + value
+                    )
 
         if scope_type == "http":
             path: str = scope["path"]
@@ -97,13 +111,14 @@ class AuthMiddleware:
                 if root_path and path.startswith(root_path):
                     path = path[len(root_path) :]
                 if path.startswith(self._prefix):
-                    ctx = RequestContext(self.config, scope, cookie_header)
+                    ctx = RequestContext(self.config, scope, cookie_header, authorization)
                     await self._routes(scope, receive, send, ctx, path[len(self._prefix) :])
                     return
 
         state = scope.get("state")
-        if cookie_header is None or (
-            self._marker not in cookie_header and not self._has_other_marker(cookie_header)
+        if authorization is None and (
+            cookie_header is None
+            or (self._marker not in cookie_header and not self._has_other_marker(cookie_header))
         ):
             if state is None:
                 scope["state"] = {"session": None, SIGN_IN_PATH_KEY: self._sign_in_path}
@@ -116,7 +131,7 @@ class AuthMiddleware:
             state = scope["state"] = {}
         state[SIGN_IN_PATH_KEY] = self._sign_in_path
 
-        ctx = RequestContext(self.config, scope, cookie_header)
+        ctx = RequestContext(self.config, scope, cookie_header, authorization)
         remembered = self._remembered
         session = None if remembered is None else remembered(ctx)
         if session is not None:
@@ -144,11 +159,12 @@ class AuthMiddleware:
             # each message (two for most responses) costs no coroutine of its own.
             if message["type"] == "http.response.start":
                 ctx.response_started = True  # streaming may go on; cookies cannot change
-                if ctx.set_cookies:
+                if ctx.set_cookies or ctx.issued is not None:
                     headers = list(message.get("headers", ()))
                     headers.extend(
                         (b"set-cookie", cookie.encode("latin-1")) for cookie in ctx.set_cookies
                     )
+                    headers.extend(ctx.issued_headers())
                     message = {**message, "headers": headers}
             return send(message)
 

@@ -1,4 +1,5 @@
-"""The built-in HTML pages: sign in, sign out, errors, "check your email".
+"""The built-in HTML pages: sign in, sign out, errors, "check your email", and the
+password pages (sign up, forgot, reset, change).
 
 Apps that want their own pages set :class:`asgi_session.Pages`.
 """
@@ -25,6 +26,30 @@ SIGN_IN_ERRORS = {
     "MissingCSRF": "The form expired. Please try again.",
     "SessionRequired": "Please sign in to see that page.",
     "RateLimited": "Too many attempts. Wait a few minutes, then try again.",
+    "InvalidEmail": "That is not an email address we can send to.",
+    "InvalidResetLink": (
+        "That reset link is no longer valid: it may have been used, replaced by a newer "
+        "one, or expired. Ask for a new one."
+    ),
+    "NoPassword": "This account has no password yet: ask for a reset link to set one.",
+}
+#: Messages for ``?error=CredentialsSignin&code=...`` where the code says more.
+SIGN_IN_CODES = {
+    "email_not_verified": (
+        "Confirm your email address first: we have sent you a new link. Open it, then sign in."
+    ),
+}
+#: What the "check your email" page says, by ``?type=...``.
+CHECK_EMAIL = {
+    "email": "A sign-in link has been sent to your email address.",
+    "signup": (
+        "We have sent a link to your email address. Open it to confirm the address and "
+        "finish creating your account."
+    ),
+    "reset": (
+        "If an account uses that address, a link to choose a new password is on its way. "
+        "It works once, for a limited time."
+    ),
 }
 _DEFAULT_SIGN_IN_ERROR = "Sign-in did not work. Please try again."
 
@@ -57,6 +82,7 @@ button{width:100%;margin-top:.9rem;padding:.6rem;border:0;border-radius:6px;
 background:#24292f;color:#fff;font-size:1rem;cursor:pointer}
 .error{background:#fdecea;color:#8a1c12;border-radius:6px;padding:.6rem .8rem;margin-bottom:1rem}
 hr{border:0;border-top:1px solid #e3e6ea;margin:1.2rem 0}p{line-height:1.45}
+.links{font-size:.9rem;text-align:center;margin:.8rem 0 0}
 """
 
 
@@ -84,7 +110,19 @@ def _hidden(name: str, value: str) -> str:
     return f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
 
 
-def _provider_form(provider: Provider, *, action: str, csrf_token: str, callback_url: str) -> str:
+def _links(links: Iterable[tuple[str, str]]) -> str:
+    items = [f'<a href="{escape(url)}">{escape(label)}</a>' for label, url in links]
+    return f"<p class=links>{' · '.join(items)}</p>" if items else ""
+
+
+def _provider_form(
+    provider: Provider,
+    *,
+    action: str,
+    csrf_token: str,
+    callback_url: str,
+    links: Iterable[tuple[str, str]] = (),
+) -> str:
     hidden = _hidden("csrfToken", csrf_token) + _hidden("callbackUrl", callback_url)
     name = escape(provider.name)
     inputs = []
@@ -102,27 +140,33 @@ def _provider_form(provider: Provider, *, action: str, csrf_token: str, callback
     return (
         f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
         f"{hidden}{''.join(inputs)}<button type=submit>Sign in with {name}</button></form>"
+        f"{_links(links)}"
     )
 
 
+def _alert(error: str, message: str) -> str:
+    return f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>'
+
+
 def sign_in_page(
-    providers: Iterable[tuple[Provider, str]],
+    providers: Iterable[tuple[Provider, str, list[tuple[str, str]]]],
     *,
     csrf_token: str,
     callback_url: str,
     error: str | None,
     nonce: str,
+    code: str | None = None,
 ) -> str:
-    """The sign-in page: one form per ``(provider, form action URL)``."""
+    """The sign-in page: one form per ``(provider, form action URL, links)``."""
     parts = ["<h1>Sign in</h1>"]
     if error:
-        message = SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)
-        parts.append(
-            f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>'
-        )
+        message = SIGN_IN_CODES.get(code or "") if error == "CredentialsSignin" else None
+        parts.append(_alert(error, message or SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)))
     forms = [
-        _provider_form(provider, action=action, csrf_token=csrf_token, callback_url=callback_url)
-        for provider, action in providers
+        _provider_form(
+            provider, action=action, csrf_token=csrf_token, callback_url=callback_url, links=links
+        )
+        for provider, action, links in providers
     ]
     parts.append("<hr>".join(forms) or "<p>No sign-in providers are configured.</p>")
     return _document("Sign in", "".join(parts), nonce)
@@ -150,11 +194,65 @@ def error_page(error: str | None, *, home_url: str, nonce: str) -> tuple[str, in
     return _document(title, body, nonce), status
 
 
-def verify_request_page(*, home_url: str, nonce: str) -> str:
-    """The "check your email" page shown after a magic link was sent."""
+def verify_request_page(*, home_url: str, nonce: str, kind: str | None = None) -> str:
+    """The "check your email" page shown after a link was mailed (``kind``: ``email``,
+    a magic link; ``signup``, a verification link; ``reset``, a reset link)."""
+    message = CHECK_EMAIL.get(kind or "email", CHECK_EMAIL["email"])
     return _document(
         "Check your email",
-        "<h1>Check your email</h1><p>A sign-in link has been sent to your email address.</p>"
+        f"<h1>Check your email</h1><p>{escape(message)}</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
         nonce,
     )
+
+
+def message_page(title: str, message: str, *, home_url: str, nonce: str) -> str:
+    """A page that says one thing ("Your password has been changed")."""
+    return _document(
+        title,
+        f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
+        nonce,
+    )
+
+
+#: ``(name, label, input type, autocomplete)`` of each password form's inputs.
+FormInput = tuple[str, str, str, str]
+
+
+def password_form_page(
+    title: str,
+    *,
+    action: str,
+    inputs: Iterable[FormInput],
+    hidden: dict[str, str],
+    submit: str,
+    nonce: str,
+    error: tuple[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    links: Iterable[tuple[str, str]] = (),
+) -> str:
+    """One of the password pages: a form posting ``inputs`` and ``hidden`` to ``action``.
+
+    ``error`` is ``(code, message)`` of a refused attempt; ``values`` refills fields that
+    are not passwords, so a refused sign-up keeps the address typed.
+    """
+    parts = [f"<h1>{escape(title)}</h1>"]
+    if error is not None:
+        parts.append(_alert(*error))
+    fields = [_hidden(name, value) for name, value in hidden.items()]
+    for name, label, kind, autocomplete in inputs:
+        input_id = escape(f"input-{name}")
+        value = (values or {}).get(name) if kind != "password" else None
+        shown = f' value="{escape(value)}"' if value else ""
+        required = "" if name == "name" else " required"
+        fields.append(
+            f'<label for="{input_id}">{escape(label)}</label>'
+            f'<input id="{input_id}" name="{escape(name)}" type="{escape(kind)}" '
+            f'autocomplete="{escape(autocomplete)}"{shown}{required}>'
+        )
+    parts.append(
+        f'<form method=post action="{escape(action)}">{"".join(fields)}'
+        f"<button type=submit>{escape(submit)}</button></form>{_links(links)}"
+    )
+    return _document(title, "".join(parts), nonce)

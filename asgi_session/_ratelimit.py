@@ -87,6 +87,14 @@ class RateLimits:
     email_per_ip: RateLimit | None = RateLimit(20, 60)
     #: OAuth / OpenID sign-ins started from one client IP.
     oauth_per_ip: RateLimit | None = RateLimit(30, 60)
+    #: Accounts asked for (``POST /auth/signup``) from one client IP.
+    sign_up_per_ip: RateLimit | None = RateLimit(20, 60)
+    #: Password-reset links asked for, and reset forms posted, from one client IP.
+    password_reset_per_ip: RateLimit | None = RateLimit(20, 60)
+    #: Password-reset links mailed to one address.
+    password_reset_per_address: RateLimit | None = RateLimit(5, 60)
+    #: Password changes asked for by one signed-in user.
+    password_change_per_user: RateLimit | None = RateLimit(5, 60)
     #: ``POST /auth/session`` updates of one session.
     session_update_per_session: RateLimit | None = RateLimit(60, 60)
     #: Revocations (``/auth/sessions/revoke*``) asked for by one session.
@@ -530,6 +538,33 @@ class Limiter:
             ("failed_sign_in_per_ip", limits.failed_sign_in_per_ip, self._client(scope)),
             ("failed_sign_in_per_identifier", limits.failed_sign_in_per_identifier, identifier),
         ]
+        return await count(self.store, checks, now)
+
+    async def account_action(
+        self,
+        action: Literal["sign_up", "reset_link", "reset", "change"],
+        scope: Scope,
+        subject: str | None,
+        now: float,
+    ) -> Counted:
+        """A door of password accounts: a sign-up, a reset link mailed (per client and
+        per address, ``subject``), a reset form posted, a password change (per user,
+        ``subject``)."""
+        limits = self.limits
+        if limits is None:
+            return NOT_COUNTED
+        checks: list[Check]
+        if action == "sign_up":
+            checks = [("sign_up_per_ip", limits.sign_up_per_ip, self._client(scope))]
+        elif action == "reset_link":
+            checks = [
+                ("password_reset_per_address", limits.password_reset_per_address, subject),
+                ("password_reset_per_ip", limits.password_reset_per_ip, self._client(scope)),
+            ]
+        elif action == "reset":
+            checks = [("password_reset_per_ip", limits.password_reset_per_ip, self._client(scope))]
+        else:
+            checks = [("password_change_per_user", limits.password_change_per_user, subject)]
         return await count(self.store, checks, now)
 
     async def take_back(self, counted: Counted, now: float) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
-    HTMLResponse,
     JSONResponse,
     PlainTextResponse,
     RedirectResponse,
@@ -19,31 +17,34 @@ from starlette.responses import (
 )
 from starlette.types import Receive, Scope, Send
 
+from asgi_session import _answers as answers
 from asgi_session import _pages as pages
 from asgi_session import _ratelimit as ratelimit
+from asgi_session._answers import NO_STORE
 from asgi_session._config import AuthConfig
 from asgi_session._context import RequestContext
 from asgi_session._cookies import CookieSpec
-from asgi_session._pages import content_security_policy
+from asgi_session._password_routes import PasswordRoutes
 from asgi_session._redirects import resolve_redirect
-from asgi_session._session import Session
+from asgi_session._session import Session, isoformat
 from asgi_session._signin import complete_sign_in, may_sign_in
 from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
     CookieTooLargeError,
+    CredentialsSignin,
     SignInError,
     UnsupportedOperationError,
 )
 from asgi_session.management import session_infos
 from asgi_session.providers._base import Identity, Provider
+from asgi_session.providers._password import Password
 
 logger = logging.getLogger("asgi_session")
 
 #: Bodies of auth POSTs are small forms; refuse anything larger unread.
 MAX_BODY_SIZE = 64 * 1024
 _MAX_FIELDS = 64
-_NO_STORE = {"Cache-Control": "private, no-cache, no-store", "Expires": "0", "Pragma": "no-cache"}
 #: On every answer under ``base_path``: nothing here may be cached (answers depend on
 #: cookies, and a shared cache must never replay one), sniffed into another type, or
 #: name its URL to another site. ``same-origin`` rather than ``no-referrer``: under
@@ -55,6 +56,10 @@ _EVERY_RESPONSE = (
     (b"referrer-policy", b"same-origin"),
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Routes whose GET uses up a one-time code or link: HEAD must not.
+_SPENDS_LINKS = frozenset({"callback", "verify-email"})
+#: Routes taking a second segment (``/signin/<provider>``, ``/password/reset``...).
+_TAKES_A_STEP = frozenset({"signin", "callback", "sessions", "password"})
 _UNTRUSTED_HOST = (
     "Bad Request: this host is not one the app answers to. If it is the app's, list it "
     "in AuthConfig(allowed_hosts=[...]), set AuthConfig(url=...) / AUTH_URL, or behind a "
@@ -185,7 +190,8 @@ class AuthRoutes:
     def __init__(self, config: AuthConfig) -> None:
         self.config = config
         self._warned_untrusted_host = False
-        self._limiter = ratelimit.Limiter(
+        #: The app's rate limits, counted for every door (the password routes' too).
+        self.limiter = ratelimit.Limiter(
             config.rate_limits,
             config.rate_limit_store,
             trust_host=config.trust_host,
@@ -207,6 +213,12 @@ class AuthRoutes:
             ("GET", "sessions"): self.get_sessions,
             ("POST", "sessions"): self.post_sessions,
         }
+        if config.bearer_tokens:
+            self._handlers[("POST", "token")] = self.post_token
+            self._handlers[("DELETE", "token")] = self.delete_token
+        for provider in config.providers.values():
+            if isinstance(provider, Password):  # at most one, checked at start-up
+                self._handlers.update(PasswordRoutes(self, provider).handlers())
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, action: str
@@ -215,7 +227,7 @@ class AuthRoutes:
         request = Request(scope, receive)
         method = request.method
         # HEAD reads pages, but must never spend a callback's one-time code or link.
-        if method == "HEAD" and name != "callback":
+        if method == "HEAD" and name not in _SPENDS_LINKS:
             method = "GET"
         handler = self._handlers.get((method, name))
         response: Response
@@ -223,7 +235,7 @@ class AuthRoutes:
             response = self._untrusted_host(ctx)
         elif method not in _SAFE_METHODS and self._cross_site(ctx, name, provider_id):
             response = PlainTextResponse(_CROSS_SITE, status_code=403)
-        elif provider_id and name not in ("signin", "callback", "sessions"):
+        elif provider_id and name not in _TAKES_A_STEP:
             response = PlainTextResponse("Not Found", status_code=404)
         elif handler is None:
             known = any(key[1] == name for key in self._handlers)
@@ -239,6 +251,7 @@ class AuthRoutes:
         present = {key for key, _ in raw}
         raw.extend(header for header in _EVERY_RESPONSE if header[0] not in present)
         raw.extend((b"set-cookie", cookie.encode("latin-1")) for cookie in ctx.set_cookies)
+        raw.extend(ctx.issued_headers())
         await response(scope, receive, send)
 
     def _untrusted_host(self, ctx: RequestContext) -> Response:
@@ -254,6 +267,10 @@ class AuthRoutes:
         return PlainTextResponse(_UNTRUSTED_HOST, status_code=400)
 
     def _cross_site(self, ctx: RequestContext, name: str, provider_id: str) -> bool:
+        if ctx.bearer or name == "token":
+            # Nothing ambient: a bearer request carries its credential itself, and a
+            # token asked for goes back to whoever asked, never into a browser's cookies.
+            return False
         if name == "callback":
             provider = self.config.provider(provider_id)
             if provider is not None and not provider.posts_to_callback:
@@ -273,7 +290,11 @@ class AuthRoutes:
             return PlainTextResponse("Request body too large", status_code=413)
         except BackendUnavailableError:
             auth.context.set_cookies.clear()
-            return service_unavailable()
+            return answers.service_unavailable()
+        except UnsupportedOperationError as exc:
+            # The strategy cannot do what was asked (end one JWT bearer token, no store).
+            auth.context.set_cookies.clear()
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=NO_STORE)
         except CookieTooLargeError:
             logger.exception("the session cookie is too large to issue")
             auth.context.set_cookies.clear()
@@ -284,27 +305,27 @@ class AuthRoutes:
     async def get_session(self, auth: AuthRequest) -> Response:
         session = await auth.context.load_session()
         if session is None:
-            return JSONResponse(None, headers=_NO_STORE)
+            return JSONResponse(None, headers=NO_STORE)
         body = session.to_dict()
         await self.config.events.emit("session", session=body, token=session.claims)
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
     async def post_session(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
-            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=_NO_STORE)
+            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=NO_STORE)
         session = await auth.context.load_session()
         if session is None:
-            return JSONResponse(None, headers=_NO_STORE)
+            return JSONResponse(None, headers=NO_STORE)
         limited = await self._session_limited(auth, "update", session)
         if limited is not None:
             return limited
         data = auth.form.get("data")
         update = data if isinstance(data, dict) else {}
         updated = await self.config.strategy.update(auth.context, session, update, trusted=False)
-        return JSONResponse(None if updated is None else updated.to_dict(), headers=_NO_STORE)
+        return JSONResponse(None if updated is None else updated.to_dict(), headers=NO_STORE)
 
     async def get_csrf(self, auth: AuthRequest) -> Response:
-        return JSONResponse({"csrfToken": auth.context.csrf_token()}, headers=_NO_STORE)
+        return JSONResponse({"csrfToken": auth.context.csrf_token()}, headers=NO_STORE)
 
     async def get_providers(self, auth: AuthRequest) -> Response:
         ctx = auth.context
@@ -342,18 +363,19 @@ class AuthRoutes:
                 ),
                 status_code=302,
             )
-        nonce = _nonce()
+        nonce = answers.nonce()
         html = pages.sign_in_page(
             [
-                (provider, self._form_action(auth, provider))
+                (provider, self._form_action(auth, provider), provider.form_links(auth.context))
                 for provider in self.config.providers.values()
             ],
             csrf_token=auth.context.csrf_token(),
             callback_url=callback_url,
             error=error[:64] if error else None,
+            code=params.get("code"),
             nonce=nonce,
         )
-        return _page(html, nonce)
+        return answers.page(html, nonce)
 
     async def post_sign_in(self, auth: AuthRequest) -> Response:
         provider = self.config.provider(auth.provider_id or "")
@@ -398,7 +420,7 @@ class AuthRoutes:
                 return PlainTextResponse("Method Not Allowed", status_code=405)
             if not auth.csrf_verified():
                 return auth.sign_in_error("MissingCSRF")
-            attempt = await self._limiter.sign_in_attempt(
+            attempt = await self.limiter.sign_in_attempt(
                 auth.request.scope, provider.rate_limit_identifier(auth), auth.context.now
             )
             if attempt.retry_after is not None:
@@ -423,14 +445,14 @@ class AuthRoutes:
                 ctx.page_url(self.config.pages.sign_out, "signout", callbackUrl=callback_url),
                 status_code=302,
             )
-        nonce = _nonce()
+        nonce = answers.nonce()
         html = pages.sign_out_page(
             action=ctx.auth_url("signout"),
             csrf_token=ctx.csrf_token(),
             callback_url=callback_url,
             nonce=nonce,
         )
-        return _page(html, nonce)
+        return answers.page(html, nonce)
 
     async def post_sign_out(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
@@ -445,12 +467,64 @@ class AuthRoutes:
             )
         return auth.redirect(await resolve_redirect(ctx, auth.field("callbackUrl")))
 
+    # -- bearer tokens (AuthConfig(bearer_tokens=True)) ---------------------------
+
+    async def post_token(self, auth: AuthRequest) -> Response:
+        """Sign in with a credentials provider's fields, for a token instead of a cookie:
+        the session a ``Cookie`` would carry, in the ``Authorization`` header."""
+        ctx = auth.context
+        provider = self.config.provider(auth.field("provider") or "")
+        if provider is None or not provider.posts_to_callback:
+            return JSONResponse(
+                {
+                    "error": "UnknownProvider",
+                    "message": "provider must name a credentials or password provider",
+                },
+                status_code=400,
+                headers=NO_STORE,
+            )
+        ctx.use_bearer(None)
+        attempt = await self.limiter.sign_in_attempt(
+            auth.request.scope, provider.rate_limit_identifier(auth), ctx.now
+        )
+        if attempt.retry_after is not None:
+            return answers.too_many(attempt.retry_after)
+        try:
+            identity = await self._authenticate(auth, provider, attempt)
+            await complete_sign_in(ctx, identity)
+        except CredentialsSignin as exc:
+            body = {"error": exc.error, "code": exc.code}
+            return JSONResponse(body, status_code=401, headers=NO_STORE)
+        except SignInError as exc:
+            return JSONResponse({"error": exc.error}, status_code=403, headers=NO_STORE)
+        except ConfigurationError:
+            logger.exception("the %s provider cannot sign this user in", provider.id)
+            return JSONResponse({"error": "Configuration"}, status_code=500, headers=NO_STORE)
+        if ctx.issued is None:
+            # The sign_in callback sent the sign-in elsewhere: no session was started.
+            return JSONResponse({"error": "AccessDenied"}, status_code=403, headers=NO_STORE)
+        token, expires = ctx.issued
+        return JSONResponse({"token": token, "expires": isoformat(expires)}, headers=NO_STORE)
+
+    async def delete_token(self, auth: AuthRequest) -> Response:
+        """End the session of the request's bearer token."""
+        ctx = auth.context
+        session = await ctx.load_session() if ctx.bearer else None
+        if session is None:
+            return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
+        try:
+            await self.config.strategy.destroy(ctx, session)
+        except UnsupportedOperationError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=NO_STORE)
+        await self.config.events.emit("sign_out", session=session.to_dict(), token=session.claims)
+        return JSONResponse({"ok": True}, headers=NO_STORE)
+
     # -- a user's sessions ------------------------------------------------------
 
     async def _signed_in(self, auth: AuthRequest) -> Session | Response:
         session = await auth.context.load_session()
         if session is None or session.user.id is None:
-            return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=_NO_STORE)
+            return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
         return session
 
     async def get_sessions(self, auth: AuthRequest) -> Response:
@@ -466,16 +540,16 @@ class AuthRoutes:
                 session.user.id, now=auth.context.now
             )
         except UnsupportedOperationError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=NO_STORE)
         infos = session_infos(records, session)
-        return JSONResponse([info.to_dict() for info in infos], headers=_NO_STORE)
+        return JSONResponse([info.to_dict() for info in infos], headers=NO_STORE)
 
     async def post_sessions(self, auth: AuthRequest) -> Response:
         """``/sessions/revoke`` (one, by ``id``) and ``/sessions/revoke-others``."""
         if auth.provider_id not in ("revoke", "revoke-others"):
             return PlainTextResponse("Not Found", status_code=404)
         if not auth.csrf_verified():
-            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=_NO_STORE)
+            return JSONResponse({"error": "MissingCSRF"}, status_code=403, headers=NO_STORE)
         session = await self._signed_in(auth)
         if isinstance(session, Response):
             return session
@@ -485,19 +559,19 @@ class AuthRoutes:
         try:
             if auth.provider_id == "revoke-others":
                 await auth.context.end_other_sessions(session)
-                return JSONResponse({"ok": True}, headers=_NO_STORE)
+                return JSONResponse({"ok": True}, headers=NO_STORE)
             session_id = auth.field("id")
             ended = bool(session_id) and await auth.context.end_session(session, session_id or "")
         except UnsupportedOperationError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=501, headers=_NO_STORE)
-        return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=_NO_STORE)
+            return JSONResponse({"error": str(exc)}, status_code=501, headers=NO_STORE)
+        return JSONResponse({"ok": ended}, status_code=200 if ended else 404, headers=NO_STORE)
 
     # -- rate limits -------------------------------------------------------------
 
     async def _start_limited(self, auth: AuthRequest, provider: Provider) -> Response | None:
         """Count the start of a sign-in (a mailed link, a trip to an OAuth server): the
         answer when that is over a limit."""
-        counted = await self._limiter.sign_in_start(
+        counted = await self.limiter.sign_in_start(
             auth.request.scope,
             provider.type,
             provider.rate_limit_identifier(auth),
@@ -513,21 +587,21 @@ class AuthRoutes:
         """The provider's answer; the attempt counts unless it succeeds (a refusal of
         any kind, or an ``authorize`` that fails, is a guess that did not get in)."""
         identity = await provider.authenticate(auth)
-        await self._limiter.take_back(attempt, auth.context.now)
+        await self.limiter.take_back(attempt, auth.context.now)
         return identity
 
     async def _session_limited(
         self, auth: AuthRequest, change: Literal["update", "revoke"], session: Session
     ) -> Response | None:
-        counted = await self._limiter.session_change(change, session, auth.context.now)
-        return None if counted.retry_after is None else _too_many(counted.retry_after)
+        counted = await self.limiter.session_change(change, session, auth.context.now)
+        return None if counted.retry_after is None else answers.too_many(counted.retry_after)
 
     def _rate_limited(self, auth: AuthRequest, retry_after: int) -> Response:
         """A form route's answer to a limited request: back to the sign-in page; a 429
         for clients that asked for JSON (``next-auth/react`` reads ``error`` from ``url``)."""
         if auth.request.headers.get("x-auth-return-redirect") == "1":
             url = auth.context.page_url(self.config.pages.sign_in, "signin", error="RateLimited")
-            return _too_many(retry_after, url=url)
+            return answers.too_many(retry_after, url=url)
         response = auth.sign_in_error("RateLimited")
         response.headers["Retry-After"] = str(retry_after)
         return response
@@ -541,9 +615,9 @@ class AuthRoutes:
                 auth.context.page_url(self.config.pages.error, "error", error=error),
                 status_code=302,
             )
-        nonce = _nonce()
+        nonce = answers.nonce()
         html, status = pages.error_page(error, home_url=auth.context.base_url() + "/", nonce=nonce)
-        return _page(html, nonce, status)
+        return answers.page(html, nonce, status)
 
     async def get_verify_request(self, auth: AuthRequest) -> Response:
         ctx = auth.context
@@ -551,39 +625,8 @@ class AuthRoutes:
             return RedirectResponse(
                 ctx.page_url(self.config.pages.verify_request, "verify-request"), status_code=302
             )
-        nonce = _nonce()
-        return _page(pages.verify_request_page(home_url=ctx.base_url() + "/", nonce=nonce), nonce)
-
-
-def _nonce() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def _page(html: str, nonce: str, status: int = 200) -> Response:
-    """A built-in page, with the headers that keep it from being framed or injected into."""
-    return HTMLResponse(
-        html,
-        status_code=status,
-        headers={
-            "Content-Security-Policy": content_security_policy(nonce),
-            "X-Frame-Options": "DENY",
-        },
-    )
-
-
-def _too_many(retry_after: int, **fields: str) -> Response:
-    """429 for a JSON route, saying when to come back."""
-    return JSONResponse(
-        {"error": "RateLimited", **fields},
-        status_code=429,
-        headers={**_NO_STORE, "Retry-After": str(retry_after)},
-    )
-
-
-def service_unavailable() -> Response:
-    """The answer when the session store cannot be reached."""
-    return PlainTextResponse(
-        "Service Unavailable: the session store cannot be reached. Try again shortly.",
-        status_code=503,
-        headers={"Retry-After": "5", "Cache-Control": "no-store"},
-    )
+        nonce = answers.nonce()
+        html = pages.verify_request_page(
+            home_url=ctx.base_url() + "/", nonce=nonce, kind=auth.query.get("type")
+        )
+        return answers.page(html, nonce)

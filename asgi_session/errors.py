@@ -13,6 +13,7 @@ __all__ = [
     "DuplicateRecordError",
     "JWTDecodeError",
     "OAuthFlowError",
+    "PasswordRefused",
     "SessionEndedError",
     "SignInError",
     "TokenRefreshError",
@@ -105,6 +106,18 @@ class CredentialsSignin(SignInError):
         super().__init__("CredentialsSignin", message)
         if code is not None:
             self.code = code
+
+
+class PasswordRefused(SignInError):
+    """A new password breaks one of the rules (too short, too common, the app's own...).
+
+    ``error`` is the rule's code (``"PasswordTooShort"``, ...); ``message`` is a sentence
+    for the person choosing it, shown on the page the form came from.
+    """
+
+    def __init__(self, error: str, message: str) -> None:
+        super().__init__(error, message)
+        self.message = message
 
 
 class OAuthFlowError(AuthError):

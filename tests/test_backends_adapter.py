@@ -844,6 +844,23 @@ async def test_concurrent_uses_of_one_token_succeed_once(contract_adapter: Adapt
     assert sum(result is not None for result in results) == 1
 
 
+async def test_delete_verification_tokens_drops_one_identifiers_tokens(
+    contract_adapter: Adapter,
+) -> None:
+    for identifier, token in [("reset:a", "1"), ("reset:a", "2"), ("reset:b", "3")]:
+        await contract_adapter.create_verification_token(
+            {"identifier": identifier, "token": token, "expires": later(hours=1)}
+        )
+    use = contract_adapter.use_verification_token
+
+    assert await contract_adapter.delete_verification_tokens("reset:a") == 2
+    assert await contract_adapter.delete_verification_tokens("reset:a") == 0
+    assert await contract_adapter.delete_verification_tokens(7) == 0  # type: ignore[arg-type]
+    assert await use(identifier="reset:a", token="1") is None
+    assert await use(identifier="reset:a", token="2") is None
+    assert await use(identifier="reset:b", token="3") is not None
+
+
 # -- JWT revocation ----------------------------------------------------------------------
 
 

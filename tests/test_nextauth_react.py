@@ -5,11 +5,14 @@ routes unchanged. The real package runs in Node against the app served over loop
 HTTP; only a cookie jar stands in for the browser (Node's ``fetch`` keeps no cookies).
 It asks for a CSRF token, fails to sign in twice (a wrong password, then an
 ``authorize`` that rejects with its own error code), signs in, reads the session, and
-signs out; each result is checked here as the client reported it.
+signs out; each result is checked here as the client reported it. The same run goes
+through the built-in ``Password`` provider too (``signIn("password", ...)``), whose
+own code is an address not yet confirmed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +24,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 
 from asgi_session import AuthConfig, AuthMiddleware
+from asgi_session.backends import MemoryAdapter
 from asgi_session.errors import CredentialsSignin
-from asgi_session.providers import Credentials
+from asgi_session.passwords import PasswordHasher
+from asgi_session.providers import Credentials, Password
 from tests.support.live_server import LiveServer
 from tests.support.node import run_node_script
 
@@ -45,9 +50,15 @@ class InvalidLogin(CredentialsSignin):
 class ClientRun:
     """The client's results, where the server was, and what ``authorize`` was asked."""
 
+    provider: str
     url: str
     result: dict[str, Any]
     attempts: list[dict[str, str]]
+
+    @property
+    def custom_code(self) -> str:
+        """The code the second failed sign-in must come back with."""
+        return "invalid_login" if self.provider == "credentials" else "email_not_verified"
 
 
 def _build_app(url: str, attempts: list[dict[str, str]]) -> Starlette:
@@ -63,6 +74,39 @@ def _build_app(url: str, attempts: list[dict[str, str]]) -> Starlette:
     return Starlette(middleware=[Middleware(AuthMiddleware, config=config)])
 
 
+def _build_password_app(url: str) -> Starlette:
+    """The Password provider over a store holding Ada (confirmed) and a user who has not
+    confirmed their address yet, so signing in answers its own code."""
+    adapter = MemoryAdapter()
+    hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+    async def seed() -> None:
+        for email, verified in ((EMAIL, datetime.now(UTC)), (LOCKED_EMAIL, None)):
+            user = await adapter.create_user(
+                {"email": email, "name": NAME, "email_verified": verified}
+            )
+            await adapter.link_account(
+                {
+                    "user_id": user.id,
+                    "type": "credentials",
+                    "provider": "password",
+                    "provider_account_id": user.id,
+                    "password": hasher.hash(PASSWORD),
+                }
+            )
+
+    asyncio.run(seed())
+
+    async def send(to: str, subject: str, text: str, link: str, request: Request) -> None:
+        return None
+
+    provider = Password(send=send, hasher=hasher, require_verified_email=True)
+    config = AuthConfig(
+        secret=SECRET, url=url, adapter=adapter, strategy="jwt", providers=[provider]
+    )
+    return Starlette(middleware=[Middleware(AuthMiddleware, config=config)])
+
+
 def _step(run: ClientRun, name: str) -> Any:
     """What the client returned for step ``name``; fails the test if the call threw."""
     value = run.result[name]
@@ -71,14 +115,20 @@ def _step(run: ClientRun, name: str) -> Any:
     return value
 
 
-@pytest.fixture(scope="module")
-def client_run() -> Iterator[ClientRun]:
+@pytest.fixture(scope="module", params=["credentials", "password"])
+def client_run(request: pytest.FixtureRequest) -> Iterator[ClientRun]:
     """One run of the client script through the whole sign-in and sign-out sequence."""
     attempts: list[dict[str, str]] = []
-    with LiveServer(lambda url: _build_app(url, attempts)) as server:
+    provider: str = request.param
+
+    def build(url: str) -> Starlette:
+        return _build_app(url, attempts) if provider == "credentials" else _build_password_app(url)
+
+    with LiveServer(build) as server:
         result = run_node_script(
             "nextauth_react.mjs",
             {
+                "provider": provider,
                 "authUrl": f"{server.url}/auth",
                 "email": EMAIL,
                 "password": PASSWORD,
@@ -88,15 +138,17 @@ def client_run() -> Iterator[ClientRun]:
             },
             timeout=60,
         )
-    yield ClientRun(url=server.url, result=result, attempts=attempts)
+    yield ClientRun(provider=provider, url=server.url, result=result, attempts=attempts)
 
 
 def test_every_call_reaches_the_server(client_run: ClientRun) -> None:
     requests = client_run.result["requests"]
-    assert requests.count("POST /auth/callback/credentials 200") == 3, requests
+    assert requests.count(f"POST /auth/callback/{client_run.provider} 200") == 3, requests
     assert "POST /auth/signout 200" in requests, requests
     assert all(entry.endswith(" 200") for entry in requests), requests
-    assert [attempt["email"] for attempt in client_run.attempts] == [EMAIL, LOCKED_EMAIL, EMAIL]
+    if client_run.provider == "credentials":
+        emails = [attempt["email"] for attempt in client_run.attempts]
+        assert emails == [EMAIL, LOCKED_EMAIL, EMAIL]
 
 
 def test_get_csrf_token(client_run: ClientRun) -> None:
@@ -122,7 +174,7 @@ def test_authorize_error_code_reaches_the_client(client_run: ClientRun) -> None:
     failed = _step(client_run, "customCode")
     assert failed == {
         "error": "CredentialsSignin",
-        "code": "invalid_login",
+        "code": client_run.custom_code,
         "status": 200,
         "ok": True,
         "url": None,

@@ -1,7 +1,8 @@
 """The contract between asgi-session and a store of users, accounts and sessions.
 
 It is Auth.js's adapter contract with Python names, plus what Auth.js lacks: listing
-and ending a user's sessions, and updating a linked account's tokens.
+and ending a user's sessions, updating a linked account's tokens, and dropping every
+pending token of an identifier (only the newest password-reset link may work).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Adapter(Protocol):
     async def use_verification_token(
         self, *, identifier: str, token: str
     ) -> VerificationToken | None: ...
+
+    async def delete_verification_tokens(self, identifier: str) -> int: ...
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None: ...
 

@@ -296,7 +296,8 @@ class JWTStrategy(BaseStrategy):
         ):
             ctx.clear_session_cookie()
             return None
-        if ctx.now - resolved.issued_at >= self._update_age:
+        if ctx.now - resolved.issued_at >= self._update_age and not ctx.bearer:
+            # (A bearer token is not re-issued: nothing would carry the new one back.)
             try:
                 fresh = await self._issue(ctx, claims, trigger=None)
             except _SessionEnded:
@@ -354,17 +355,30 @@ class JWTStrategy(BaseStrategy):
         return Session(data, expires=expires, user_id=user_id, claims=claims, updater=ctx)
 
     async def _revoked(self, ctx: RequestContext, claims: Mapping[str, Any]) -> bool:
-        assert self.adapter is not None and self._revocation_interval is not None
         user_id = claims.get("sub")
-        if not isinstance(user_id, str):
-            return False
-        known = self._cutoffs.get(user_id)
+        if isinstance(user_id, str) and await self._cut_off(ctx, user_id, claims["iat"]):
+            return True
+        # A bearer token may also have been ended alone (DELETE /auth/token). Checked
+        # whichever header carries it (whoever holds one can send it as a cookie too),
+        # but only for tokens issued as bearer tokens: cookie sessions pay no extra read.
+        jti = claims.get("jti")
+        return (
+            claims.get(BEARER_CLAIM) is True
+            and isinstance(jti, str)
+            and await self._cut_off(ctx, _token_key(jti), 0)
+        )
+
+    async def _cut_off(self, ctx: RequestContext, key: str, issued_at: float) -> bool:
+        """Whether ``key``'s tokens issued at ``issued_at`` are revoked; the cut-off is
+        read at most once per ``revocation_check_interval``."""
+        assert self.adapter is not None and self._revocation_interval is not None
+        known = self._cutoffs.get(key)
         if known is None or ctx.now - known[1] >= self._revocation_interval:
-            found = await self.adapter.tokens_revoked_before(user_id)
+            found = await self.adapter.tokens_revoked_before(key)
             known = (None if found is None else found.timestamp(), ctx.now)
-            self._remember_cutoff(user_id, known)
+            self._remember_cutoff(key, known)
         cutoff = known[0]
-        return cutoff is not None and claims["iat"] <= cutoff
+        return cutoff is not None and issued_at <= cutoff
 
     def _remember_cutoff(self, user_id: str, known: tuple[float | None, float]) -> None:
         """Keep a user's cut-off, the oldest read making way past the entries or bytes."""
@@ -409,6 +423,8 @@ class JWTStrategy(BaseStrategy):
             raise TypeError("the jwt callback must return a mapping of claims, or None")
         codec = self._codecs[ctx.secure]
         now = ctx.now if issued_at is None else issued_at
+        if ctx.bearer:
+            result = {**result, BEARER_CLAIM: True}  # its revocation is looked up alone
         encoded = codec.encode(result, max_age=config.max_age, now=now)
         claims = codec.decode(encoded, now=now)
         ctx.set_session_cookie(encoded, datetime.fromtimestamp(claims["exp"], UTC))
@@ -475,8 +491,25 @@ class JWTStrategy(BaseStrategy):
     ) -> None:
         if ctx.cookie_header is not None:
             self._memos[ctx.secure].forget(ctx.cookie_header)
+        if ctx.bearer and session is not None:
+            await self._revoke_token(ctx, session)
         if clear_cookie:
             ctx.clear_session_cookie()
+
+    async def _revoke_token(self, ctx: RequestContext, session: Session) -> None:
+        """End one bearer token: its ``jti`` gets a cut-off of its own, checked for
+        every token presented, in a cookie too (see :meth:`_revoked`)."""
+        jti = (session.claims or {}).get("jti")
+        if self.adapter is None or self._revocation_interval is None or not isinstance(jti, str):
+            raise UnsupportedOperationError(
+                "ending one JWT bearer token needs a store for revocations: "
+                "AuthConfig(adapter=..., strategy='jwt') with revocation checks on, or the "
+                "database strategy"
+            )
+        await self.adapter.revoke_tokens_issued_before(
+            _token_key(jti), datetime.fromtimestamp(ctx.now, UTC)
+        )
+        self._remember_cutoff(_token_key(jti), (ctx.now, ctx.now))
 
     # -- a user's sessions -----------------------------------------------------
 
@@ -514,3 +547,12 @@ class JWTStrategy(BaseStrategy):
             )
             return await self._session(ctx, claims)
         return None
+
+
+#: The claim marking a token issued for ``Authorization: Bearer`` (``POST /auth/token``).
+BEARER_CLAIM = "bearer"
+
+
+def _token_key(jti: str) -> str:
+    """Where one token's own cut-off is kept, beside users' (which are ids, never this)."""
+    return f"token:{jti}"

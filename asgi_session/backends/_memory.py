@@ -384,6 +384,16 @@ class MemoryAdapter:
         expires = self._tokens.pop((identifier, token), None)
         return VerificationToken(identifier, token, expires) if expires is not None else None
 
+    async def delete_verification_tokens(self, identifier: str) -> int:
+        """Delete every token of ``identifier``; how many there were."""
+        await _let_others_run()
+        if not isinstance(identifier, str):
+            return 0
+        doomed = [key for key in self._tokens if key[0] == identifier]
+        for key in doomed:
+            del self._tokens[key]
+        return len(doomed)
+
     # -- JWT revocation ----------------------------------------------------------------
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:

@@ -563,6 +563,15 @@ class MongoDBAdapter:
         document = await self._run(lambda: self._tokens.find_one_and_delete(query))
         return records.verification_record(document) if document else None
 
+    async def delete_verification_tokens(self, identifier: str) -> int:
+        """Delete every token of ``identifier`` (the unique index leads with it); how
+        many there were."""
+        if not isinstance(identifier, str):
+            return 0
+        result = await self._run(lambda: self._tokens.delete_many({"identifier": identifier}))
+        deleted: int = result.deleted_count
+        return deleted
+
     # -- JWT revocation ----------------------------------------------------------------
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:

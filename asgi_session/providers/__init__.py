@@ -11,6 +11,7 @@ from asgi_session.providers._github import GitHub
 from asgi_session.providers._google import Google
 from asgi_session.providers._oauth import OAuth
 from asgi_session.providers._oidc import OIDC
+from asgi_session.providers._password import Password
 
 __all__ = [
     "OIDC",
@@ -20,6 +21,7 @@ __all__ = [
     "Google",
     "Identity",
     "OAuth",
+    "Password",
     "Provider",
     "ProviderContext",
     "ProviderRequest",

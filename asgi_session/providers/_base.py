@@ -140,6 +140,9 @@ class Identity:
     #: Whether an existing user with the same email may be signed in without having
     #: linked this account first (only for providers that verify addresses).
     allow_email_linking: bool = False
+    #: Whether the provider stored the user itself just now (a password sign-up): the
+    #: sign-in is then a sign-up (``trigger="signUp"``, ``pages.new_user``).
+    is_new_user: bool = False
 
     def account(self) -> dict[str, Any]:
         """The account as Auth.js hands it to callbacks: names, then token fields."""
@@ -175,6 +178,11 @@ class Provider:
         ``label``, HTML input ``type``, optionally ``placeholder`` and ``required``.
         None by default: a button."""
         return {}
+
+    def form_links(self, context: ProviderContext) -> list[tuple[str, str]]:
+        """Links the built-in sign-in page shows under this provider's form, as
+        ``(label, URL)`` ("Forgot password?"). None by default."""
+        return []
 
     def check_config(self, config: AuthConfig) -> None:
         """Fail at start-up if ``config`` lacks what this provider needs."""

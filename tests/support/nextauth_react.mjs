@@ -66,9 +66,10 @@ async function attempt(call) {
 }
 
 const { callbackUrl } = options;
+const provider = options.provider ?? "credentials";
 const csrfToken = await attempt(() => getCsrfToken());
 const wrongPassword = await attempt(() =>
-  signIn("credentials", {
+  signIn(provider, {
     redirect: false,
     callbackUrl,
     email: options.email,
@@ -76,7 +77,7 @@ const wrongPassword = await attempt(() =>
   }),
 );
 const customCode = await attempt(() =>
-  signIn("credentials", {
+  signIn(provider, {
     redirect: false,
     callbackUrl,
     email: options.customCodeEmail,
@@ -84,7 +85,7 @@ const customCode = await attempt(() =>
   }),
 );
 const signedIn = await attempt(() =>
-  signIn("credentials", {
+  signIn(provider, {
     redirect: false,
     callbackUrl,
     email: options.email,
