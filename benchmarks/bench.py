@@ -19,11 +19,13 @@ from authjs import run_authjs
 from cases import BASELINE, CASES, SESSION_ROUTE
 from harness import BenchmarkError, Settings, run_cases
 from memory import run_memory
+from passwords import run_password_load
 from report import build_report, print_report
 from served import run_served
 
-# The end-to-end row and the memory figures are not cases: ``--only`` names them apart.
+# The end-to-end rows and the memory figures are not cases: ``--only`` names them apart.
 SERVED = "served"
+PASSWORDS = "passwords"
 MEMORY = "memory"
 
 FULL = Settings(
@@ -50,6 +52,8 @@ QUICK = Settings(
     served_rounds=1,
     served_warmup=1,
     memory_users=10_000,
+    password_seconds=2,
+    password_rounds=1,
 )
 
 
@@ -62,6 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-served", action="store_true", help="skip the end-to-end row (uvicorn and wrk)"
     )
+    parser.add_argument(
+        "--no-passwords",
+        action="store_true",
+        help="skip the sign-ins under load row (uvicorn, password sign-ins)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory figures")
     parser.add_argument("--rounds", type=int, help="timed batches per case")
     parser.add_argument("--iterations", type=int, help="requests per timed batch")
@@ -72,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         nargs="+",
         metavar="KEY",
-        help=f"run only these cases (and the baseline); {SERVED!r} and {MEMORY!r} name the "
-        "end-to-end row and the memory figures",
+        help=f"run only these cases (and the baseline); {SERVED!r}, {PASSWORDS!r} and "
+        f"{MEMORY!r} name the end-to-end row, the sign-ins under load and the memory figures",
     )
     options = parser.parse_args(argv)
     settings = QUICK if options.quick else FULL
@@ -85,13 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = replace(settings, io_iterations=options.io_iterations)
     cases = CASES
     served_wanted = not options.no_served
+    passwords_wanted = not options.no_passwords
     memory_wanted = not options.no_memory
     if options.only:
-        unknown = set(options.only) - {case.key for case in CASES} - {SERVED, MEMORY}
+        unknown = set(options.only) - {case.key for case in CASES} - {SERVED, PASSWORDS, MEMORY}
         if unknown:
             parser.error(f"unknown case(s) {', '.join(sorted(unknown))}")
         cases = [case for case in CASES if case.key == BASELINE or case.key in options.only]
         served_wanted = served_wanted and SERVED in options.only
+        passwords_wanted = passwords_wanted and PASSWORDS in options.only
         memory_wanted = memory_wanted and MEMORY in options.only
     not_requested: dict[str, Any] = {"skipped": "not requested"}
     try:
@@ -101,11 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             authjs = run_authjs(settings)
         served = run_served(settings) if served_wanted else not_requested
+        passwords = run_password_load(settings) if passwords_wanted else not_requested
         memory = run_memory(settings.memory_users) if memory_wanted else not_requested
     except BenchmarkError as exc:
         print(f"benchmark error: {exc}", file=sys.stderr)
         return 1
-    report = build_report(results, authjs, settings, served=served, memory=memory)
+    report = build_report(
+        results, authjs, settings, served=served, passwords=passwords, memory=memory
+    )
     if options.json:
         print(json.dumps(report, indent=2))
     else:

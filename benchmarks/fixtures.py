@@ -35,6 +35,8 @@ CLAIMS = {
     "picture": "https://example.com/ada.png",
     "sub": "6650c0ffee6650c0ffee6650",
 }
+# The password of the same user, for the rows that sign in with one (``served_app``).
+PASSWORD = "correct horse battery staple"
 
 
 def session_token(extra: Mapping[str, Any] | None = None) -> str:

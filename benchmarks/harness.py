@@ -141,6 +141,9 @@ class Settings:
     case stores (``None``: as many as the case asks for). The end-to-end row runs wrk
     for ``served_seconds`` per app and round (after ``served_warmup`` seconds once) with
     ``served_connections`` connections; the memory figures sign in ``memory_users``.
+    The sign-ins row sends ``password_get_rate`` signed-in GETs a second, alone and
+    with ``password_sign_in_rate`` password sign-ins a second, for ``password_seconds``
+    each, in ``password_rounds`` rounds (after ``password_warmup`` seconds of both).
     """
 
     iterations: int
@@ -157,6 +160,11 @@ class Settings:
     served_warmup: int = 2
     served_connections: int = 32
     memory_users: int = 100_000
+    password_seconds: int = 10
+    password_rounds: int = 5
+    password_warmup: int = 1
+    password_get_rate: int = 200
+    password_sign_in_rate: int = 20
 
 
 @dataclass(frozen=True)

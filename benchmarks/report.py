@@ -5,8 +5,9 @@
 target (``Case.limit``), two targets compare rows with each other: the 1,000,000 stored
 sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours. The
 end-to-end row (:mod:`served`) has its own target, a share of the bare app's requests
-per second; the memory figures (:mod:`memory`) have none. A missed target prints FAIL;
-it does not fail the run.
+per second; the sign-ins under load (:mod:`passwords`) and the memory figures
+(:mod:`memory`) have none (the former prints an informational comparison). A missed
+target prints FAIL; it does not fail the run.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ def build_report(
     settings: Settings,
     *,
     served: dict[str, Any] | None = None,
+    passwords: dict[str, Any] | None = None,
     memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The figures as one JSON-ready mapping (what ``--json`` prints)."""
@@ -98,6 +100,7 @@ def build_report(
         "scaling": _scaling(results),
         "authjs": authjs,
         "served": served or {"skipped": "not requested"},
+        "passwords": passwords or {"skipped": "not requested"},
         "memory": memory or {"skipped": "not requested"},
     }
 
@@ -150,6 +153,7 @@ def print_report(report: dict[str, Any]) -> None:
         )
     _print_authjs(report["authjs"])
     _print_served(report["served"])
+    _print_passwords(report["passwords"])
     _print_memory(report["memory"])
 
 
@@ -184,6 +188,45 @@ def _print_served(served: dict[str, Any]) -> None:
             f"{app['ratio']:>8.2f}  {target:<9}{verdict}"
         )
         print(line.rstrip())
+
+
+def _print_passwords(passwords: dict[str, Any]) -> None:
+    print()
+    if "skipped" in passwords:
+        print(f"{'sign-ins under load (uvicorn)':<{_LABEL}} skipped: {passwords['skipped']}")
+        return
+    print(
+        f"sign-ins under load: {passwords['server']}, {passwords['cpus']} CPUs\n"
+        f"  {passwords['load']}\n"
+        f"  {passwords['hasher']}: one verification takes {passwords['verify_ms']:.1f} ms here\n"
+        "GET / latency in ms; sign-ins achieved a second, and their mean ms (csrf + POST)"
+    )
+    header = f"{'app, load':<{_LABEL}}{'p50':>8}{'p99':>8}{'max':>8}{'sign-ins/s':>12}{'mean':>8}"
+    print(header)
+    print("-" * len(header))
+    factor = passwords["p99_factor"]
+    for app in passwords["apps"]:
+        print(app["label"])
+        for name, phase in (("no sign-ins", app["alone"]), ("with sign-ins", app["sign_ins"])):
+            line = (
+                f"{'  ' + name:<{_LABEL}}{phase['get_p50_ms']:>8.2f}{phase['get_p99_ms']:>8.2f}"
+                f"{phase['get_max_ms']:>8.2f}"
+            )
+            if "sign_ins" in phase:
+                line += f"{phase['sign_ins_per_second']:>12.1f}{phase['sign_in_mean_ms']:>8.1f}"
+            print(line)
+        ratio = app["p99_ratio"]
+        within = "within" if ratio <= factor else "over"
+        loaded = app["sign_ins"]
+        server = "" if loaded["server_cpu"] is None else f"; server {loaded['server_cpu']:.0%}"
+        print(
+            f"    p99 with sign-ins {ratio:.2f}x without ({within} {factor:g}x; "
+            "informational, no target)"
+        )
+        print(
+            f"    with sign-ins, of one CPU: client {loaded['client_cpu']:.0%}{server}; "
+            f"client sent requests {loaded['client_late_p99_ms']:.1f} ms late (p99)"
+        )
 
 
 def _print_memory(memory: dict[str, Any]) -> None:

@@ -42,7 +42,9 @@ _START_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class _App:
+class ServedApp:
+    """An app of :mod:`served_app` as a row serves it: the cookie sent, the check's answer."""
+
     key: str
     label: str
     cookie: str | None
@@ -54,27 +56,35 @@ class _App:
         return self.served or self.key
 
 
-def _apps() -> list[_App]:
+def _apps() -> list[ServedApp]:
     jwt_cookie = f"{COOKIE}={session_token()}"
     return [
-        _App("bare", "bare Starlette app", None, None),
+        ServedApp("bare", "bare Starlette app", None, None),
         # The server's share of a session: uvicorn reading the same 1.3 KB Cookie header
         # for an app that ignores it. What the JWT row loses beyond this one is ours.
-        _App(
+        ServedApp(
             "bare_cookie",
             "bare Starlette app, sent the JWT row's Cookie header",
             jwt_cookie,
             None,
             served="bare",
         ),
-        _App("jwt_session", "AuthMiddleware, same valid JWT", jwt_cookie, CLAIMS["email"]),
-        _App(
+        ServedApp("jwt_session", "AuthMiddleware, same valid JWT", jwt_cookie, CLAIMS["email"]),
+        ServedApp(
             "starlette_session",
             "Starlette SessionMiddleware, signed cookie",
             f"session={starlette_session_cookie()}",
             CLAIMS["email"],
         ),
     ]
+
+
+def server_missing() -> str | None:
+    """Why no app can be served (uvicorn or httptools is not installed), or ``None``."""
+    missing = [name for name in ("uvicorn", "httptools") if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed (pip install 'asgi-session[bench]')"
 
 
 def _free_port() -> int:
@@ -94,10 +104,10 @@ def _get(port: int, path: str, cookie: str | None) -> tuple[int, bytes, list[str
         connection.close()
 
 
-class _Server:
+class Server:
     """One uvicorn process serving one app; stopped by its own PID."""
 
-    def __init__(self, app: _App) -> None:
+    def __init__(self, app: ServedApp) -> None:
         self.app = app
         self.port = _free_port()
         command = [
@@ -167,7 +177,7 @@ class _Server:
             self.process.stderr.close()
 
 
-def _wrk(wrk: str, server: _Server, seconds: int, connections: int) -> float:
+def _wrk(wrk: str, server: Server, seconds: int, connections: int) -> float:
     # wrk takes whole seconds.
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s"]
     if server.app.cookie is not None:
@@ -192,15 +202,13 @@ def run_served(settings: Settings) -> dict[str, Any]:
     wrk = shutil.which("wrk")
     if wrk is None:
         return {"skipped": "wrk is not installed (apt-get install wrk)"}
-    missing = [name for name in ("uvicorn", "httptools") if importlib.util.find_spec(name) is None]
-    if missing:
-        return {
-            "skipped": f"{' and '.join(missing)} not installed (pip install 'asgi-session[bench]')"
-        }
-    servers: list[_Server] = []
+    missing = server_missing()
+    if missing is not None:
+        return {"skipped": missing}
+    servers: list[Server] = []
     try:
         for app in _apps():
-            servers.append(_Server(app))
+            servers.append(Server(app))
         for server in servers:
             server.wait_ready()
             server.check()

@@ -10,13 +10,15 @@ then sign in as the demo user:
 - email: ``demo@example.com``
 - password: ``demo-password``
 
-or ask for a sign-in link for any address: instead of emailing it, the app prints it on
-the console. GitHub and Google buttons appear when ``AUTH_GITHUB_ID`` /
-``AUTH_GITHUB_SECRET`` (``AUTH_GOOGLE_ID`` / ``AUTH_GOOGLE_SECRET``) are set.
+or create an account of your own (``/auth/signup``), confirm its address, forget its
+password and reset it, or ask for a sign-in link for any address: instead of emailing
+them, the app prints every link on the console. GitHub and Google buttons appear when
+``AUTH_GITHUB_ID`` / ``AUTH_GITHUB_SECRET`` (``AUTH_GOOGLE_ID`` / ``AUTH_GOOGLE_SECRET``)
+are set.
 
 Options: ``--host`` and ``--port`` (or the ``HOST`` and ``PORT`` environment variables).
-Sessions are JWTs in an encrypted cookie, so no database is needed (users and the
-single-use link tokens are kept in memory). Set ``AUTH_SECRET``
+Sessions are JWTs in an encrypted cookie, so no database is needed (users, password
+hashes and the single-use link tokens are kept in memory, and go when it stops). Set ``AUTH_SECRET``
 (``python -m asgi_session secret`` makes one) to keep sessions across restarts; without
 it a random secret is made at start-up and a warning says so.
 
@@ -24,18 +26,19 @@ Pages:
 
 - ``/``: whether you are signed in, and the session if you are.
 - ``/protected``: only for signed-in users; others are sent to sign in, then back.
-- ``/auth/signin``, ``/auth/signout``, ``/auth/session``: served by asgi-session.
+- ``/auth/signin``, ``/auth/signout``, ``/auth/session``, ``/auth/signup``,
+  ``/auth/password/forgot``, ``/auth/password/change``: served by asgi-session.
 """
 
 from __future__ import annotations
 
 import argparse
-import hmac
 import json
 import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -49,15 +52,16 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
-from asgi_session.backends import MemoryAdapter
-from asgi_session.providers import Credentials, Email, GitHub, Google, Provider
+from asgi_session.backends import Adapter, MemoryAdapter
+from asgi_session.passwords import PasswordHasher
+from asgi_session.providers import Email, GitHub, Google, Password, Provider
 
 logger = logging.getLogger("asgi_session.example")
 
 DEMO_EMAIL = "demo@example.com"
 # A documented demo account, shown on the home page: not a secret.
 DEMO_PASSWORD = "demo-password"
-DEMO_USER: Mapping[str, str] = {"id": "demo-user", "name": "Demo User", "email": DEMO_EMAIL}
+DEMO_USER: Mapping[str, str] = {"name": "Demo User", "email": DEMO_EMAIL}
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -66,17 +70,25 @@ DEFAULT_PORT = 8000
 # -- sign-in providers -----------------------------------------------------------------
 
 
-def _matches(given: str, expected: str) -> bool:
-    # Bytes, because compare_digest refuses non-ASCII str, and users may type anything.
-    return hmac.compare_digest(given.encode(), expected.encode())
+async def add_demo_user(adapter: Adapter, hasher: PasswordHasher) -> None:
+    """Store the demo user with its password, as a sign-up would."""
+    if await adapter.get_user_by_email(DEMO_EMAIL) is not None:
+        return
+    user = await adapter.create_user({**DEMO_USER, "email_verified": datetime.now(UTC)})
+    await adapter.link_account(
+        {
+            "user_id": user.id,
+            "type": "credentials",
+            "provider": "password",
+            "provider_account_id": user.id,
+            "password": await hasher.hash_async(DEMO_PASSWORD),
+        }
+    )
 
 
-def authorize_demo_user(credentials: dict[str, str], request: Request) -> Mapping[str, str] | None:
-    """Accept the demo user's email and password, and nothing else."""
-    # Compare both fields every time, so timing does not tell which one was wrong.
-    email_ok = _matches(credentials.get("email", "").strip().lower(), DEMO_EMAIL)
-    password_ok = _matches(credentials.get("password", ""), DEMO_PASSWORD)
-    return DEMO_USER if email_ok & password_ok else None
+def print_email(to: str, subject: str, text: str, url: str, request: Request) -> None:
+    """Stand in for a mailer: show the email's link on the console."""
+    print(f"Email to {to} ({subject}): {url}", flush=True)
 
 
 def print_sign_in_link(identifier: str, url: str, request: Request) -> None:
@@ -92,16 +104,7 @@ def providers() -> list[Provider]:
     ``AUTH_GOOGLE_SECRET``); register ``http://127.0.0.1:8000/auth/callback/github``
     (or ``/google``) as the callback URL with them.
     """
-    found: list[Provider] = [
-        Credentials(
-            authorize=authorize_demo_user,
-            name="Email and password",
-            fields={
-                "email": {"label": "Email", "type": "email", "placeholder": DEMO_EMAIL},
-                "password": {"label": "Password", "type": "password"},
-            },
-        )
-    ]
+    found: list[Provider] = [Password(send=print_email)]
     if os.environ.get("AUTH_GITHUB_ID") and os.environ.get("AUTH_GITHUB_SECRET"):
         found.append(GitHub())
     if os.environ.get("AUTH_GOOGLE_ID") and os.environ.get("AUTH_GOOGLE_SECRET"):
@@ -177,7 +180,9 @@ class _Site:
                 f'<p><a class=button href="{sign_in}">Sign in</a></p></section>'
                 "<section class=card><h2>Demo account</h2>"
                 f"<p>Email <code>{escape(DEMO_EMAIL)}</code>, "
-                f"password <code>{escape(DEMO_PASSWORD)}</code>.</p></section>"
+                f"password <code>{escape(DEMO_PASSWORD)}</code>. Or "
+                f'<a href="{escape(self._auth_link(request, "signup", "/"))}">create an '
+                "account</a>: the links it mails are printed on the console.</p></section>"
             )
         else:
             root = escape(request.scope.get("root_path", ""))
@@ -245,8 +250,8 @@ def create_app(
     if url is not None or not os.environ.get("AUTH_URL"):
         config_options["url"] = url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     config_options.setdefault("providers", providers())
-    # Sessions stay in the cookie (JWT); the users and single-use email tokens that
-    # magic links and OAuth need live in memory, so no database is needed.
+    # Sessions stay in the cookie (JWT); the users, password hashes and single-use email
+    # tokens live in memory, so no database is needed.
     config_options.setdefault("adapter", MemoryAdapter())
     config_options.setdefault("strategy", "jwt")
     config = AuthConfig(secret=_secret_or_dev_secret(secret), **config_options)
@@ -255,7 +260,19 @@ def create_app(
         Route("/", site.home),
         Route("/protected", requires_session(site.protected)),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(AuthMiddleware, config=config)])
+    password = next((p for p in config.providers.values() if isinstance(p, Password)), None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if password is not None and config.adapter is not None:
+            await add_demo_user(config.adapter, password.hasher)
+        yield
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AuthMiddleware, config=config)],
+        lifespan=lifespan,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -116,7 +116,7 @@ async def _session_cookies(context: BrowserContext, url: str) -> list[str]:
 
 
 async def _submit_credentials(page: Page, password: str) -> None:
-    form = page.locator('form[data-provider="credentials"]')
+    form = page.locator('form[data-provider="password"]')
     await form.get_by_label("Email").fill(DEMO_EMAIL)
     await form.get_by_label("Password").fill(password)
     await form.get_by_role("button", name="Sign in").click()
@@ -141,7 +141,7 @@ async def test_create_app_passes_options_to_the_config() -> None:
     assert 'href="/api/auth/signin?callbackUrl=%2F"' in home.text
     assert protected.status_code == 303
     assert protected.headers["location"].startswith("/api/auth/signin?callbackUrl=")
-    assert list(providers.json()) == ["credentials", "email"]
+    assert list(providers.json()) == ["password", "email"]
 
 
 async def test_sign_in_and_out_with_a_browser(
@@ -235,6 +235,91 @@ async def test_sign_in_with_a_link_printed_on_the_console(
     await page.wait_for_url("**/auth/error?error=Verification")
     await expect(page.get_by_role("heading", name="Unable to sign in")).to_be_visible()
     assert await _session_cookies(browser_context, base) == []
+
+
+_MAIL = re.compile(r"Email to (\S+) \(([^)]*)\): (http://\S+)")
+
+
+async def _printed_mail(server: ExampleServer, to: str, subject: str, seen: int = 0) -> str:
+    """The link of the app's ``seen``-th-next printed email to ``to`` with ``subject``."""
+    for _ in range(100):
+        links = [
+            found.group(3)
+            for line in server.log
+            if (found := _MAIL.search(line)) and found.groups()[:2] == (to, subject)
+        ]
+        if len(links) > seen:
+            return links[seen]
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the app printed no {subject!r} email to {to}:\n" + "".join(server.log))
+
+
+async def test_sign_up_verify_forget_reset_and_sign_in_with_a_browser(
+    example_server: ExampleServer, browser_context: BrowserContext
+) -> None:
+    base = example_server.url
+    email, first, second = "lin@example.com", "a long first passphrase", "another passphrase!"
+    page = await browser_context.new_page()
+
+    # Sign up from the sign-in page's link; a common password is refused first.
+    await page.goto(base + "/auth/signin")
+    await page.get_by_role("link", name="Create an account").click()
+    await page.wait_for_url("**/auth/signup*")
+    await page.get_by_label("Name (optional)").fill("Lin")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill("password123")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("alert")).to_contain_text("common")
+    await expect(page.get_by_label("Email")).to_have_value(email)
+    await page.get_by_label("Password").fill(first)
+    await page.get_by_role("button", name="Create account").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed in")
+
+    # The printed verification link confirms the address and keeps the browser signed in.
+    await page.goto(await _printed_mail(example_server, email, "Confirm your email address"))
+    await page.wait_for_url(base + "/")
+    await expect(page.locator("main")).to_contain_text(email)
+
+    await page.get_by_role("navigation").get_by_role("link", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed out")
+
+    # Forgot: the sign-in page links to it; the reset link sets a new password.
+    await page.goto(base + "/auth/signin")
+    await page.get_by_role("link", name="Forgot password?").click()
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_role("button", name="Send me a reset link").click()
+    await page.wait_for_url("**/auth/verify-request*")
+    await expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    reset_link = await _printed_mail(example_server, email, "Reset your password")
+    await page.goto(reset_link)
+    await page.get_by_label("New password").fill(second)
+    await page.get_by_role("button", name="Set password").click()
+    await page.wait_for_url(base + "/")
+    await expect(page.get_by_test_id("status")).to_have_text("Signed in")
+
+    # Signed out again, the old password no longer works and the new one does.
+    await browser_context.clear_cookies()
+    await page.goto(base + "/protected")
+    form = page.locator('form[data-provider="password"]')
+    await form.get_by_label("Email").fill(email)
+    await form.get_by_label("Password").fill(first)
+    await form.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/auth/signin?*error=CredentialsSignin*")
+    await form.get_by_label("Email").fill(email)
+    await form.get_by_label("Password").fill(second)
+    await form.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url(base + "/protected")
+    await expect(page.get_by_test_id("user-name")).to_have_text("Lin")
+
+    # The reset link worked once.
+    await browser_context.clear_cookies()
+    await page.goto(reset_link)
+    await page.get_by_label("New password").fill("yet another passphrase")
+    await page.get_by_role("button", name="Set password").click()
+    await expect(page.get_by_role("alert")).to_contain_text("no longer valid")
 
 
 async def test_the_built_in_forms_work_in_a_browser_that_sends_no_sec_fetch_site(
