@@ -69,6 +69,32 @@ def normalize_email(value: object) -> str | None:
     return email
 
 
+def check_mailed_links(config: AuthConfig, provider: str, stores: str) -> None:
+    """Fail at start-up unless ``config`` can keep the tokens of links it mails and
+    names the app's address itself (``stores`` says what the provider keeps)."""
+    if config.adapter is None:
+        raise ConfigurationError(
+            f"the {provider!r} provider stores {stores}: give AuthConfig an adapter that "
+            "keeps them, e.g. adapter=MongoDBAdapter(db) (MemoryAdapter() for one process)"
+        )
+    if config.url is None and not config.trust_host:
+        # The link goes to someone else's inbox: built from a request's Host header,
+        # anyone could have it point at their own server and collect the token.
+        raise ConfigurationError(
+            f"the {provider!r} provider puts the app's address in links it mails: "
+            "set AUTH_URL (or AuthConfig(url='https://app.example.com')) so that a "
+            "forged Host header cannot change it; behind a proxy that sets "
+            "X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true) does instead"
+        )
+
+
+def adapter_of(request: ProviderRequest) -> Adapter:
+    """The adapter of a provider that :func:`check_mailed_links` let start."""
+    adapter = request.config.adapter
+    assert adapter is not None  # checked at start-up
+    return adapter
+
+
 def hash_token(token: str, secret: str) -> str:
     """How a token is stored: ``sha256(token + secret)``, as Auth.js stores it."""
     return hashlib.sha256(f"{token}{secret}".encode()).hexdigest()
@@ -112,20 +138,7 @@ class Email(Provider):
         self.max_age = max_age
 
     def check_config(self, config: AuthConfig) -> None:
-        if config.adapter is None:
-            raise ConfigurationError(
-                f"the {self.id!r} email provider stores single-use tokens and users: give "
-                "AuthConfig an adapter that keeps them, e.g. adapter=MongoDBAdapter(db)"
-            )
-        if config.url is None and not config.trust_host:
-            # The link goes to someone else's inbox: built from a request's Host header,
-            # anyone could have it point at their own server and collect the token.
-            raise ConfigurationError(
-                f"the {self.id!r} email provider puts the app's address in links it mails: "
-                "set AUTH_URL (or AuthConfig(url='https://app.example.com')) so that a "
-                "forged Host header cannot change it; behind a proxy that sets "
-                "X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true) does instead"
-            )
+        check_mailed_links(config, self.id, "single-use tokens and users")
 
     @property
     def form_fields(self) -> Mapping[str, Mapping[str, str]]:
@@ -134,12 +147,6 @@ class Email(Provider):
     def rate_limit_identifier(self, request: ProviderRequest) -> str | None:
         """The address a link is asked for, as it would be sent to."""
         return normalize_email(request.field("email"))
-
-    @staticmethod
-    def _adapter(request: ProviderRequest) -> Adapter:
-        adapter = request.config.adapter
-        assert adapter is not None  # checked at start-up
-        return adapter
 
     def _identity(self, email: str, callback_url: str | None = None) -> Identity:
         """The owner of ``email``: who a link to it vouches for."""
@@ -163,7 +170,7 @@ class Email(Provider):
         elsewhere = await request.may_sign_in(self._identity(email))
         if elsewhere is not None:
             return elsewhere
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
 
         token = secrets.token_hex(32)
         now = datetime.fromtimestamp(ctx.now, UTC)
@@ -197,7 +204,7 @@ class Email(Provider):
         token = request.query.get("token")
         if email is None or not token or len(token) > 128:
             raise SignInError("Verification", "the link is incomplete", page="error")
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         used = None
         for secret in request.config.secrets:  # links sent before a secret rotation still work
             used = await adapter.use_verification_token(

@@ -46,7 +46,12 @@ from asgi_session.providers._base import (
     ProviderRequest,
     ProviderType,
 )
-from asgi_session.providers._email import hash_token, normalize_email
+from asgi_session.providers._email import (
+    adapter_of,
+    check_mailed_links,
+    hash_token,
+    normalize_email,
+)
 
 if TYPE_CHECKING:
     from asgi_session._config import AuthConfig
@@ -153,19 +158,7 @@ class Password(Provider):
         self.verify_max_age = verify_max_age
 
     def check_config(self, config: AuthConfig) -> None:
-        if config.adapter is None:
-            raise ConfigurationError(
-                f"the {self.id!r} password provider stores users, their password hashes and "
-                "single-use links: give AuthConfig an adapter, e.g. adapter=MongoDBAdapter(db) "
-                "(MemoryAdapter() for a single process)"
-            )
-        if config.url is None and not config.trust_host:
-            raise ConfigurationError(
-                f"the {self.id!r} password provider puts the app's address in the links it "
-                "mails: set AUTH_URL (or AuthConfig(url='https://app.example.com')) so that a "
-                "forged Host header cannot change it; behind a proxy that sets "
-                "X-Forwarded-Host, trust_host=True (AUTH_TRUST_HOST=true) does instead"
-            )
+        check_mailed_links(config, self.id, "users, their password hashes and single-use links")
         others = [p.id for p in config.providers.values() if isinstance(p, Password)]
         if len(others) > 1:
             raise ConfigurationError(
@@ -191,12 +184,6 @@ class Password(Provider):
         return normalize_email(request.field("email"))
 
     # -- the store ----------------------------------------------------------------
-
-    @staticmethod
-    def _adapter(request: ProviderRequest) -> Adapter:
-        adapter = request.config.adapter
-        assert adapter is not None  # checked at start-up
-        return adapter
 
     async def _account(self, adapter: Adapter, user: User) -> Account | None:
         return await adapter.get_account(provider=self.id, provider_account_id=user.id)
@@ -266,7 +253,7 @@ class Password(Provider):
         if email is None or not password or self.rules.too_long(password):
             # No account can match; nothing to time: the answer is the form's own.
             raise CredentialsSignin()
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         user = await adapter.get_user_by_email(email)
         if user is None:
             await self.hasher.verify_nothing(password)
@@ -313,7 +300,7 @@ class Password(Provider):
             return elsewhere
         # Hashed before the address is looked up: the answer takes as long either way.
         hashed = await self.hasher.hash_async(password)
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         user = None
         if await adapter.get_user_by_email(email) is None:
             fields: dict[str, Any] = {"email": email, "email_verified": None}
@@ -345,7 +332,7 @@ class Password(Provider):
         """Use a verification link up: the address is verified, and its owner signed in
         (the link proves the inbox, as a magic link does)."""
         email, user = await self._use_link(request, "verify", request.query)
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         if user.email_verified is None:
             now = datetime.fromtimestamp(request.context.now, UTC)
             updated = await adapter.update_user({"id": user.id, "email_verified": now})
@@ -361,7 +348,7 @@ class Password(Provider):
         email = normalize_email(request.field("email"))
         if email is None:
             raise SignInError("InvalidEmail")
-        if await self._adapter(request).get_user_by_email(email) is not None:
+        if await adapter_of(request).get_user_by_email(email) is not None:
             await self._send_link(request, "reset", email)
         return request.context.page_url(
             request.config.pages.verify_request, "verify-request", provider=self.id, type="reset"
@@ -380,7 +367,7 @@ class Password(Provider):
             raise PasswordRefused(problem.code, problem.message)
         assert password is not None
         email, user = await self._use_link(request, "reset", request.form)
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         hashed = await self.hasher.hash_async(password)
         await self._store_hash(adapter, user, await self._account(adapter, user), hashed)
         if user.email_verified is None:
@@ -393,7 +380,7 @@ class Password(Provider):
 
     async def change_password(self, request: ProviderRequest, user_id: str) -> PasswordChange:
         """Replace the signed-in user's password, the current one required."""
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         user = await adapter.get_user(user_id)
         current = request.field("currentPassword") or ""
         new = request.field("newPassword")
@@ -421,7 +408,7 @@ class Password(Provider):
     async def _send_link(self, request: ProviderRequest, purpose: Purpose, email: str) -> None:
         """Store a new single-use token for ``email`` and mail its link. A new reset link
         replaces every earlier one: only the newest works."""
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         ctx = request.context
         identifier = (_RESET if purpose == "reset" else _VERIFY) + email
         if purpose == "reset":
@@ -492,7 +479,7 @@ class Password(Provider):
             raise SignInError(invalid, "the link is incomplete", page=page)
         if len(token) > _MAX_TOKEN_LENGTH:
             raise SignInError(invalid, "the link is not one of ours", page=page)
-        adapter = self._adapter(request)
+        adapter = adapter_of(request)
         identifier = (_RESET if purpose == "reset" else _VERIFY) + email
         used = None
         for secret in request.config.secrets:  # links mailed before a secret rotation work
