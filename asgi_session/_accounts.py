@@ -75,6 +75,14 @@ async def resolve_user(ctx: RequestContext, identity: Identity, known: User | No
     return await _linked_user(ctx, adapter, identity, known)
 
 
+async def _address_proven(ctx: RequestContext, user: User) -> None:
+    """The owner of ``user``'s unverified address is signing in: anything set on the user
+    by whoever typed that address first (a password, at a sign-up) goes, before they
+    could share the account."""
+    for provider in ctx.config.providers.values():
+        await provider.address_proven(ctx, user)
+
+
 async def _signed_in_user(ctx: RequestContext, adapter: Adapter) -> User | None:
     """The stored user of the browser's current session, if any."""
     session = await ctx.load_session()
@@ -107,6 +115,8 @@ async def _linked_user(
             if not identity.allow_email_linking:
                 # The provider's email claim alone must not take over someone's user.
                 raise SignInError("OAuthAccountNotLinked")
+            if owner.email_verified is None:
+                await _address_proven(ctx, owner)
             target = owner
         else:
             fields = {key: value for key, value in identity.user.items() if key != "id"}
@@ -164,6 +174,7 @@ async def _email_user(
             await events.emit("create_user", user=created.to_dict())
             return SignedInUser(created.to_dict(), account, is_new_user=True)
     if existing.email_verified is None:
+        await _address_proven(ctx, existing)
         updated = await adapter.update_user({"id": existing.id, "email_verified": now})
         if updated is not None:
             await events.emit("update_user", user=updated.to_dict())

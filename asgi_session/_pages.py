@@ -33,12 +33,6 @@ SIGN_IN_ERRORS = {
     ),
     "NoPassword": "This account has no password yet: ask for a reset link to set one.",
 }
-#: Messages for ``?error=CredentialsSignin&code=...`` where the code says more.
-SIGN_IN_CODES = {
-    "email_not_verified": (
-        "Confirm your email address first: we have sent you a new link. Open it, then sign in."
-    ),
-}
 #: What the "check your email" page says, by ``?type=...``.
 CHECK_EMAIL = {
     "email": "A sign-in link has been sent to your email address.",
@@ -155,13 +149,11 @@ def sign_in_page(
     callback_url: str,
     error: str | None,
     nonce: str,
-    code: str | None = None,
 ) -> str:
     """The sign-in page: one form per ``(provider, form action URL, links)``."""
     parts = ["<h1>Sign in</h1>"]
     if error:
-        message = SIGN_IN_CODES.get(code or "") if error == "CredentialsSignin" else None
-        parts.append(_alert(error, message or SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)))
+        parts.append(_alert(error, SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)))
     forms = [
         _provider_form(
             provider, action=action, csrf_token=csrf_token, callback_url=callback_url, links=links

@@ -175,7 +175,8 @@ class PasswordRoutes:
     async def post_sign_up(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
             return self._refused(auth, "signup", "MissingCSRF", _MESSAGES["MissingCSRF"])
-        limited = await self._limited(auth, "signup", "sign_up")
+        subject = self.provider.rate_limit_identifier(auth)
+        limited = await self._limited(auth, "signup", "sign_up", subject)
         if limited is not None:
             return limited
         try:
@@ -256,6 +257,11 @@ class PasswordRoutes:
         ctx = auth.context
         session = await ctx.load_session()
         if session is None or session.user.id is None:
+            if not _wants_json(auth):
+                # The session ended while the form was open: sign in, then back to it.
+                here = ctx.auth_url("password/change")
+                url = ctx.page_url(self.config.pages.sign_in, "signin", callbackUrl=here)
+                return RedirectResponse(url, status_code=302)
             return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
         limited = await self._limited(auth, "password/change", "change", f"user:{session.user.id}")
         if limited is not None:

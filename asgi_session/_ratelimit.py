@@ -89,6 +89,8 @@ class RateLimits:
     oauth_per_ip: RateLimit | None = RateLimit(30, 60)
     #: Accounts asked for (``POST /auth/signup``) from one client IP.
     sign_up_per_ip: RateLimit | None = RateLimit(20, 60)
+    #: Sign-ups with one address (each mails it: a link, or "you have an account").
+    sign_up_per_address: RateLimit | None = RateLimit(3, 60)
     #: Password-reset links asked for, and reset forms posted, from one client IP.
     password_reset_per_ip: RateLimit | None = RateLimit(20, 60)
     #: Password-reset links mailed to one address.
@@ -547,7 +549,7 @@ class Limiter:
         subject: str | None,
         now: float,
     ) -> Counted:
-        """A door of password accounts: a sign-up, a reset link mailed (per client and
+        """A door of password accounts: a sign-up or a reset link mailed (per client and
         per address, ``subject``), a reset form posted, a password change (per user,
         ``subject``)."""
         limits = self.limits
@@ -555,7 +557,10 @@ class Limiter:
             return NOT_COUNTED
         checks: list[Check]
         if action == "sign_up":
-            checks = [("sign_up_per_ip", limits.sign_up_per_ip, self._client(scope))]
+            checks = [
+                ("sign_up_per_address", limits.sign_up_per_address, subject),
+                ("sign_up_per_ip", limits.sign_up_per_ip, self._client(scope)),
+            ]
         elif action == "reset_link":
             checks = [
                 ("password_reset_per_address", limits.password_reset_per_address, subject),

@@ -25,7 +25,10 @@ def _origin(url: str) -> str | None:
 
 
 def _plain(url: str) -> bool:
-    return len(url) <= _MAX_URL_LENGTH and all(" " < char != "\\" for char in url)
+    # A lone surrogate (JSON can carry one) cannot be written into a header at all.
+    return len(url) <= _MAX_URL_LENGTH and all(
+        " " < char != "\\" and not "\ud800" <= char <= "\udfff" for char in url
+    )
 
 
 def same_origin_url(url: object, base_url: str) -> str:

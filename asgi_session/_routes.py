@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     JSONResponse,
@@ -91,6 +92,10 @@ class AuthRequest:
         self.form: Form = {}
         #: Set when the body could not be read (a malformed length, a client that left).
         self.body_unreadable = False
+        #: Whether the body was JSON (else a form, or nothing).
+        self.is_json = False
+        #: Jobs to run once the answer has been sent (see :meth:`defer`).
+        self.deferred: list[Callable[[], Awaitable[object]]] = []
 
     @property
     def config(self) -> AuthConfig:
@@ -130,7 +135,8 @@ class AuthRequest:
             return
         content_type = self.request.headers.get("content-type", "").split(";")[0].strip().lower()
         text = body.decode("utf-8", "replace")
-        if content_type == "application/json":
+        self.is_json = content_type == "application/json"
+        if self.is_json:
             try:
                 parsed = json.loads(text)
             except (ValueError, RecursionError):
@@ -149,6 +155,18 @@ class AuthRequest:
 
     def csrf_verified(self) -> bool:
         return self.context.csrf_verified(self.form.get("csrfToken"))
+
+    def defer(self, job: Callable[[], Awaitable[object]]) -> None:
+        self.deferred.append(job)
+
+    async def run_deferred(self) -> None:
+        """The deferred jobs, after the answer: a failure is logged, never raised (the
+        server would log an attacker's bad address as an error of the app)."""
+        for job in self.deferred:
+            try:
+                await job()
+            except Exception:
+                logger.warning("a job run after an auth answer failed", exc_info=True)
 
     async def may_sign_in(self, identity: Identity) -> str | None:
         return await may_sign_in(self.context, identity)
@@ -245,6 +263,8 @@ class AuthRoutes:
         else:
             auth_request = AuthRequest(request, ctx, provider_id or None)
             response = await self._run(handler, auth_request)
+            if auth_request.deferred:
+                response.background = BackgroundTask(auth_request.run_deferred)
         ctx.close()
         raw = response.raw_headers
         # The raw list, not MutableHeaders: /auth/session is polled by every open tab.
@@ -267,9 +287,9 @@ class AuthRoutes:
         return PlainTextResponse(_UNTRUSTED_HOST, status_code=400)
 
     def _cross_site(self, ctx: RequestContext, name: str, provider_id: str) -> bool:
-        if ctx.bearer or name == "token":
-            # Nothing ambient: a bearer request carries its credential itself, and a
-            # token asked for goes back to whoever asked, never into a browser's cookies.
+        if ctx.bearer:
+            # Nothing ambient: a bearer request carries its credential itself. (POST
+            # /auth/token is checked: no page elsewhere may make visitors guess passwords.)
             return False
         if name == "callback":
             provider = self.config.provider(provider_id)
@@ -372,7 +392,6 @@ class AuthRoutes:
             csrf_token=auth.context.csrf_token(),
             callback_url=callback_url,
             error=error[:64] if error else None,
-            code=params.get("code"),
             nonce=nonce,
         )
         return answers.page(html, nonce)
@@ -473,6 +492,13 @@ class AuthRoutes:
         """Sign in with a credentials provider's fields, for a token instead of a cookie:
         the session a ``Cookie`` would carry, in the ``Authorization`` header."""
         ctx = auth.context
+        if not auth.is_json:
+            # JSON alone: a page elsewhere cannot post it without asking CORS first.
+            return JSONResponse(
+                {"error": "UnsupportedMediaType", "message": "send the fields as JSON"},
+                status_code=415,
+                headers=NO_STORE,
+            )
         provider = self.config.provider(auth.field("provider") or "")
         if provider is None or not provider.posts_to_callback:
             return JSONResponse(

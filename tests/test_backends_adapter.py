@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from asgi_session.backends import Adapter
+from asgi_session.backends import Adapter, TokenSweeper
 from asgi_session.errors import DuplicateRecordError
 from asgi_session.models import Account, SessionRecord, User, VerificationToken
 from tests.support.records import (
@@ -852,6 +852,7 @@ async def test_delete_verification_tokens_drops_one_identifiers_tokens(
             {"identifier": identifier, "token": token, "expires": later(hours=1)}
         )
     use = contract_adapter.use_verification_token
+    assert isinstance(contract_adapter, TokenSweeper)
 
     assert await contract_adapter.delete_verification_tokens("reset:a") == 2
     assert await contract_adapter.delete_verification_tokens("reset:a") == 0

@@ -125,22 +125,26 @@ async def test_a_bearer_request_never_sets_a_cookie_even_when_its_session_is_ext
     assert not client.cookies
 
 
-async def test_asking_for_a_token_needs_no_csrf_token_from_anywhere(clock: Clock) -> None:
+async def test_asking_for_a_token_needs_no_csrf_token_but_json_from_no_other_site(
+    clock: Clock,
+) -> None:
     app = _app(Store(MemoryAdapter()), "jwt", clock, Outbox())
     async with client_for(app) as client:
         await sign_up(client)
         client.cookies.clear()
-        response = await _ask_token(
+        # A native client: no CSRF token, no cookie, no browser headers.
+        assert (await _ask_token(client)).status_code == 200
+        # A page elsewhere cannot make its visitors' browsers guess passwords here: a
+        # form needs no CORS preflight, so forms are refused, and so is any request the
+        # browser marks as cross-site.
+        fields = {"provider": "password", "email": "ada@example.com", "password": GOOD_PASSWORD}
+        form = await client.post("/auth/token", data=fields)
+        assert form.status_code == 415
+        assert form.json()["error"] == "UnsupportedMediaType"
+        cross_site = await _ask_token(
             client, **{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
         )
-        assert response.status_code == 200
-        # A form-encoded body works too.
-        form = await client.post(
-            "/auth/token",
-            data={"provider": "password", "email": "ada@example.com", "password": GOOD_PASSWORD},
-        )
-        assert form.status_code == 200
-        assert (await _as(client, form.json()["token"]))["user"]["email"] == "ada@example.com"
+        assert cross_site.status_code == 403
     assert not client.cookies
 
 
@@ -172,7 +176,7 @@ async def test_an_unverified_address_gets_no_token(clock: Clock) -> None:
         await sign_up(client)
         response = await _ask_token(client)
     assert response.status_code == 401
-    assert response.json() == {"error": "CredentialsSignin", "code": "email_not_verified"}
+    assert response.json() == {"error": "CredentialsSignin", "code": "credentials"}
     assert len(outbox.sent) == 2  # a new link went out
 
 
@@ -336,17 +340,18 @@ async def test_deleting_a_jwt_token_without_a_revocation_store_is_501(clock: Clo
 
 
 async def test_revocation_checks_off_cannot_delete_a_jwt_token_either(clock: Clock) -> None:
-    adapter = MemoryAdapter()
-    app = password_app(
-        Outbox(),
-        adapter=adapter,
+    app = build_app(
+        clock=clock,
+        bearer_tokens=True,
+        adapter=MemoryAdapter(),
         strategy=JWTStrategy(revocation_check_interval=None),
-        config_clock=clock,
-        config_bearer_tokens=True,
     )
     async with client_for(app) as client:
-        await sign_up(client)
-        token = await _token(client)
+        response = await client.post(
+            "/auth/token",
+            json={"provider": "credentials", "email": "ann@example.com", "password": "pw-ann"},
+        )
+        token = response.json()["token"]
         deleted = await client.delete("/auth/token", headers=_bearer(token))
     assert deleted.status_code == 501
     assert "revocation" in deleted.json()["error"]
@@ -468,3 +473,18 @@ async def test_a_jwt_reissued_for_a_bearer_request_comes_back_in_x_auth_token(
         # A request that issues nothing carries no such header.
         plain = await native.get("/", headers=_bearer(token))
         assert "x-auth-token" not in plain.headers
+
+
+async def test_a_cookies_token_sent_as_a_bearer_token_cannot_be_ended_alone(
+    store: Store, clock: Clock
+) -> None:
+    # Only tokens issued by POST /auth/token are checked for a revocation of their own:
+    # answering "ok" for a cookie's token would be untrue.
+    app = _app(store, "jwt", clock, Outbox())
+    async with client_for(app) as browser:
+        await sign_up(browser)
+        cookie_token = browser.cookies[SESSION_COOKIE]
+        deleted = await browser.delete("/auth/token", headers=_bearer(cookie_token))
+        assert deleted.status_code == 501
+        assert "POST /auth/signout" in deleted.json()["error"]
+        assert (await _as(browser, cookie_token))["user"]["email"] == "ada@example.com"

@@ -441,8 +441,22 @@ async def test_a_change_needs_a_session_and_a_csrf_token() -> None:
         assert _error_code(no_csrf) == "MissingCSRF"
         client.cookies.delete("authjs.session-token")
         signed_out = await change(client, GOOD_PASSWORD, NEW_PASSWORD)
-    assert signed_out.status_code == 401
-    assert signed_out.json() == {"error": "SessionRequired"}
+        asked = await client.post(
+            "/auth/password/change",
+            data={
+                "csrfToken": await csrf_token(client),
+                "currentPassword": GOOD_PASSWORD,
+                "newPassword": NEW_PASSWORD,
+            },
+            headers={"X-Auth-Return-Redirect": "1"},
+        )
+    # A browser whose session ended while the form was open signs in, then comes back.
+    assert signed_out.status_code == 302
+    location = urlsplit(signed_out.headers["location"])
+    assert location.path == "/auth/signin"
+    assert parse_qs(location.query)["callbackUrl"] == [f"{APP_URL}/auth/password/change"]
+    assert asked.status_code == 401
+    assert asked.json() == {"error": "SessionRequired"}
     assert await _password_works(app, GOOD_PASSWORD)
 
 

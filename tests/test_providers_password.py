@@ -145,20 +145,19 @@ async def test_with_required_verification_the_link_signs_in(
         assert not signed_in(response)
         assert await whoami(client) is None
 
-        # The right password, but the address is not confirmed: a new link goes out.
+        # The right password, but the address is not confirmed: a new link goes out, and
+        # the answer is a wrong password's (a code of its own would tell whoever signed
+        # up with an address whether it had an account before).
         refused = await sign_in(client)
         assert _query(refused.headers["location"]) == {
             "error": ["CredentialsSignin"],
-            "code": ["email_not_verified"],
+            "code": ["credentials"],
         }
         assert not signed_in(refused)
         assert [mail.subject for mail in outbox.to("ada@example.com")] == [
             "Confirm your email address",
             "Confirm your email address",
         ]
-        page = await client.get(refused.headers["location"])
-        assert "Confirm your email address first" in page.text
-
         clock.advance(30)
         verified = await client.get(local_path(outbox.last().url))
         assert verified.status_code == 302

@@ -48,6 +48,7 @@ PUBLIC: dict[str, list[str]] = {
         "MongoDBAdapter",
         "RateLimitStore",
         "SessionStrategy",
+        "TokenSweeper",
         "Window",
     ],
     "asgi_session.backends.mongodb": [

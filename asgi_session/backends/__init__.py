@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_session._deprecated import renamed
 from asgi_session._ratelimit import MemoryRateLimitStore, RateLimitStore, Window
-from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._adapter import Adapter, TokenSweeper
 from asgi_session.backends._database import DatabaseStrategy
 from asgi_session.backends._jwt import JWTStrategy
 from asgi_session.backends._memory import MemoryAdapter
@@ -41,6 +41,7 @@ __all__ = [
     "MongoDBAdapter",
     "RateLimitStore",
     "SessionStrategy",
+    "TokenSweeper",
     "Window",
 ]
 

@@ -1,8 +1,10 @@
 """The contract between asgi-session and a store of users, accounts and sessions.
 
 It is Auth.js's adapter contract with Python names, plus what Auth.js lacks: listing
-and ending a user's sessions, updating a linked account's tokens, and dropping every
-pending token of an identifier (only the newest password-reset link may work).
+and ending a user's sessions, and updating a linked account's tokens.
+
+:class:`TokenSweeper` is one more method, asked for only by password accounts (only the
+newest reset link may work): adapters written before it still satisfy :class:`Adapter`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ UserInput = Mapping[str, Any] | User
 AccountInput = Mapping[str, Any] | Account
 SessionInput = Mapping[str, Any] | SessionRecord
 VerificationTokenInput = Mapping[str, Any] | VerificationToken
+
+
+@runtime_checkable
+class TokenSweeper(Protocol):
+    """An adapter that can drop every pending verification token of an identifier."""
+
+    async def delete_verification_tokens(self, identifier: str) -> int: ...
 
 
 @runtime_checkable
@@ -76,8 +85,6 @@ class Adapter(Protocol):
     async def use_verification_token(
         self, *, identifier: str, token: str
     ) -> VerificationToken | None: ...
-
-    async def delete_verification_tokens(self, identifier: str) -> int: ...
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None: ...
 

@@ -496,10 +496,24 @@ class JWTStrategy(BaseStrategy):
         if clear_cookie:
             ctx.clear_session_cookie()
 
+    @property
+    def revocation_check_interval(self) -> float | None:
+        """How often a user's revocation cut-off is read; ``None``: never (nothing that
+        ends sessions elsewhere takes effect)."""
+        return self._revocation_interval
+
     async def _revoke_token(self, ctx: RequestContext, session: Session) -> None:
         """End one bearer token: its ``jti`` gets a cut-off of its own, checked for
         every token presented, in a cookie too (see :meth:`_revoked`)."""
-        jti = (session.claims or {}).get("jti")
+        claims = session.claims or {}
+        jti = claims.get("jti")
+        if claims.get(BEARER_CLAIM) is not True:
+            # A cookie's token (ours, or a Next.js app's) is never checked for a cut-off
+            # of its own: saying it ended would be untrue.
+            raise UnsupportedOperationError(
+                "this token was not issued by POST /auth/token, so it cannot be ended alone; "
+                "POST /auth/signout ends a cookie's session"
+            )
         if self.adapter is None or self._revocation_interval is None or not isinstance(jti, str):
             raise UnsupportedOperationError(
                 "ending one JWT bearer token needs a store for revocations: "

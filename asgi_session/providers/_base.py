@@ -16,7 +16,7 @@ of the HTTP layer.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from asgi_session._config import AuthConfig
     from asgi_session._cookies import CookieNames, CookieSpec
+    from asgi_session.models import User
 
 ProviderType = Literal["oauth", "oidc", "email", "credentials"]
 
@@ -94,6 +95,11 @@ class ProviderRequest(Protocol):
 
     def field(self, name: str) -> str | None:
         """A string field of the body, or ``None``."""
+
+    def defer(self, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` once the answer has been sent (mailing a link, say), so that how
+        long the answer took tells the client nothing about what the job does. A job
+        that fails is logged; the client has its answer already."""
 
     async def may_sign_in(self, identity: Identity) -> str | None:
         """Ask the app's ``sign_in`` callback about ``identity`` before doing anything
@@ -183,6 +189,12 @@ class Provider:
         """Links the built-in sign-in page shows under this provider's form, as
         ``(label, URL)`` ("Forgot password?"). None by default."""
         return []
+
+    async def address_proven(self, context: ProviderContext, user: User) -> None:
+        """Another sign-in just proved that ``user``'s address, unverified until now,
+        belongs to the one signing in (a magic link followed, an OAuth account linked by
+        email). Whatever this provider let someone set on the user before, without that
+        proof, must go now. Nothing by default."""
 
     def check_config(self, config: AuthConfig) -> None:
         """Fail at start-up if ``config`` lacks what this provider needs."""

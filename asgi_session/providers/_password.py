@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from asgi_session.backends._adapter import TokenSweeper
 from asgi_session.errors import (
     ConfigurationError,
     CredentialsSignin,
@@ -159,6 +160,21 @@ class Password(Provider):
 
     def check_config(self, config: AuthConfig) -> None:
         check_mailed_links(config, self.id, "users, their password hashes and single-use links")
+        if not isinstance(config.adapter, TokenSweeper):
+            raise ConfigurationError(
+                f"the {self.id!r} password provider needs an adapter with "
+                "delete_verification_tokens(identifier) (only the newest reset link may "
+                f"work); {type(config.adapter).__name__} has none: add it, or use "
+                "MongoDBAdapter or MemoryAdapter"
+            )
+        if getattr(config.strategy, "revocation_check_interval", 0) is None:
+            # A reset or a change ends the user's other sessions; with JWTs that takes
+            # the revocation checks, and the pages would say it happened when it did not.
+            raise ConfigurationError(
+                f"the {self.id!r} password provider ends sessions at a password reset, which "
+                "JWTStrategy(revocation_check_interval=None) cannot: give it an interval "
+                "(the default is 10 seconds)"
+            )
         others = [p.id for p in config.providers.values() if isinstance(p, Password)]
         if len(others) > 1:
             raise ConfigurationError(
@@ -269,8 +285,11 @@ class Password(Provider):
             assert new_hash is not None
             await self._store_hash(adapter, user, account, new_hash)
         if self.require_verified_email and user.email_verified is None:
-            await self._send_link(request, "verify", email)
-            raise CredentialsSignin(code="email_not_verified")
+            # The link again, and the answer a wrong password gets: a code of its own
+            # would tell anyone who signs up with an address and then signs in with
+            # that password whether the address had an account before.
+            request.defer(self._link_job(request, "verify", email))
+            raise CredentialsSignin()
         return self._identity(request, user, email)
 
     # -- POST /signup ----------------------------------------------------------------
@@ -298,33 +317,50 @@ class Password(Provider):
         )
         if elsewhere is not None:
             return elsewhere
-        # Hashed before the address is looked up: the answer takes as long either way.
+        # Hashed first, and everything that depends on whether the address is taken
+        # done after the answer: the answer takes as long either way.
         hashed = await self.hasher.hash_async(password)
-        adapter = adapter_of(request)
-        user = None
-        if await adapter.get_user_by_email(email) is None:
-            fields: dict[str, Any] = {"email": email, "email_verified": None}
-            if name:
-                fields["name"] = name
-            try:
-                user = await adapter.create_user(fields)
-            except DuplicateRecordError:
-                user = None  # a sign-up alongside this one took the address first
         check_email = request.context.page_url(
-            request.config.pages.verify_request,
-            "verify-request",
-            provider=self.id,
-            type="signup",
+            request.config.pages.verify_request, "verify-request", provider=self.id, type="signup"
         )
-        if user is None:
-            await self._send_existing(request, email)
-            return check_email
-        await self._store_hash(adapter, user, None, hashed)
-        await request.config.events.emit("create_user", user=self._public_user(user))
-        await self._send_link(request, "verify", email)
+        create = self._sign_up_job(request, email, name, hashed)
         if self.require_verified_email:
+            request.defer(create)
             return check_email
+        user = await create()
+        if user is None:
+            return check_email  # the address had an account: its owner was mailed
         return dataclasses.replace(self._identity(request, user, email), is_new_user=True)
+
+    def _sign_up_job(
+        self, request: ProviderRequest, email: str, name: str | None, hashed: str
+    ) -> Callable[[], Awaitable[User | None]]:
+        """Store the account and mail the verification link, or mail the address's
+        owner if it has an account: the new user, or ``None``."""
+        adapter = adapter_of(request)
+        events = request.config.events
+        verify = self._link_job(request, "verify", email)
+        existing = self._existing_job(request, email)
+
+        async def create() -> User | None:
+            user = None
+            if await adapter.get_user_by_email(email) is None:
+                fields: dict[str, Any] = {"email": email, "email_verified": None}
+                if name:
+                    fields["name"] = name
+                try:
+                    user = await adapter.create_user(fields)
+                except DuplicateRecordError:
+                    user = None  # a sign-up alongside this one took the address first
+            if user is None:
+                await existing()
+                return None
+            await self._store_hash(adapter, user, None, hashed)
+            await events.emit("create_user", user=self._public_user(user))
+            await verify()
+            return user
+
+        return create
 
     # -- GET /verify-email -------------------------------------------------------------
 
@@ -333,12 +369,15 @@ class Password(Provider):
         (the link proves the inbox, as a magic link does)."""
         email, user = await self._use_link(request, "verify", request.query)
         adapter = adapter_of(request)
-        if user.email_verified is None:
-            now = datetime.fromtimestamp(request.context.now, UTC)
-            updated = await adapter.update_user({"id": user.id, "email_verified": now})
-            if updated is not None:
-                user = updated
-                await request.config.events.emit("update_user", user=self._public_user(user))
+        # Every link of the address goes with the first one used: they were mailed on
+        # each sign-in waiting for one, and each would sign in for a day.
+        await _sweep(adapter, _VERIFY + email)
+        if user.email_verified is not None:
+            # Confirmed already: a link is not a way to sign in but once.
+            raise SignInError("Verification", "the address is confirmed already", page="error")
+        now = datetime.fromtimestamp(request.context.now, UTC)
+        user = await adapter.update_user({"id": user.id, "email_verified": now}) or user
+        await request.config.events.emit("update_user", user=self._public_user(user))
         return self._identity(request, user, email)
 
     # -- POST /password/forgot ------------------------------------------------------------
@@ -348,8 +387,16 @@ class Password(Provider):
         email = normalize_email(request.field("email"))
         if email is None:
             raise SignInError("InvalidEmail")
-        if await adapter_of(request).get_user_by_email(email) is not None:
-            await self._send_link(request, "reset", email)
+        adapter = adapter_of(request)
+        mail = self._link_job(request, "reset", email)
+
+        async def mail_if_known() -> None:
+            if await adapter.get_user_by_email(email) is not None:
+                await mail()
+
+        # After the answer: looking the address up and mailing take their time only
+        # when it has an account.
+        request.defer(mail_if_known)
         return request.context.page_url(
             request.config.pages.verify_request, "verify-request", provider=self.id, type="reset"
         )
@@ -368,6 +415,9 @@ class Password(Provider):
         assert password is not None
         email, user = await self._use_link(request, "reset", request.form)
         adapter = adapter_of(request)
+        # Links asked for at the same moment as this one go too, and the address's
+        # verification links (anyone who had the old password could have asked).
+        await self._drop_links(adapter, email)
         hashed = await self.hasher.hash_async(password)
         await self._store_hash(adapter, user, await self._account(adapter, user), hashed)
         if user.email_verified is None:
@@ -401,37 +451,55 @@ class Password(Provider):
             raise PasswordRefused(problem.code, problem.message)
         assert new is not None
         await self._store_hash(adapter, user, account, await self.hasher.hash_async(new))
+        if user.email is not None:
+            await self._drop_links(adapter, user.email)
         return PasswordChange(user.id)
+
+    # -- another sign-in proved the address -------------------------------------------
+
+    async def address_proven(self, context: ProviderContext, user: User) -> None:
+        """A password set before the address was confirmed was set by whoever typed the
+        address: now that its owner has proved it another way, the password and the
+        sessions it opened go, or whoever signed up first would share the account."""
+        adapter = context.config.adapter
+        if adapter is None or user.email_verified is not None:
+            return
+        account = await self._account(adapter, user)
+        if account is None:
+            return
+        await adapter.unlink_account(provider=self.id, provider_account_id=user.id)
+        await context.config.strategy.end_user_sessions(user.id, now=context.now)
+        if user.email is not None:
+            await self._drop_links(adapter, user.email)
+        logger.info("dropped the unconfirmed password of a user whose address was proven")
 
     # -- links ----------------------------------------------------------------------------
 
-    async def _send_link(self, request: ProviderRequest, purpose: Purpose, email: str) -> None:
-        """Store a new single-use token for ``email`` and mail its link. A new reset link
-        replaces every earlier one: only the newest works."""
+    def _link_job(
+        self, request: ProviderRequest, purpose: Purpose, email: str
+    ) -> Callable[[], Awaitable[None]]:
+        """A job storing a new single-use token for ``email`` and mailing its link (built
+        now: the request is gone when the job runs). A new reset link replaces every
+        earlier one: only the newest works."""
         adapter = adapter_of(request)
         ctx = request.context
         identifier = (_RESET if purpose == "reset" else _VERIFY) + email
-        if purpose == "reset":
-            await adapter.delete_verification_tokens(identifier)
         token = secrets.token_urlsafe(32)
         max_age = self.reset_max_age if purpose == "reset" else self.verify_max_age
-        await adapter.create_verification_token(
-            {
-                "identifier": identifier,
-                "token": hash_token(token, request.config.secrets[0]),
-                "expires": datetime.fromtimestamp(ctx.now, UTC) + timedelta(seconds=max_age),
-            }
-        )
+        record = {
+            "identifier": identifier,
+            "token": hash_token(token, request.config.secrets[0]),
+            "expires": datetime.fromtimestamp(ctx.now, UTC) + timedelta(seconds=max_age),
+        }
         query = urlencode({"token": token, "email": email})
         if purpose == "reset":
             url = f"{ctx.page_url(request.config.pages.reset_password, 'password/reset')}"
             url += ("&" if "?" in url else "?") + query
             subject = "Reset your password"
-            minutes = self.reset_max_age // 60
             text = (
-                f"Choose a new password by opening this link within {minutes} minutes:\n\n"
-                f"{url}\n\nIf you did not ask for this, ignore this email: your password "
-                "has not changed."
+                f"Choose a new password by opening this link within {max_age // 60} "
+                f"minutes:\n\n{url}\n\nIf you did not ask for this, ignore this email: "
+                "your password has not changed."
             )
         else:
             url = f"{ctx.auth_url('verify-email')}?{query}"
@@ -440,11 +508,19 @@ class Password(Provider):
                 f"Confirm your email address by opening this link:\n\n{url}\n\n"
                 "If you did not create an account, ignore this email."
             )
-        await self._deliver(request, email, subject, text, url)
+        deliver = self._delivery(request, email, subject, text, url)
 
-    async def _send_existing(self, request: ProviderRequest, email: str) -> None:
-        """Tell an address's owner that someone tried to sign up with it (perhaps they
-        forgot they had an account): the page answered as for a new sign-up."""
+        async def job() -> None:
+            if purpose == "reset":
+                await _sweep(adapter, identifier)
+            await adapter.create_verification_token(record)
+            await deliver()
+
+        return job
+
+    def _existing_job(self, request: ProviderRequest, email: str) -> Callable[[], Awaitable[None]]:
+        """A job telling an address's owner that someone tried to sign up with it
+        (perhaps they forgot they had an account)."""
         ctx = request.context
         url = ctx.page_url(request.config.pages.sign_in, "signin")
         forgot = ctx.page_url(request.config.pages.forgot_password, "password/forgot")
@@ -453,19 +529,29 @@ class Password(Provider):
             f"which already has one. Sign in here:\n\n{url}\n\nForgot your password? Reset "
             f"it here:\n\n{forgot}\n\nIf it was not you, you can ignore this email."
         )
-        await self._deliver(request, email, "You already have an account", text, url)
+        return self._delivery(request, email, "You already have an account", text, url)
 
-    async def _deliver(
+    def _delivery(
         self, request: ProviderRequest, to: str, subject: str, text: str, url: str
-    ) -> None:
-        try:
-            sent = self.send(to, subject, text, url, request.request)
-            if inspect.isawaitable(sent):
-                await sent
-        except Exception as exc:
-            # A warning: anyone can give an address the mailer refuses. The answer stays
-            # the same, so it tells nobody whether the address has an account.
-            logger.warning("the %s provider could not send an email: %r", self.id, exc)
+    ) -> Callable[[], Awaitable[None]]:
+        starlette_request = request.request
+
+        async def deliver() -> None:
+            try:
+                sent = self.send(to, subject, text, url, starlette_request)
+                if inspect.isawaitable(sent):
+                    await sent
+            except Exception as exc:
+                # A warning: anyone can give an address the mailer refuses. The answer
+                # is the same, so it tells nobody whether the address has an account.
+                logger.warning("the %s provider could not send an email: %r", self.id, exc)
+
+        return deliver
+
+    @staticmethod
+    async def _drop_links(adapter: Adapter, email: str) -> None:
+        for prefix in (_RESET, _VERIFY):
+            await _sweep(adapter, prefix + email)
 
     async def _use_link(
         self, request: ProviderRequest, purpose: Purpose, fields: Mapping[str, Any]
@@ -477,7 +563,7 @@ class Password(Provider):
         page: Literal["signin", "error"] = "signin" if purpose == "reset" else "error"
         if email is None or not isinstance(token, str) or not token:
             raise SignInError(invalid, "the link is incomplete", page=page)
-        if len(token) > _MAX_TOKEN_LENGTH:
+        if len(token) > _MAX_TOKEN_LENGTH or not token.isascii() or not token.isprintable():
             raise SignInError(invalid, "the link is not one of ours", page=page)
         adapter = adapter_of(request)
         identifier = (_RESET if purpose == "reset" else _VERIFY) + email
@@ -497,10 +583,17 @@ class Password(Provider):
         return email, user
 
 
+async def _sweep(adapter: Adapter, identifier: str) -> None:
+    """Drop every pending link of ``identifier`` (the adapter can: checked at start-up)."""
+    assert isinstance(adapter, TokenSweeper)
+    await adapter.delete_verification_tokens(identifier)
+
+
 def _clean_name(value: str | None) -> str | None:
     """A display name: trimmed, NFKC, without control characters, at most 200 long."""
     if not value:
         return None
-    name = unicodedata.normalize("NFKC", value).strip()
+    # Cut before normalising: NFKC may grow a string 18-fold, and costs its length.
+    name = unicodedata.normalize("NFKC", value[: 4 * _MAX_NAME_LENGTH]).strip()
     name = "".join(char for char in name if unicodedata.category(char)[0] != "C")
     return name[:_MAX_NAME_LENGTH] or None

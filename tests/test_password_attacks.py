@@ -1,0 +1,283 @@
+"""What an attacker tries against password accounts, and what stops it.
+
+Each test here stands for a way in that was found by trying it: an account taken over
+before its owner arrives, links that outlive a reset, answers that tell which addresses
+have accounts, mail floods, and input no form should send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+import pytest
+from starlette.requests import Request
+
+from asgi_session import AuthConfig, ConfigurationError, RateLimit, RateLimits
+from asgi_session.backends import JWTStrategy, MemoryAdapter
+from asgi_session.providers import Email, Password
+from tests.support.apps import SECRET, Clock, client_for, csrf_token
+from tests.support.passwords import (
+    APP_URL,
+    FAST_HASHER,
+    Outbox,
+    ask_reset,
+    link_params,
+    local_path,
+    password_app,
+    reset,
+    sign_in,
+    sign_up,
+    whoami,
+)
+
+VICTIM = "victim@example.com"
+ATTACKERS = "the attacker's passphrase"
+
+
+async def _magic_link(client: httpx2.AsyncClient, links: list[str], email: str) -> str:
+    await client.post(
+        "/auth/signin/email", data={"csrfToken": await csrf_token(client), "email": email}
+    )
+    return links[-1]
+
+
+@pytest.mark.parametrize("strategy", ["jwt", "database"])
+@pytest.mark.parametrize("required", [False, True])
+async def test_a_password_set_before_the_owner_proved_the_address_goes_when_they_do(
+    strategy: Any, required: bool
+) -> None:
+    # Someone signs up with another's address; the owner later signs in with a link
+    # mailed to that address. The attacker's password must not open the owner's account.
+    links: list[str] = []
+
+    def send_link(identifier: str, url: str, request: Request) -> None:
+        links.append(url)
+
+    app = password_app(
+        Outbox(),
+        strategy=strategy,
+        require_verified_email=required,
+        providers=[Email(send=send_link)],
+    )
+    async with client_for(app) as attacker, client_for(app) as victim:
+        await sign_up(attacker, VICTIM, ATTACKERS)
+        assert await whoami(attacker) == (None if required else VICTIM)
+
+        await victim.get(local_path(await _magic_link(victim, links, VICTIM)))
+        assert await whoami(victim) == VICTIM
+
+        assert await whoami(attacker) is None  # the session the sign-up opened ended
+        attacker.cookies.clear()
+        refused = await sign_in(attacker, VICTIM, ATTACKERS)
+        assert "error=CredentialsSignin" in refused.headers["location"]
+        assert await whoami(attacker) is None
+
+
+async def test_an_owner_who_proved_the_address_keeps_their_own_password() -> None:
+    links: list[str] = []
+
+    def send_link(identifier: str, url: str, request: Request) -> None:
+        links.append(url)
+
+    outbox = Outbox()
+    app = password_app(outbox, providers=[Email(send=send_link)])
+    async with client_for(app) as client:
+        await sign_up(client)
+        await client.get(local_path(outbox.last().url))  # confirmed with its own link
+        client.cookies.clear()
+        await client.get(local_path(await _magic_link(client, links, "ada@example.com")))
+        client.cookies.clear()
+        assert (await sign_in(client)).headers["location"] == APP_URL
+
+
+async def test_one_verification_link_used_ends_them_all_and_a_reset_ends_any_left() -> None:
+    clock = Clock()
+    outbox = Outbox()
+    app = password_app(outbox, require_verified_email=True, config_clock=clock)
+    async with client_for(app) as client:
+        await sign_up(client)
+        await sign_in(client)  # unconfirmed: another link goes out
+        first, second = (mail.url for mail in outbox.to("ada@example.com"))
+        assert (await client.get(local_path(second))).headers["location"] == APP_URL
+        client.cookies.clear()
+        used_up = await client.get(local_path(first))
+        assert used_up.headers["location"].endswith("/auth/error?error=Verification")
+        assert await whoami(client) is None
+
+    # A link left over from before a reset signs nobody in after it.
+    outbox = Outbox()
+    app = password_app(outbox, require_verified_email=True, config_clock=clock)
+    async with client_for(app) as client:
+        await sign_up(client)
+        verify = outbox.last().url
+        await ask_reset(client)
+        await reset(client, outbox.last())
+        client.cookies.clear()
+        clock.advance(11)
+        stale = await client.get(local_path(verify))
+        assert stale.headers["location"].endswith("/auth/error?error=Verification")
+        assert await whoami(client) is None
+
+
+async def test_a_link_to_a_confirmed_address_does_not_sign_in() -> None:
+    outbox = Outbox()
+    adapter = MemoryAdapter()
+    app = password_app(outbox, adapter=adapter)
+    async with client_for(app) as client:
+        await sign_up(client)
+        user = await adapter.get_user_by_email("ada@example.com")
+        assert user is not None
+        await adapter.update_user({"id": user.id, "email_verified": datetime.now(UTC)})
+        client.cookies.clear()
+        late = await client.get(local_path(outbox.last().url))
+        assert late.headers["location"].endswith("/auth/error?error=Verification")
+        assert await whoami(client) is None
+
+
+async def test_forgot_answers_before_it_looks_the_address_up_or_mails() -> None:
+    # What the answer waits for must not depend on whether the address has an account:
+    # the lookup, the token and the mail come after the response is sent.
+    outbox = Outbox()
+    app = password_app(outbox)
+    async with client_for(app) as client:
+        await sign_up(client)
+        cookies = dict(client.cookies)
+        token = await csrf_token(client)
+    for email in ("ada@example.com", "nobody@example.com"):
+        events = await _forgot_events(app, outbox, cookies, token, email)
+        expected = 1 if email == "ada@example.com" else 0
+        assert events == ["answered, 0 mailed", f"done, {expected} mailed"]
+
+
+async def _forgot_events(
+    app: Any, outbox: Outbox, cookies: dict[str, str], token: str, email: str
+) -> list[str]:
+    """POST /auth/password/forgot straight through ASGI: what was mailed when the
+    answer's body went out, and when the app returned."""
+    events: list[str] = []
+    mailed = len(outbox.sent)
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            events.append(f"answered, {len(outbox.sent) - mailed} mailed")
+
+    body = f"csrfToken={token}&email={email}".encode()
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/auth/password/forgot",
+        "raw_path": b"/auth/password/forgot",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "client": ("127.0.0.1", 1234),
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"cookie", cookie.encode()),
+        ],
+    }
+
+    async def receive() -> MutableMapping[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    await app(scope, receive, send)
+    events.append(f"done, {len(outbox.sent) - mailed} mailed")
+    return events
+
+
+async def test_sign_ups_with_one_address_are_limited_so_its_inbox_is_not_flooded() -> None:
+    outbox = Outbox()
+    app = password_app(outbox, config_rate_limits=RateLimits(sign_up_per_address=RateLimit(2, 60)))
+    async with client_for(app) as client:
+        await sign_up(client)
+        answers = []
+        for _ in range(3):
+            client.cookies.clear()
+            answers.append((await sign_up(client)).status_code)
+    assert answers == [302, 429, 429]
+    assert len(outbox.to("ada@example.com")) == 2  # the verification link, one warning
+
+
+async def test_reset_links_asked_for_at_once_all_go_with_the_first_used() -> None:
+    outbox = Outbox()
+    app = password_app(outbox)
+    async with client_for(app) as client:
+        await sign_up(client)
+        await asyncio.gather(*(ask_reset(client) for _ in range(3)))
+        links = [mail for mail in outbox.to("ada@example.com") if "Reset" in mail.subject]
+        assert len(links) == 3
+        assert (await reset(client, links[-1])).status_code == 302
+        for other in links[:-1]:
+            refused = await reset(client, other, "yet another passphrase")
+            assert refused.status_code == 400
+            assert 'data-error="InvalidResetLink"' in refused.text
+
+
+async def test_a_password_provider_needs_jwt_revocations_on() -> None:
+    with pytest.raises(ConfigurationError, match="revocation_check_interval"):
+        AuthConfig(
+            secret=SECRET,
+            url=APP_URL,
+            adapter=MemoryAdapter(),
+            strategy=JWTStrategy(revocation_check_interval=None),
+            providers=[Password(send=Outbox().send, hasher=FAST_HASHER)],
+        )
+
+
+# An adapter written before delete_verification_tokens existed: MemoryAdapter without it.
+_OlderAdapter = type(
+    "_OlderAdapter",
+    MemoryAdapter.__bases__,
+    {
+        name: value
+        for name, value in vars(MemoryAdapter).items()
+        if name not in ("delete_verification_tokens", "__dict__", "__weakref__")
+    },
+)
+
+
+def test_an_adapter_without_the_newer_method_still_serves_everything_else() -> None:
+    AuthConfig(secret=SECRET, adapter=_OlderAdapter())  # no Password: accepted as before
+    with pytest.raises(ConfigurationError, match="delete_verification_tokens"):
+        AuthConfig(
+            secret=SECRET,
+            url=APP_URL,
+            adapter=_OlderAdapter(),
+            providers=[Password(send=Outbox().send, hasher=FAST_HASHER)],
+        )
+
+
+@pytest.mark.parametrize(
+    ("token", "callback_url"),
+    [("\ud800", "/"), ("x" * 40, "/\ud800")],
+)
+async def test_lone_surrogates_in_json_are_refused_not_a_500(token: str, callback_url: str) -> None:
+    outbox = Outbox()
+    app = password_app(outbox)
+    async with client_for(app) as client:
+        await sign_up(client)
+        await ask_reset(client)
+        email = link_params(outbox.last().url)["email"]
+        fields = {
+            "csrfToken": await csrf_token(client),
+            "email": email,
+            "token": token,
+            "password": "a brand new passphrase",
+            "callbackUrl": callback_url,
+        }
+        response = await client.post(
+            "/auth/password/reset",
+            content=json.dumps(fields).encode(),  # escaped: the surrogate reaches the server
+            headers={"X-Auth-Return-Redirect": "1", "Content-Type": "application/json"},
+        )
+    assert response.status_code in (200, 400)
+    if token == "\ud800":
+        assert response.json()["error"] == "InvalidResetLink"
