@@ -75,6 +75,13 @@ async def resolve_user(ctx: RequestContext, identity: Identity, known: User | No
     return await _linked_user(ctx, adapter, identity, known)
 
 
+async def _holds_unproven(ctx: RequestContext, user: User) -> bool:
+    for provider in ctx.config.providers.values():
+        if await provider.holds_unproven(ctx, user):
+            return True
+    return False
+
+
 async def _address_proven(ctx: RequestContext, user: User) -> None:
     """The owner of ``user``'s unverified address is signing in: anything set on the user
     by whoever typed that address first (a password, at a sign-up) goes, before they
@@ -108,6 +115,10 @@ async def _linked_user(
         return SignedInUser(known.to_dict(), {**identity.account(), "userId": known.id})
     is_new_user = False
     target = current
+    if current is not None and await _holds_unproven(ctx, current):
+        # Signed in through a password nobody has confirmed yet: linking an account now
+        # would keep whoever signed up first in, after the owner proves the address.
+        raise SignInError("AccountNotConfirmed")
     if target is None:
         email = identity.user.get("email")
         owner = await adapter.get_user_by_email(email) if isinstance(email, str) else None

@@ -32,6 +32,10 @@ SIGN_IN_ERRORS = {
         "one, or expired. Ask for a new one."
     ),
     "NoPassword": "This account has no password yet: ask for a reset link to set one.",
+    "AccountNotConfirmed": (
+        "Confirm your email address (open the link we sent) before linking another way to "
+        "sign in to this account."
+    ),
 }
 #: What the "check your email" page says, by ``?type=...``.
 CHECK_EMAIL = {

@@ -67,7 +67,8 @@ class PasswordRoutes:
             ("POST", "signup"): self.post_sign_up,
             ("GET", "password"): self.get_password,
             ("POST", "password"): self.post_password,
-            ("GET", "verify-email"): self.verify_email,
+            ("GET", "verify-email"): self.get_verify_email,
+            ("POST", "verify-email"): self.post_verify_email,
         }
 
     # -- answers ------------------------------------------------------------------
@@ -294,13 +295,36 @@ class PasswordRoutes:
 
     # -- /verify-email -------------------------------------------------------------------
 
-    async def verify_email(self, auth: AuthRequest) -> Response:
-        try:
-            response = await self._sign_in(auth, await self.provider.verify_email(auth))
-        except SignInError as exc:
-            response = auth.refused(exc)
+    async def get_verify_email(self, auth: AuthRequest) -> Response:
+        """The link's page: a button that confirms. Opening the link uses nothing up,
+        so a mail scanner following links cannot confirm an account for whoever made
+        it (nor sign them in)."""
+        ctx = auth.context
+        hidden = {"csrfToken": ctx.csrf_token()}
+        for key in ("token", "email"):
+            value = auth.query.get(key)
+            if value:
+                hidden[key] = value
+        nonce = answers.nonce()
+        html = pages.password_form_page(
+            "Confirm your email address",
+            action=ctx.auth_url("verify-email"),
+            inputs=[],
+            hidden=hidden,
+            submit="Confirm my address",
+            nonce=nonce,
+        )
+        response = answers.page(html, nonce)
         response.headers["referrer-policy"] = "no-referrer"  # the link's token is in the URL
         return response
+
+    async def post_verify_email(self, auth: AuthRequest) -> Response:
+        if not auth.csrf_verified():
+            return auth.error("Verification")
+        try:
+            return await self._sign_in(auth, await self.provider.verify_email(auth))
+        except SignInError as exc:
+            return auth.refused(exc)
 
 
 def _wants_json(auth: AuthRequest) -> bool:

@@ -29,6 +29,7 @@ from asgi_session._password_routes import PasswordRoutes
 from asgi_session._redirects import resolve_redirect
 from asgi_session._session import Session, isoformat
 from asgi_session._signin import complete_sign_in, may_sign_in
+from asgi_session.backends._jwt import BEARER_CLAIM
 from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -58,7 +59,7 @@ _EVERY_RESPONSE = (
 )
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Routes whose GET uses up a one-time code or link: HEAD must not.
-_SPENDS_LINKS = frozenset({"callback", "verify-email"})
+_SPENDS_LINKS = frozenset({"callback"})
 #: Routes taking a second segment (``/signin/<provider>``, ``/password/reset``...).
 _TAKES_A_STEP = frozenset({"signin", "callback", "sessions", "password"})
 _UNTRUSTED_HOST = (
@@ -141,6 +142,13 @@ class AuthRequest:
                 parsed = json.loads(text)
             except (ValueError, RecursionError):
                 parsed = None
+            try:
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                # JSON may escape a lone surrogate, which no page or header can carry:
+                # text no client means, refused whole (400).
+                self.body_unreadable = True
+                return
             self.form = parsed if isinstance(parsed, dict) else {}
         else:
             try:
@@ -165,6 +173,9 @@ class AuthRequest:
         for job in self.deferred:
             try:
                 await job()
+            except BackendUnavailableError:
+                # No client causes this one: the link or account it was to store is lost.
+                logger.exception("a job run after an auth answer could not reach the store")
             except Exception:
                 logger.warning("a job run after an auth answer failed", exc_info=True)
 
@@ -538,6 +549,18 @@ class AuthRoutes:
         session = await ctx.load_session() if ctx.bearer else None
         if session is None:
             return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
+        claims = session.claims or {}
+        if self.config.strategy.name == "jwt" and claims.get(BEARER_CLAIM) is not True:
+            # A cookie's JWT: no cut-off of its own is ever checked, so "ended" would be
+            # untrue.
+            return JSONResponse(
+                {
+                    "error": "this token was not issued by POST /auth/token, so it cannot be "
+                    "ended alone; POST /auth/signout ends a cookie's session"
+                },
+                status_code=501,
+                headers=NO_STORE,
+            )
         try:
             await self.config.strategy.destroy(ctx, session)
         except UnsupportedOperationError as exc:

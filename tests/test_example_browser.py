@@ -278,6 +278,7 @@ async def test_sign_up_verify_forget_reset_and_sign_in_with_a_browser(
 
     # The printed verification link confirms the address and keeps the browser signed in.
     await page.goto(await _printed_mail(example_server, email, "Confirm your email address"))
+    await page.get_by_role("button", name="Confirm my address").click()
     await page.wait_for_url(base + "/")
     await expect(page.locator("main")).to_contain_text(email)
 
@@ -308,10 +309,11 @@ async def test_sign_up_verify_forget_reset_and_sign_in_with_a_browser(
     await form.get_by_label("Password").fill(first)
     await form.get_by_role("button", name="Sign in").click()
     await page.wait_for_url("**/auth/signin?*error=CredentialsSignin*")
+    await expect(page.get_by_role("alert")).to_be_visible()
     await form.get_by_label("Email").fill(email)
     await form.get_by_label("Password").fill(second)
     await form.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(base + "/protected")
+    await expect(page).to_have_url(base + "/protected")
     await expect(page.get_by_test_id("user-name")).to_have_text("Lin")
 
     # The reset link worked once.

@@ -508,12 +508,9 @@ class JWTStrategy(BaseStrategy):
         claims = session.claims or {}
         jti = claims.get("jti")
         if claims.get(BEARER_CLAIM) is not True:
-            # A cookie's token (ours, or a Next.js app's) is never checked for a cut-off
-            # of its own: saying it ended would be untrue.
-            raise UnsupportedOperationError(
-                "this token was not issued by POST /auth/token, so it cannot be ended alone; "
-                "POST /auth/signout ends a cookie's session"
-            )
+            # A cookie's token sent as a bearer one: it has no cut-off of its own to
+            # record (DELETE /auth/token refuses it; a sign-in merely replaces it).
+            return
         if self.adapter is None or self._revocation_interval is None or not isinstance(jti, str):
             raise UnsupportedOperationError(
                 "ending one JWT bearer token needs a store for revocations: "

@@ -190,6 +190,12 @@ class Provider:
         ``(label, URL)`` ("Forgot password?"). None by default."""
         return []
 
+    async def holds_unproven(self, context: ProviderContext, user: User) -> bool:
+        """Whether this provider let someone set a way into ``user`` without proving its
+        address (a password at a sign-up not yet confirmed): while it does, nothing more
+        may be linked to the user. ``False`` by default."""
+        return False
+
     async def address_proven(self, context: ProviderContext, user: User) -> None:
         """Another sign-in just proved that ``user``'s address, unverified until now,
         belongs to the one signing in (a magic link followed, an OAuth account linked by

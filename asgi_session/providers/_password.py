@@ -74,6 +74,9 @@ SendEmail = Callable[[str, str, str, str, Request], Awaitable[None] | None]
 
 #: The account field the hash is kept in (Better Auth names its field the same).
 HASH_FIELD = "password"
+#: Set on the account while its password was chosen by someone who has not yet proved
+#: the address (a sign-up before its link is followed).
+UNCONFIRMED_FIELD = "unconfirmed"
 _RESET = "password-reset:"
 _VERIFY = "verify-email:"
 _MAX_NAME_LENGTH = 200
@@ -212,12 +215,19 @@ class Password(Provider):
         return stored if isinstance(stored, str) and stored else None
 
     async def _store_hash(
-        self, adapter: Adapter, user: User, account: Account | None, hashed: str
+        self,
+        adapter: Adapter,
+        user: User,
+        account: Account | None,
+        hashed: str,
+        *,
+        unconfirmed: bool = False,
     ) -> None:
+        """Keep ``hashed`` as the user's password; ``unconfirmed`` when whoever chose it
+        has not proved the address (else any earlier mark goes: a reset proved it)."""
+        fields = {HASH_FIELD: hashed, UNCONFIRMED_FIELD: True if unconfirmed else None}
         if account is not None:
-            await adapter.update_account(
-                provider=self.id, provider_account_id=user.id, data={HASH_FIELD: hashed}
-            )
+            await adapter.update_account(provider=self.id, provider_account_id=user.id, data=fields)
         else:
             try:
                 await adapter.link_account(
@@ -226,13 +236,13 @@ class Password(Provider):
                         "type": "credentials",
                         "provider": self.id,
                         "provider_account_id": user.id,
-                        HASH_FIELD: hashed,
+                        **{key: value for key, value in fields.items() if value is not None},
                     }
                 )
             except DuplicateRecordError:
                 # Linked by a request running alongside this one: this hash is the newer.
                 await adapter.update_account(
-                    provider=self.id, provider_account_id=user.id, data={HASH_FIELD: hashed}
+                    provider=self.id, provider_account_id=user.id, data=fields
                 )
         if self.hash_field is not None and user.extra.get(self.hash_field) is not None:
             # The imported hash has moved: left on the user, it would reach every
@@ -275,15 +285,24 @@ class Password(Provider):
             await self.hasher.verify_nothing(password)
             raise CredentialsSignin()
         account = await self._account(adapter, user)
-        verified = await self.hasher.verify_async(password, self._stored_hash(user, account))
+        stored = self._stored_hash(user, account)
+        verified = await self.hasher.verify_async(password, stored)
         if not verified.ok:
+            raise CredentialsSignin()
+        # Read again: while the hash was being checked, the password may have been
+        # changed, reset or dropped (its address proven by its owner), and the sessions
+        # it opened ended; a sign-in still under way must not open a new one.
+        account = await self._account(adapter, user)
+        if self._stored_hash(user, account) != stored:
             raise CredentialsSignin()
         if verified.rehashed is not None or account is None or HASH_FIELD not in account.extra:
             # Older parameters, bcrypt, or a hash imported on the user: from now on the
             # account holds a current one.
             new_hash = verified.rehashed or self._stored_hash(user, account)
             assert new_hash is not None
-            await self._store_hash(adapter, user, account, new_hash)
+            await self._store_hash(
+                adapter, user, account, new_hash, unconfirmed=_marked_unconfirmed(account)
+            )
         if self.require_verified_email and user.email_verified is None:
             # The link again, and the answer a wrong password gets: a code of its own
             # would tell anyone who signs up with an address and then signs in with
@@ -355,19 +374,19 @@ class Password(Provider):
             if user is None:
                 await existing()
                 return None
-            await self._store_hash(adapter, user, None, hashed)
+            await self._store_hash(adapter, user, None, hashed, unconfirmed=True)
             await events.emit("create_user", user=self._public_user(user))
             await verify()
             return user
 
         return create
 
-    # -- GET /verify-email -------------------------------------------------------------
+    # -- POST /verify-email (the link's page posts it) -----------------------------------
 
     async def verify_email(self, request: ProviderRequest) -> Identity:
         """Use a verification link up: the address is verified, and its owner signed in
         (the link proves the inbox, as a magic link does)."""
-        email, user = await self._use_link(request, "verify", request.query)
+        email, user = await self._use_link(request, "verify", request.form)
         adapter = adapter_of(request)
         # Every link of the address goes with the first one used: they were mailed on
         # each sign-in waiting for one, and each would sign in for a day.
@@ -377,6 +396,10 @@ class Password(Provider):
             raise SignInError("Verification", "the address is confirmed already", page="error")
         now = datetime.fromtimestamp(request.context.now, UTC)
         user = await adapter.update_user({"id": user.id, "email_verified": now}) or user
+        if await self._account(adapter, user) is not None:
+            await adapter.update_account(
+                provider=self.id, provider_account_id=user.id, data={UNCONFIRMED_FIELD: None}
+            )
         await request.config.events.emit("update_user", user=self._public_user(user))
         return self._identity(request, user, email)
 
@@ -446,26 +469,40 @@ class Password(Provider):
         verified = await self.hasher.verify_async(current, stored)
         if not verified.ok:
             raise CredentialsSignin()
+        account = await self._account(adapter, user)
+        if self._stored_hash(user, account) != stored:
+            raise CredentialsSignin()  # changed or dropped while it was being checked
         problem = await self.rules.check(new, user=self._public_user(user))
         if problem is not None:
             raise PasswordRefused(problem.code, problem.message)
         assert new is not None
-        await self._store_hash(adapter, user, account, await self.hasher.hash_async(new))
+        # Knowing the password proves nothing about the address: a mark stays.
+        hashed = await self.hasher.hash_async(new)
+        await self._store_hash(
+            adapter, user, account, hashed, unconfirmed=_marked_unconfirmed(account)
+        )
         if user.email is not None:
             await self._drop_links(adapter, user.email)
         return PasswordChange(user.id)
 
     # -- another sign-in proved the address -------------------------------------------
 
-    async def address_proven(self, context: ProviderContext, user: User) -> None:
-        """A password set before the address was confirmed was set by whoever typed the
-        address: now that its owner has proved it another way, the password and the
-        sessions it opened go, or whoever signed up first would share the account."""
+    async def _unconfirmed(self, context: ProviderContext, user: User) -> bool:
         adapter = context.config.adapter
         if adapter is None or user.email_verified is not None:
-            return
-        account = await self._account(adapter, user)
-        if account is None:
+            return False
+        return _marked_unconfirmed(await self._account(adapter, user))
+
+    async def holds_unproven(self, context: ProviderContext, user: User) -> bool:
+        return await self._unconfirmed(context, user)
+
+    async def address_proven(self, context: ProviderContext, user: User) -> None:
+        """A password chosen at a sign-up whose link was never followed was chosen by
+        whoever typed the address: now that its owner has proved it another way, the
+        password and the sessions it opened go, or whoever signed up first would share
+        the account. (Imported and reset passwords carry no such mark and stay.)"""
+        adapter = context.config.adapter
+        if adapter is None or not await self._unconfirmed(context, user):
             return
         await adapter.unlink_account(provider=self.id, provider_account_id=user.id)
         await context.config.strategy.end_user_sessions(user.id, now=context.now)
@@ -581,6 +618,10 @@ class Password(Provider):
         if user is None:
             raise SignInError(invalid, "the address has no account now", page=page)
         return email, user
+
+
+def _marked_unconfirmed(account: Account | None) -> bool:
+    return account is not None and account.extra.get(UNCONFIRMED_FIELD) is True
 
 
 async def _sweep(adapter: Adapter, identifier: str) -> None:

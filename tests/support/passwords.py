@@ -124,6 +124,21 @@ async def sign_in(
     )
 
 
+async def confirm(client: httpx2.AsyncClient, link: str) -> httpx2.Response:
+    """Follow a verification link as a browser does: open its page, press its button."""
+    page = await client.get(local_path(link))
+    assert page.status_code == 200, page.text
+    params = link_params(link)
+    return await client.post(
+        "/auth/verify-email",
+        data={
+            "csrfToken": await csrf_token(client),
+            "token": params.get("token", ""),
+            "email": params.get("email", ""),
+        },
+    )
+
+
 async def ask_reset(client: httpx2.AsyncClient, email: str = "ada@example.com") -> httpx2.Response:
     token = await csrf_token(client)
     return await client.post("/auth/password/forgot", data={"csrfToken": token, "email": email})
