@@ -217,6 +217,10 @@ async def _credentials_user(
         found = await adapter.get_user(app_id)  # the app may hand back the stored id itself
     if found is None and email is not None:
         found = await adapter.get_user_by_email(email)
+        if found is not None and found.email_verified is None:
+            # The app vouched for whoever owns the address: anything set on the user
+            # without that proof goes first (a password from a sign-up nobody confirmed).
+            await _address_proven(ctx, found)
     is_new_user = found is None
     if found is None:
         fields = {key: value for key, value in user.items() if key != "id"}

@@ -10,7 +10,8 @@ like every sign-in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -299,11 +300,16 @@ class PasswordRoutes:
         """The link's page: a button that confirms. Opening the link uses nothing up,
         so a mail scanner following links cannot confirm an account for whoever made
         it (nor sign them in)."""
+        return self._verify_page(auth, auth.query)
+
+    def _verify_page(
+        self, auth: AuthRequest, fields: Mapping[str, Any], error: tuple[str, str] | None = None
+    ) -> Response:
         ctx = auth.context
         hidden = {"csrfToken": ctx.csrf_token()}
         for key in ("token", "email"):
-            value = auth.query.get(key)
-            if value:
+            value = fields.get(key)
+            if isinstance(value, str) and value:
                 hidden[key] = value
         nonce = answers.nonce()
         html = pages.password_form_page(
@@ -313,14 +319,16 @@ class PasswordRoutes:
             hidden=hidden,
             submit="Confirm my address",
             nonce=nonce,
+            error=error,
         )
-        response = answers.page(html, nonce)
+        response = answers.page(html, nonce, 200 if error is None else 400)
         response.headers["referrer-policy"] = "no-referrer"  # the link's token is in the URL
         return response
 
     async def post_verify_email(self, auth: AuthRequest) -> Response:
         if not auth.csrf_verified():
-            return auth.error("Verification")
+            # The link is unused: the page again, with a token that works.
+            return self._verify_page(auth, auth.form, ("MissingCSRF", _MESSAGES["MissingCSRF"]))
         try:
             return await self._sign_in(auth, await self.provider.verify_email(auth))
         except SignInError as exc:

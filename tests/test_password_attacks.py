@@ -20,7 +20,14 @@ from starlette.requests import Request
 from asgi_session import AuthConfig, ConfigurationError, RateLimit, RateLimits
 from asgi_session.backends import JWTStrategy, MemoryAdapter
 from asgi_session.passwords import PasswordHasher, Verified
-from asgi_session.providers import Email, Identity, Password, Provider, ProviderRequest
+from asgi_session.providers import (
+    Credentials,
+    Email,
+    Identity,
+    Password,
+    Provider,
+    ProviderRequest,
+)
 from asgi_session.providers._base import ProviderType
 from tests.support.apps import SECRET, SESSION_COOKIE, Clock, client_for, csrf_token
 from tests.support.passwords import (
@@ -43,6 +50,16 @@ VICTIM = "victim@example.com"
 ATTACKERS = "the attacker's passphrase"
 
 
+def _email_links() -> tuple[list[str], Email]:
+    """An ``Email`` provider whose sign-in links land in the list returned with it."""
+    links: list[str] = []
+
+    def send_link(identifier: str, url: str, request: Request) -> None:
+        links.append(url)
+
+    return links, Email(send=send_link)
+
+
 async def _magic_link(client: httpx2.AsyncClient, links: list[str], email: str) -> str:
     await client.post(
         "/auth/signin/email", data={"csrfToken": await csrf_token(client), "email": email}
@@ -57,16 +74,13 @@ async def test_a_password_set_before_the_owner_proved_the_address_goes_when_they
 ) -> None:
     # Someone signs up with another's address; the owner later signs in with a link
     # mailed to that address. The attacker's password must not open the owner's account.
-    links: list[str] = []
-
-    def send_link(identifier: str, url: str, request: Request) -> None:
-        links.append(url)
+    links, email_provider = _email_links()
 
     app = password_app(
         Outbox(),
         strategy=strategy,
         require_verified_email=required,
-        providers=[Email(send=send_link)],
+        providers=[email_provider],
     )
     async with client_for(app) as attacker, client_for(app) as victim:
         await sign_up(attacker, VICTIM, ATTACKERS)
@@ -83,13 +97,10 @@ async def test_a_password_set_before_the_owner_proved_the_address_goes_when_they
 
 
 async def test_an_owner_who_proved_the_address_keeps_their_own_password() -> None:
-    links: list[str] = []
-
-    def send_link(identifier: str, url: str, request: Request) -> None:
-        links.append(url)
+    links, email_provider = _email_links()
 
     outbox = Outbox()
-    app = password_app(outbox, providers=[Email(send=send_link)])
+    app = password_app(outbox, providers=[email_provider])
     async with client_for(app) as client:
         await sign_up(client)
         await confirm(client, outbox.last().url)  # confirmed with its own link
@@ -307,13 +318,10 @@ class _Vouching(Provider):
 async def test_nothing_can_be_linked_to_an_account_whose_password_nobody_confirmed() -> None:
     # Otherwise the attacker links an OAuth account of their own while signed in through
     # the unconfirmed password, and keeps it after the owner proves the address.
-    links: list[str] = []
-
-    def send_link(identifier: str, url: str, request: Request) -> None:
-        links.append(url)
+    links, email_provider = _email_links()
 
     outbox = Outbox()
-    app = password_app(outbox, providers=[Email(send=send_link), _Vouching()])
+    app = password_app(outbox, providers=[email_provider, _Vouching()])
     async with client_for(app) as attacker, client_for(app) as victim:
         await sign_up(attacker, VICTIM, ATTACKERS)
         linked = await attacker.get("/auth/callback/vouching")
@@ -354,15 +362,10 @@ class _HeldHasher(PasswordHasher):
 async def test_a_sign_in_under_way_when_the_owner_proves_the_address_opens_nothing(
     strategy: Any,
 ) -> None:
-    links: list[str] = []
-
-    def send_link(identifier: str, url: str, request: Request) -> None:
-        links.append(url)
+    links, email_provider = _email_links()
 
     hasher = _HeldHasher()
-    app = password_app(
-        Outbox(), strategy=strategy, hasher=hasher, providers=[Email(send=send_link)]
-    )
+    app = password_app(Outbox(), strategy=strategy, hasher=hasher, providers=[email_provider])
     async with client_for(app) as attacker, client_for(app) as victim:
         await sign_up(attacker, VICTIM, ATTACKERS)
         attacker.cookies.clear()
@@ -379,13 +382,10 @@ async def test_a_sign_in_under_way_when_the_owner_proves_the_address_opens_nothi
 async def test_a_password_the_owner_set_through_a_reset_stays_when_they_use_a_link() -> None:
     # Only a password chosen at a sign-up nobody confirmed is dropped: one set through a
     # reset link (or imported) was set by whoever holds the inbox.
-    links: list[str] = []
-
-    def send_link(identifier: str, url: str, request: Request) -> None:
-        links.append(url)
+    links, email_provider = _email_links()
 
     outbox = Outbox()
-    app = password_app(outbox, providers=[Email(send=send_link)])
+    app = password_app(outbox, providers=[email_provider])
     async with client_for(app) as client:
         await sign_up(client)
         await ask_reset(client)
@@ -410,3 +410,70 @@ async def test_a_cookies_token_sent_as_a_bearer_token_can_still_sign_in_again() 
         )
     assert answer.status_code == 302
     assert "set-cookie" not in answer.headers
+
+
+async def test_an_app_vouching_for_the_address_drops_an_unconfirmed_password_too() -> None:
+    # A directory login (Credentials) naming the address is the owner proving it.
+    def directory(credentials: dict[str, str], request: Request) -> dict[str, str] | None:
+        return {"id": "staff-7", "email": VICTIM} if credentials["email"] == VICTIM else None
+
+    app = password_app(
+        Outbox(),
+        strategy="database",
+        providers=[Credentials(authorize=directory, id="directory")],
+    )
+    async with client_for(app) as attacker, client_for(app) as victim:
+        await sign_up(attacker, VICTIM, ATTACKERS)
+        signed = await victim.post(
+            "/auth/callback/directory",
+            data={"csrfToken": await csrf_token(victim), "email": VICTIM, "password": "x"},
+        )
+        assert signed.status_code == 302
+        assert await whoami(victim) == VICTIM
+        assert await whoami(attacker) is None
+        attacker.cookies.clear()
+        assert (
+            "error=CredentialsSignin"
+            in (await sign_in(attacker, VICTIM, ATTACKERS)).headers["location"]
+        )
+
+
+async def test_signing_out_with_a_cookies_token_as_a_bearer_token_says_it_cannot() -> None:
+    app = password_app(Outbox(), config_bearer_tokens=True)
+    async with client_for(app) as client:
+        await sign_up(client)
+        token = client.cookies[SESSION_COOKIE]
+        client.cookies.clear()
+        out = await client.post("/auth/signout", headers={"Authorization": f"Bearer {token}"})
+        assert out.status_code == 501
+        still = await client.get("/", headers={"Authorization": f"Bearer {token}"})
+        assert still.json()["user"]["email"] == "ada@example.com"
+
+
+async def test_two_sign_ins_at_once_that_both_rehash_both_get_in() -> None:
+    adapter = MemoryAdapter()
+    app = password_app(Outbox(), adapter=adapter)
+    async with client_for(app) as client:
+        await sign_up(client)
+    user = await adapter.get_user_by_email("ada@example.com")
+    assert user is not None
+    older = PasswordHasher(time_cost=1, memory_cost=16, parallelism=1).hash(GOOD_PASSWORD)
+    await adapter.update_account(
+        provider="password", provider_account_id=user.id, data={"password": older}
+    )
+    async with client_for(app) as one, client_for(app) as two:
+        answers = await asyncio.gather(sign_in(one), sign_in(two))
+    assert [answer.headers["location"] for answer in answers] == [APP_URL, APP_URL]
+
+
+async def test_confirming_without_a_csrf_token_shows_the_page_again_and_spends_nothing() -> None:
+    outbox = Outbox()
+    app = password_app(outbox, require_verified_email=True)
+    async with client_for(app) as client:
+        await sign_up(client)
+        params = link_params(outbox.last().url)
+        refused = await client.post("/auth/verify-email", data=params)
+        assert refused.status_code == 400
+        assert 'data-error="MissingCSRF"' in refused.text
+        assert f'value="{params["token"]}"' in refused.text
+        assert (await confirm(client, outbox.last().url)).headers["location"] == APP_URL

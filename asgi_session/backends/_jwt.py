@@ -492,7 +492,7 @@ class JWTStrategy(BaseStrategy):
         if ctx.cookie_header is not None:
             self._memos[ctx.secure].forget(ctx.cookie_header)
         if ctx.bearer and session is not None:
-            await self._revoke_token(ctx, session)
+            await self._revoke_token(ctx, session, replaced=not clear_cookie)
         if clear_cookie:
             ctx.clear_session_cookie()
 
@@ -502,15 +502,22 @@ class JWTStrategy(BaseStrategy):
         ends sessions elsewhere takes effect)."""
         return self._revocation_interval
 
-    async def _revoke_token(self, ctx: RequestContext, session: Session) -> None:
+    async def _revoke_token(
+        self, ctx: RequestContext, session: Session, *, replaced: bool = False
+    ) -> None:
         """End one bearer token: its ``jti`` gets a cut-off of its own, checked for
         every token presented, in a cookie too (see :meth:`_revoked`)."""
         claims = session.claims or {}
         jti = claims.get("jti")
         if claims.get(BEARER_CLAIM) is not True:
-            # A cookie's token sent as a bearer one: it has no cut-off of its own to
-            # record (DELETE /auth/token refuses it; a sign-in merely replaces it).
-            return
+            # A cookie's token sent as a bearer one has no cut-off of its own: a sign-in
+            # may replace it, but saying it ended (a sign-out) would be untrue.
+            if replaced:
+                return
+            raise UnsupportedOperationError(
+                "this token was not issued by POST /auth/token, so it cannot be ended alone; "
+                "POST /auth/signout with its cookie ends a cookie's session"
+            )
         if self.adapter is None or self._revocation_interval is None or not isinstance(jti, str):
             raise UnsupportedOperationError(
                 "ending one JWT bearer token needs a store for revocations: "

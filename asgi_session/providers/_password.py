@@ -25,7 +25,6 @@ import logging
 import secrets
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlencode
@@ -83,13 +82,6 @@ _MAX_NAME_LENGTH = 200
 _MAX_TOKEN_LENGTH = 128
 
 Purpose = Literal["reset", "verify"]
-
-
-@dataclass(frozen=True, slots=True)
-class PasswordChange:
-    """A password changed by its owner: the user, so the caller can end other sessions."""
-
-    user_id: str
 
 
 class Password(Provider):
@@ -250,6 +242,20 @@ class Password(Provider):
             # and stay a copy of the old password to crack after it was changed.
             await adapter.update_user({"id": user.id, self.hash_field: None})
 
+    async def _still_verified(
+        self, adapter: Adapter, user: User, password: str, checked: str | None
+    ) -> Account | None:
+        """The account as it is now, if ``password`` still opens it: the hash checked
+        may have been replaced meanwhile (a change, a reset, a drop, or only a rehash by
+        a sign-in alongside, which the password still matches). Else ``CredentialsSignin``."""
+        account = await self._account(adapter, user)
+        current = self._stored_hash(user, account)
+        if current == checked:
+            return account
+        if current is None or not (await self.hasher.verify_async(password, current)).ok:
+            raise CredentialsSignin()
+        return account
+
     def _public_user(self, user: User) -> dict[str, Any]:
         """The user as callbacks and the session see it: never a hash."""
         fields = user.to_dict()
@@ -292,9 +298,7 @@ class Password(Provider):
         # Read again: while the hash was being checked, the password may have been
         # changed, reset or dropped (its address proven by its owner), and the sessions
         # it opened ended; a sign-in still under way must not open a new one.
-        account = await self._account(adapter, user)
-        if self._stored_hash(user, account) != stored:
-            raise CredentialsSignin()
+        account = await self._still_verified(adapter, user, password, stored)
         if verified.rehashed is not None or account is None or HASH_FIELD not in account.extra:
             # Older parameters, bcrypt, or a hash imported on the user: from now on the
             # account holds a current one.
@@ -451,7 +455,7 @@ class Password(Provider):
 
     # -- POST /password/change ------------------------------------------------------------
 
-    async def change_password(self, request: ProviderRequest, user_id: str) -> PasswordChange:
+    async def change_password(self, request: ProviderRequest, user_id: str) -> None:
         """Replace the signed-in user's password, the current one required."""
         adapter = adapter_of(request)
         user = await adapter.get_user(user_id)
@@ -469,9 +473,7 @@ class Password(Provider):
         verified = await self.hasher.verify_async(current, stored)
         if not verified.ok:
             raise CredentialsSignin()
-        account = await self._account(adapter, user)
-        if self._stored_hash(user, account) != stored:
-            raise CredentialsSignin()  # changed or dropped while it was being checked
+        account = await self._still_verified(adapter, user, current, stored)
         problem = await self.rules.check(new, user=self._public_user(user))
         if problem is not None:
             raise PasswordRefused(problem.code, problem.message)
@@ -483,7 +485,6 @@ class Password(Provider):
         )
         if user.email is not None:
             await self._drop_links(adapter, user.email)
-        return PasswordChange(user.id)
 
     # -- another sign-in proved the address -------------------------------------------
 
