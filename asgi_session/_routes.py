@@ -29,7 +29,6 @@ from asgi_session._password_routes import PasswordRoutes
 from asgi_session._redirects import resolve_redirect
 from asgi_session._session import Session, isoformat
 from asgi_session._signin import complete_sign_in, may_sign_in
-from asgi_session.backends._jwt import BEARER_CLAIM
 from asgi_session.errors import (
     BackendUnavailableError,
     ConfigurationError,
@@ -549,18 +548,6 @@ class AuthRoutes:
         session = await ctx.load_session() if ctx.bearer else None
         if session is None:
             return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
-        claims = session.claims or {}
-        if self.config.strategy.name == "jwt" and claims.get(BEARER_CLAIM) is not True:
-            # A cookie's JWT: no cut-off of its own is ever checked, so "ended" would be
-            # untrue.
-            return JSONResponse(
-                {
-                    "error": "this token was not issued by POST /auth/token, so it cannot be "
-                    "ended alone; POST /auth/signout ends a cookie's session"
-                },
-                status_code=501,
-                headers=NO_STORE,
-            )
         try:
             await self.config.strategy.destroy(ctx, session)
         except UnsupportedOperationError as exc:
