@@ -27,7 +27,16 @@ a provider vouches for someone  ``providers/``: the plug-in interface in
                                 ``providers/_base.py`` (``Provider``, ``Identity``);
                                 OAuth's state/PKCE/nonce cookies in ``providers/_checks.py``
 every sign-in is completed      ``_signin.py``: ``complete_sign_in`` (callback, user,
-                                new session, events, redirect) — the one flow
+                                second factor, new session, events, redirect) — the one
+                                flow; ``finish_sign_in`` its end
+a second factor is proven       ``_second_factor.py`` (TOTP, recovery codes, the challenge
+                                between the factors), ``_totp.py`` (codes, sealed secrets),
+                                routes in ``_mfa_routes.py``, pages in ``_mfa_pages.py``;
+                                ``mfa.py`` for the app's own code
+a passkey is checked            ``providers/_passkey.py`` (``Passkey``, Auth.js's routes),
+                                ``_webauthn.py`` (the ceremonies), ``passkey.js`` (browser)
+step-up (a fresh session)       ``Session.auth_time``; ``requires_session(fresh=...)`` in
+                                ``_requires.py``; ``FreshSession`` in ``fastapi.py``
 a password is checked or set    ``providers/_password.py`` (``Password``: sign-up, sign-in,
                                 links, reset, change), its routes in ``_password_routes.py``;
                                 hashing and the rules in ``passwords.py``
@@ -57,6 +66,7 @@ from asgi_session._deprecated import renamed
 from asgi_session._middleware import AuthMiddleware
 from asgi_session._ratelimit import RateLimit, RateLimits
 from asgi_session._requires import get_session, requires_session
+from asgi_session._second_factor import TwoFactor
 from asgi_session._session import Session, SessionUser
 from asgi_session.errors import (
     AuthError,
@@ -89,6 +99,7 @@ __all__ = [
     "SessionEndedError",
     "SessionUser",
     "SignInError",
+    "TwoFactor",
     "get_session",
     "requires_session",
 ]

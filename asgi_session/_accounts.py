@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from asgi_session.backends._adapter import AuthenticatorStore
 from asgi_session.errors import ConfigurationError, DuplicateRecordError, SignInError
 
 if TYPE_CHECKING:
@@ -157,12 +158,30 @@ async def _linked_user(
         if is_new_user:
             await adapter.delete_user(target.id)
         raise SignInError("OAuthAccountNotLinked") from exc
+    if identity.authenticator is not None:
+        # A passkey's account comes with its authenticator, stored once the link holds.
+        await _store_authenticator(adapter, identity, target.id)
     if is_new_user:
         await events.emit("create_user", user=target.to_dict())
     await events.emit(
         "link_account", user=target.to_dict(), account=linked, profile=dict(identity.profile or {})
     )
     return SignedInUser(target.to_dict(), linked, is_new_user)
+
+
+async def _store_authenticator(adapter: Adapter, identity: Identity, user_id: str) -> None:
+    authenticator = identity.authenticator
+    assert authenticator is not None
+    if not isinstance(adapter, AuthenticatorStore):
+        raise ConfigurationError(f"{type(adapter).__name__} cannot store passkeys")
+    try:
+        await adapter.create_authenticator(dataclasses.replace(authenticator, user_id=user_id))
+    except DuplicateRecordError as exc:
+        # Registered by a request alongside this one: the account goes with it.
+        await adapter.unlink_account(
+            provider=identity.provider, provider_account_id=identity.account_id
+        )
+        raise SignInError("WebAuthnVerificationError") from exc
 
 
 async def _email_user(

@@ -21,6 +21,8 @@ from asgi_session._hosts import (
     check_trusted_origin,
 )
 from asgi_session._ratelimit import RateLimits, RateLimitStore, choose_store, proxy_networks
+from asgi_session._second_factor import TwoFactor
+from asgi_session._second_factor import check_config as check_two_factor
 from asgi_session.backends._adapter import Adapter
 from asgi_session.backends._database import DatabaseStrategy
 from asgi_session.backends._jwt import JWTStrategy
@@ -136,6 +138,12 @@ class AuthConfig:
       with ``POST /auth/token`` and send ``Authorization: Bearer <token>`` instead of
       cookies. Off by default: in a browser an HttpOnly cookie is out of scripts' reach,
       where a token a script holds is not.
+    - ``two_factor``: :class:`~asgi_session.mfa.TwoFactor` (or ``True`` for its defaults)
+      turns on second factors: TOTP with recovery codes, and passkeys as a second factor
+      when the ``Passkey`` provider is configured. Needs an adapter. Off by default.
+    - ``fresh_age``: how recent, in seconds, a session's sign-in must be for what needs a
+      fresh one (changing the password, adding or removing a factor): 300. Older
+      sessions are sent to ``/auth/reauthenticate`` first.
     - ``max_cookie_chunks``: the most 4 KB chunks a session cookie may take before
       issuing it fails with :class:`~asgi_session.errors.CookieTooLargeError`.
     - ``clock``: seconds since the epoch, ``time.time`` by default (tests inject one).
@@ -166,6 +174,8 @@ class AuthConfig:
         events: Events | None = None,
         pages: Pages | None = None,
         bearer_tokens: bool = False,
+        two_factor: TwoFactor | bool | None = None,
+        fresh_age: int = 300,
         max_cookie_chunks: int = DEFAULT_MAX_CHUNKS,
         clock: Callable[[], float] = time.time,
         backend: Any = None,
@@ -222,6 +232,19 @@ class AuthConfig:
         if not isinstance(bearer_tokens, bool):
             raise ConfigurationError("bearer_tokens must be True or False")
         self.bearer_tokens = bearer_tokens
+        if two_factor is True:
+            two_factor = TwoFactor()
+        elif two_factor is False:
+            two_factor = None
+        if two_factor is not None and not isinstance(two_factor, TwoFactor):
+            raise ConfigurationError(
+                f"two_factor={two_factor!r} must be a TwoFactor(...), True or None"
+            )
+        #: Second factors (``None``: off).
+        self.two_factor: TwoFactor | None = two_factor
+        if type(fresh_age) is not int or fresh_age < 1:
+            raise ConfigurationError("fresh_age must be a positive number of seconds")
+        self.fresh_age = fresh_age
         if max_cookie_chunks < 1:
             raise ConfigurationError("max_cookie_chunks must be at least 1")
         self.max_cookie_chunks = max_cookie_chunks
@@ -235,6 +258,8 @@ class AuthConfig:
         self.strategy.configure(self)
         for provider in self.providers.values():
             provider.check_config(self)
+        if self.two_factor is not None:
+            check_two_factor(self)
 
     @property
     def backend(self) -> SessionStrategy:

@@ -63,6 +63,7 @@ class RequestContext:
         "_session",
         "_session_loaded",
         "bearer",
+        "challenge",
         "config",
         "cookie_header",
         "issued",
@@ -93,6 +94,8 @@ class RequestContext:
         self._bearer_token: str | None = None
         #: The session token a bearer request was issued (``POST /auth/token``).
         self.issued: tuple[str, datetime] | None = None
+        #: The sealed sign-in this request holds for its second factor, if it held one.
+        self.challenge: str | None = None
         self.now = config.clock()
         secure = config.use_secure_cookies
         if secure is None and not config.trust_host:

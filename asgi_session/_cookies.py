@@ -62,6 +62,12 @@ class CookieNames:
     pkce_code_verifier: CookieSpec
     state: CookieSpec
     nonce: CookieSpec
+    #: A passkey ceremony's challenge (Auth.js's ``webauthnChallenge``).
+    webauthn_challenge: CookieSpec
+    #: A sign-in waiting for its second factor.
+    two_factor: CookieSpec
+    #: A TOTP secret shown as a QR code, until its first code confirms it.
+    totp_enrolment: CookieSpec
 
     @classmethod
     def default(
@@ -89,6 +95,9 @@ class CookieNames:
             pkce_code_verifier=spec("pkce.code_verifier", secure_prefix),
             state=spec("state", secure_prefix),
             nonce=spec("nonce", secure_prefix),
+            webauthn_challenge=spec("challenge", secure_prefix),
+            two_factor=spec("two-factor", secure_prefix),
+            totp_enrolment=spec("totp-enrolment", secure_prefix),
         )
         for field, override in (overrides or {}).items():
             if not hasattr(names, field):
@@ -108,6 +117,9 @@ class CookieNames:
             self.pkce_code_verifier,
             self.state,
             self.nonce,
+            self.webauthn_challenge,
+            self.two_factor,
+            self.totp_enrolment,
         )
 
 

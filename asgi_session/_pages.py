@@ -6,8 +6,11 @@ Apps that want their own pages set :class:`asgi_session.Pages`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from html import escape
+from importlib import resources
 
 from asgi_session.providers._base import Provider
 
@@ -81,6 +84,10 @@ background:#24292f;color:#fff;font-size:1rem;cursor:pointer}
 .error{background:#fdecea;color:#8a1c12;border-radius:6px;padding:.6rem .8rem;margin-bottom:1rem}
 hr{border:0;border-top:1px solid #e3e6ea;margin:1.2rem 0}p{line-height:1.45}
 .links{font-size:.9rem;text-align:center;margin:.8rem 0 0}
+h2{font-size:1.05rem;margin:1.4rem 0 .4rem}code{font-size:.95rem}
+.qr svg{display:block;margin:0 auto;max-width:12rem;height:auto}
+form.inline{display:inline-block;margin:.3rem .4rem .3rem 0}
+form.inline button{width:auto;padding:.35rem .8rem}
 """
 
 
@@ -91,11 +98,11 @@ def content_security_policy(nonce: str) -> str:
     sign-in goes to the provider's site."""
     return (
         f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; "
-        "img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'"
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
     )
 
 
-def _document(title: str, body: str, nonce: str) -> str:
+def document(title: str, body: str, nonce: str) -> str:
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
@@ -104,13 +111,46 @@ def _document(title: str, body: str, nonce: str) -> str:
     )
 
 
-def _hidden(name: str, value: str) -> str:
+def hidden_input(name: str, value: str) -> str:
     return f'<input type=hidden name="{escape(name)}" value="{escape(value)}">'
 
 
-def _links(links: Iterable[tuple[str, str]]) -> str:
+def links_paragraph(links: Iterable[tuple[str, str]]) -> str:
     items = [f'<a href="{escape(url)}">{escape(label)}</a>' for label, url in links]
     return f"<p class=links>{' · '.join(items)}</p>" if items else ""
+
+
+@functools.cache
+def _script() -> str:
+    return resources.files("asgi_session").joinpath("passkey.js").read_text("utf-8")
+
+
+def script(nonce: str) -> str:
+    """The passkey script, for a page with passkey buttons or autofill."""
+    return f'<script nonce="{escape(nonce)}">{_script()}</script>'
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyButton:
+    """What a passkey button needs: where options come from and the callback goes."""
+
+    label: str
+    #: ``"authenticate"`` or ``"register"``.
+    action: str
+    options_url: str
+    callback: str
+    csrf_token: str
+    callback_url: str
+
+
+def passkey_button(button: PasskeyButton) -> str:
+    return (
+        f'<button type=button data-passkey="{escape(button.action)}" '
+        f'data-options="{escape(button.options_url)}" data-callback="{escape(button.callback)}" '
+        f'data-csrf="{escape(button.csrf_token)}" data-callback-url="{escape(button.callback_url)}"'
+        f">{escape(button.label)}</button>"
+        "<p class=error data-passkey-error hidden></p>"
+    )
 
 
 def _provider_form(
@@ -120,9 +160,12 @@ def _provider_form(
     csrf_token: str,
     callback_url: str,
     links: Iterable[tuple[str, str]] = (),
+    passkey: PasskeyButton | None = None,
 ) -> str:
-    hidden = _hidden("csrfToken", csrf_token) + _hidden("callbackUrl", callback_url)
+    hidden = hidden_input("csrfToken", csrf_token) + hidden_input("callbackUrl", callback_url)
     name = escape(provider.name)
+    if passkey is not None and provider.type == "webauthn":
+        return passkey_button(passkey) + links_paragraph(links)
     inputs = []
     for field, options in provider.form_fields.items():
         input_id = escape(f"input-{field}-for-{provider.id}-provider")
@@ -130,6 +173,16 @@ def _provider_form(
         extra = f' placeholder="{escape(placeholder)}"' if placeholder else ""
         if options.get("required"):
             extra += " required"
+        if passkey is not None and field in ("email", "username"):
+            # Conditional UI: the browser offers this site's passkeys in the field's
+            # autofill, and picking one signs in with it.
+            extra += (
+                ' autocomplete="username webauthn"'
+                f' data-passkey-autofill="{escape(passkey.options_url)}"'
+                f' data-callback="{escape(passkey.callback)}"'
+                f' data-csrf="{escape(passkey.csrf_token)}"'
+                f' data-callback-url="{escape(passkey.callback_url)}"'
+            )
         inputs.append(
             f'<label for="{input_id}">{escape(options.get("label", field))}</label>'
             f'<input id="{input_id}" name="{escape(field)}" '
@@ -138,11 +191,11 @@ def _provider_form(
     return (
         f'<form method=post action="{escape(action)}" data-provider="{escape(provider.id)}">'
         f"{hidden}{''.join(inputs)}<button type=submit>Sign in with {name}</button></form>"
-        f"{_links(links)}"
+        f"{links_paragraph(links)}"
     )
 
 
-def _alert(error: str, message: str) -> str:
+def alert(error: str, message: str) -> str:
     return f'<div class=error role=alert data-error="{escape(error)}">{escape(message)}</div>'
 
 
@@ -153,28 +206,37 @@ def sign_in_page(
     callback_url: str,
     error: str | None,
     nonce: str,
+    passkey: PasskeyButton | None = None,
 ) -> str:
-    """The sign-in page: one form per ``(provider, form action URL, links)``."""
+    """The sign-in page: one form per ``(provider, form action URL, links)``;
+    ``passkey`` drives a passkey provider's button and the other forms' autofill."""
     parts = ["<h1>Sign in</h1>"]
     if error:
-        parts.append(_alert(error, SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)))
+        parts.append(alert(error, SIGN_IN_ERRORS.get(error, _DEFAULT_SIGN_IN_ERROR)))
     forms = [
         _provider_form(
-            provider, action=action, csrf_token=csrf_token, callback_url=callback_url, links=links
+            provider,
+            action=action,
+            csrf_token=csrf_token,
+            callback_url=callback_url,
+            links=links,
+            passkey=passkey,
         )
         for provider, action, links in providers
     ]
     parts.append("<hr>".join(forms) or "<p>No sign-in providers are configured.</p>")
-    return _document("Sign in", "".join(parts), nonce)
+    if passkey is not None:
+        parts.append(script(nonce))
+    return document("Sign in", "".join(parts), nonce)
 
 
 def sign_out_page(*, action: str, csrf_token: str, callback_url: str, nonce: str) -> str:
     """The page confirming a sign-out (a POST, so a link cannot sign anyone out)."""
-    return _document(
+    return document(
         "Sign out",
         "<h1>Sign out</h1><p>Are you sure you want to sign out?</p>"
         f'<form method=post action="{escape(action)}">'
-        f"{_hidden('csrfToken', csrf_token)}{_hidden('callbackUrl', callback_url)}"
+        f"{hidden_input('csrfToken', csrf_token)}{hidden_input('callbackUrl', callback_url)}"
         "<button type=submit>Sign out</button></form>",
         nonce,
     )
@@ -187,14 +249,14 @@ def error_page(error: str | None, *, home_url: str, nonce: str) -> tuple[str, in
         f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>'
     )
-    return _document(title, body, nonce), status
+    return document(title, body, nonce), status
 
 
 def verify_request_page(*, home_url: str, nonce: str, kind: str | None = None) -> str:
     """The "check your email" page shown after a link was mailed (``kind``: ``email``,
     a magic link; ``signup``, a verification link; ``reset``, a reset link)."""
     message = CHECK_EMAIL.get(kind or "email", CHECK_EMAIL["email"])
-    return _document(
+    return document(
         "Check your email",
         f"<h1>Check your email</h1><p>{escape(message)}</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
@@ -204,7 +266,7 @@ def verify_request_page(*, home_url: str, nonce: str, kind: str | None = None) -
 
 def message_page(title: str, message: str, *, home_url: str, nonce: str) -> str:
     """A page that says one thing ("Your password has been changed")."""
-    return _document(
+    return document(
         title,
         f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
         f'<p><a href="{escape(home_url)}">Back to the site</a></p>',
@@ -235,8 +297,8 @@ def password_form_page(
     """
     parts = [f"<h1>{escape(title)}</h1>"]
     if error is not None:
-        parts.append(_alert(*error))
-    fields = [_hidden(name, value) for name, value in hidden.items()]
+        parts.append(alert(*error))
+    fields = [hidden_input(name, value) for name, value in hidden.items()]
     for name, label, kind, autocomplete in inputs:
         input_id = escape(f"input-{name}")
         value = (values or {}).get(name) if kind != "password" else None
@@ -249,6 +311,6 @@ def password_form_page(
         )
     parts.append(
         f'<form method=post action="{escape(action)}">{"".join(fields)}'
-        f"<button type=submit>{escape(submit)}</button></form>{_links(links)}"
+        f"<button type=submit>{escape(submit)}</button></form>{links_paragraph(links)}"
     )
-    return _document(title, "".join(parts), nonce)
+    return document(title, "".join(parts), nonce)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
@@ -206,6 +207,8 @@ class PasswordRoutes:
                     ctx.page_url(self.config.pages.sign_in, "signin", callbackUrl=here),
                     status_code=302,
                 )
+            if not session.is_fresh(self.config.fresh_age, auth.context.now):
+                return self._reauthenticate(auth)
             return self._form(auth, "password/change")
         return PlainTextResponse("Not Found", status_code=404)
 
@@ -265,6 +268,9 @@ class PasswordRoutes:
                 url = ctx.page_url(self.config.pages.sign_in, "signin", callbackUrl=here)
                 return RedirectResponse(url, status_code=302)
             return JSONResponse({"error": "SessionRequired"}, status_code=401, headers=NO_STORE)
+        if not session.is_fresh(self.config.fresh_age, ctx.now):
+            # Whoever holds a stolen cookie must not be able to lock the owner out.
+            return self._reauthenticate(auth)
         limited = await self._limited(auth, "password/change", "change", f"user:{session.user.id}")
         if limited is not None:
             return limited
@@ -295,6 +301,16 @@ class PasswordRoutes:
         return answers.page(html, nonce)
 
     # -- /verify-email -------------------------------------------------------------------
+
+    def _reauthenticate(self, auth: AuthRequest) -> Response:
+        """Prove it is you again (a recent sign-in), then back to the change form."""
+        ctx = auth.context
+        query = urlencode({"callbackUrl": ctx.auth_url("password/change")})
+        url = f"{ctx.auth_url('reauthenticate')}?{query}"
+        if _wants_json(auth):
+            body = {"error": "ReauthenticationRequired", "url": url}
+            return JSONResponse(body, status_code=401, headers=NO_STORE)
+        return RedirectResponse(url, status_code=303)
 
     async def get_verify_email(self, auth: AuthRequest) -> Response:
         """The link's page: a button that confirms. Opening the link uses nothing up,

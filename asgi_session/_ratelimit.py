@@ -97,6 +97,11 @@ class RateLimits:
     password_reset_per_address: RateLimit | None = RateLimit(5, 60)
     #: Password changes asked for by one signed-in user.
     password_change_per_user: RateLimit | None = RateLimit(5, 60)
+    #: Second-factor codes tried from one client IP.
+    two_factor_per_ip: RateLimit | None = RateLimit(20, 60)
+    #: Wrong second-factor codes for one user, across challenges (a guesser who signs in
+    #: again and again with a stolen password gets a few codes per challenge only).
+    two_factor_per_user: RateLimit | None = RateLimit(10, 900)
     #: ``POST /auth/session`` updates of one session.
     session_update_per_session: RateLimit | None = RateLimit(60, 60)
     #: Revocations (``/auth/sessions/revoke*``) asked for by one session.
@@ -332,6 +337,18 @@ async def count(store: RateLimitStore, checks: Iterable[Check], now: float) -> C
     ]
     retry_after = max(1, math.ceil(max(ends) - now)) if ends else None
     return Counted(windows, retry_after)
+
+
+async def count_once(store: RateLimitStore, key: str, expires: float, now: float) -> int:
+    """Count one use of ``key`` until ``expires``: how many there have been, this one
+    included (1: the first). Atomic in every store, so of requests racing to use one
+    thing once (a TOTP code's time step, a challenge's attempts) exactly one sees 1."""
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16)
+    window = Window(f"once:{digest.hexdigest()}", expires)
+    counts = await _guarded(store, store.hit((window,), now))
+    if len(counts) != 1:
+        raise _failed(store, TypeError(f"{len(counts)} counts for 1 window"))
+    return counts[0]
 
 
 async def release(store: RateLimitStore, counted: Counted, now: float) -> None:
@@ -570,6 +587,18 @@ class Limiter:
             checks = [("password_reset_per_ip", limits.password_reset_per_ip, self._client(scope))]
         else:
             checks = [("password_change_per_user", limits.password_change_per_user, subject)]
+        return await count(self.store, checks, now)
+
+    async def second_factor_attempt(self, scope: Scope, user_id: str, now: float) -> Counted:
+        """A second-factor code about to be checked, per client and per user; unless it
+        proves wrong, :meth:`take_back` the count."""
+        limits = self.limits
+        if limits is None:
+            return NOT_COUNTED
+        checks: list[Check] = [
+            ("two_factor_per_ip", limits.two_factor_per_ip, self._client(scope)),
+            ("two_factor_per_user", limits.two_factor_per_user, f"user:{user_id}"),
+        ]
         return await count(self.store, checks, now)
 
     async def take_back(self, counted: Counted, now: float) -> None:

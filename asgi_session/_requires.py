@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from asgi_session._context import SIGN_IN_PATH_KEY
+from asgi_session._context import SIGN_IN_PATH_KEY, request_context
 from asgi_session._session import Session
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
@@ -39,7 +39,26 @@ def sign_in_redirect(connection: HTTPConnection) -> str:
     return f"{connection.scope.get('root_path', '')}{path}?{query}"
 
 
-def requires_session(endpoint: Endpoint | None = None, *, redirect: bool = True) -> Any:
+def reauthenticate_redirect(connection: HTTPConnection) -> str:
+    """The URL that has the user prove who they are again, then come back to this page."""
+    ctx = request_context(connection.scope)
+    base_path = ctx.config.base_path if ctx is not None else "/auth"
+    query = urlencode({"callbackUrl": str(connection.url)})
+    return f"{connection.scope.get('root_path', '')}{base_path}/reauthenticate?{query}"
+
+
+def session_is_fresh(connection: HTTPConnection, session: Session, max_age: float) -> bool:
+    """Whether ``session``'s user signed in at most ``max_age`` seconds ago (by the
+    app's clock)."""
+    ctx = request_context(connection.scope)
+    if ctx is None:
+        return False
+    return session.is_fresh(max_age, ctx.config.clock())
+
+
+def requires_session(
+    endpoint: Endpoint | None = None, *, redirect: bool = True, fresh: float | None = None
+) -> Any:
     """Decorate a Starlette endpoint that needs a signed-in user.
 
     Signed-out browsers asking for a page are sent to the sign-in page (and back after
@@ -48,6 +67,11 @@ def requires_session(endpoint: Endpoint | None = None, *, redirect: bool = True)
         @requires_session
         async def dashboard(request):
             return HTMLResponse(f"Hello {request.state.session.user.name}")
+
+    ``fresh=300`` also needs the user to have signed in within the last 300 seconds
+    (step-up, for what an attacker holding a stolen cookie must not do): browsers with an
+    older session go through ``/auth/reauthenticate`` (a password, a passkey or a TOTP
+    code) and back; other clients get ``401`` with ``{"error": "ReauthenticationRequired"}``.
     """
 
     def decorate(function: Endpoint) -> Endpoint:
@@ -59,8 +83,11 @@ def requires_session(endpoint: Endpoint | None = None, *, redirect: bool = True)
             )
             if request is None:
                 raise TypeError("@requires_session needs an endpoint that takes the request")
-            if get_session(request) is None:
+            session = get_session(request)
+            if session is None:
                 return _deny(request, redirect=redirect)
+            if fresh is not None and not session_is_fresh(request, session, fresh):
+                return _deny(request, redirect=redirect, stale=True)
             return await function(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
@@ -68,9 +95,15 @@ def requires_session(endpoint: Endpoint | None = None, *, redirect: bool = True)
     return decorate(endpoint) if endpoint is not None else decorate
 
 
-def _deny(request: HTTPConnection, *, redirect: bool) -> Response:
+def wants_page(request: HTTPConnection) -> bool:
+    """Whether the request is a browser asking for a page (it can follow a redirect)."""
     method = request.scope.get("method", "GET")
-    accepts_html = "text/html" in request.headers.get("accept", "")
-    if redirect and method in ("GET", "HEAD") and accepts_html:
-        return RedirectResponse(sign_in_redirect(request), status_code=303)
-    return JSONResponse({"error": "SessionRequired"}, status_code=401)
+    return method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _deny(request: HTTPConnection, *, redirect: bool, stale: bool = False) -> Response:
+    if redirect and wants_page(request):
+        url = reauthenticate_redirect(request) if stale else sign_in_redirect(request)
+        return RedirectResponse(url, status_code=303)
+    error = "ReauthenticationRequired" if stale else "SessionRequired"
+    return JSONResponse({"error": error}, status_code=401)

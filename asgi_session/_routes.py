@@ -21,10 +21,12 @@ from starlette.types import Receive, Scope, Send
 from asgi_session import _answers as answers
 from asgi_session import _pages as pages
 from asgi_session import _ratelimit as ratelimit
+from asgi_session import _second_factor as second_factor
 from asgi_session._answers import NO_STORE
 from asgi_session._config import AuthConfig
 from asgi_session._context import RequestContext
 from asgi_session._cookies import CookieSpec
+from asgi_session._mfa_routes import MfaRoutes
 from asgi_session._password_routes import PasswordRoutes
 from asgi_session._redirects import resolve_redirect
 from asgi_session._session import Session, isoformat
@@ -60,7 +62,9 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Routes whose GET uses up a one-time code or link: HEAD must not.
 _SPENDS_LINKS = frozenset({"callback"})
 #: Routes taking a second segment (``/signin/<provider>``, ``/password/reset``...).
-_TAKES_A_STEP = frozenset({"signin", "callback", "sessions", "password"})
+_TAKES_A_STEP = frozenset(
+    {"signin", "callback", "sessions", "password", "mfa", "account", "webauthn-options"}
+)
 _UNTRUSTED_HOST = (
     "Bad Request: this host is not one the app answers to. If it is the app's, list it "
     "in AuthConfig(allowed_hosts=[...]), set AuthConfig(url=...) / AUTH_URL, or behind a "
@@ -178,6 +182,9 @@ class AuthRequest:
             except Exception:
                 logger.warning("a job run after an auth answer failed", exc_info=True)
 
+    async def session(self) -> Session | None:
+        return await self.context.load_session()
+
     async def may_sign_in(self, identity: Identity) -> str | None:
         return await may_sign_in(self.context, identity)
 
@@ -247,6 +254,8 @@ class AuthRoutes:
         for provider in config.providers.values():
             if isinstance(provider, Password):  # at most one, checked at start-up
                 self._handlers.update(PasswordRoutes(self, provider).handlers())
+        self.mfa = MfaRoutes(self)
+        self._handlers.update(self.mfa.handlers())
 
     async def __call__(
         self, scope: Scope, receive: Receive, send: Send, ctx: RequestContext, action: str
@@ -403,6 +412,9 @@ class AuthRoutes:
             callback_url=callback_url,
             error=error[:64] if error else None,
             nonce=nonce,
+            passkey=self.mfa.passkey_button(
+                auth, "Sign in with a passkey", "authenticate", callback_url
+            ),
         )
         return answers.page(html, nonce)
 
@@ -520,6 +532,9 @@ class AuthRoutes:
                 headers=NO_STORE,
             )
         ctx.use_bearer(None)
+        sealed = auth.field("challenge")
+        if sealed is not None and self.config.two_factor is not None:
+            return await self._token_second_factor(auth, sealed)
         attempt = await self.limiter.sign_in_attempt(
             auth.request.scope, provider.rate_limit_identifier(auth), ctx.now
         )
@@ -536,11 +551,33 @@ class AuthRoutes:
         except ConfigurationError:
             logger.exception("the %s provider cannot sign this user in", provider.id)
             return JSONResponse({"error": "Configuration"}, status_code=500, headers=NO_STORE)
+        return self._issued_token(ctx)
+
+    def _issued_token(self, ctx: RequestContext) -> Response:
         if ctx.issued is None:
+            if ctx.challenge is not None:
+                # A second factor is due: send the code back with this challenge.
+                body = {"error": "TwoFactorRequired", "challenge": ctx.challenge}
+                return JSONResponse(body, status_code=401, headers=NO_STORE)
             # The sign_in callback sent the sign-in elsewhere: no session was started.
             return JSONResponse({"error": "AccessDenied"}, status_code=403, headers=NO_STORE)
         token, expires = ctx.issued
         return JSONResponse({"token": token, "expires": isoformat(expires)}, headers=NO_STORE)
+
+    async def _token_second_factor(self, auth: AuthRequest, sealed: str) -> Response:
+        """``POST /token`` with the ``challenge`` a first one answered and a ``code``."""
+        ctx = auth.context
+        challenge = second_factor.open_challenge(ctx, sealed)
+        if challenge is None:
+            body = {"error": "TwoFactorExpired", "message": "sign in again"}
+            return JSONResponse(body, status_code=401, headers=NO_STORE)
+        outcome = await self.mfa.answer_challenge(auth, challenge, auth.field("code") or "")
+        if isinstance(outcome, tuple):
+            error, retry_after = outcome
+            if retry_after is not None:
+                return answers.too_many(retry_after)
+            return JSONResponse({"error": error}, status_code=401, headers=NO_STORE)
+        return self._issued_token(ctx)
 
     async def delete_token(self, auth: AuthRequest) -> Response:
         """End the session of the request's bearer token."""

@@ -214,6 +214,26 @@ class Session(Mapping[str, Any]):
         copied: dict[str, Any] = copy_json(self._get()[0])
         return copied
 
+    @property
+    def auth_time(self) -> float | None:
+        """When the user last proved who they are (seconds since the epoch): the sign-in
+        that started this session. ``None`` when unknown (a token issued elsewhere)."""
+        record = self.record
+        if record is not None:
+            # Every sign-in starts a new stored session: its creation is the sign-in.
+            created = record.created_at
+            return None if created is None else created.timestamp()
+        claims = self.claims
+        value = None if claims is None else claims.get("auth_time")
+        if type(value) is int or type(value) is float:
+            return float(value)
+        return None
+
+    def is_fresh(self, max_age: float, now: float) -> bool:
+        """Whether the user proved who they are at most ``max_age`` seconds before ``now``."""
+        auth_time = self.auth_time
+        return auth_time is not None and now - auth_time <= max_age
+
     async def update(self, data: Mapping[str, Any]) -> None:
         """Change the session from a handler; the response carries the new cookie.
 

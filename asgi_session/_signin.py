@@ -6,9 +6,14 @@ returned and does the rest, in Auth.js's order:
 1. the app's ``sign_in`` callback may refuse (``AccessDenied``) or send the browser
    elsewhere instead of signing in;
 2. the identity becomes a user (:mod:`asgi_session._accounts`: found, created or linked);
-3. whatever session the browser had ends and a new one starts, with a new token;
-4. the ``sign_in`` event is told;
-5. the browser goes to the validated callback URL, or a new user to ``pages.new_user``
+3. a user with a second factor (``AuthConfig(two_factor=...)``) is asked for it: no
+   session yet, the browser goes to ``/auth/mfa`` with the sign-in sealed in a
+   short-lived cookie, and :func:`finish_sign_in` takes it from there once the code is
+   right (a passkey is both factors at once, and is not asked again);
+4. whatever session the browser had ends and a new one starts, with a new token, which
+   remembers when its user proved who they are (``auth_time``, for step-up);
+5. the ``sign_in`` event is told;
+6. the browser goes to the validated callback URL, or a new user to ``pages.new_user``
    (with that URL as ``callbackUrl``).
 
 A new provider or a second factor goes into this flow, never beside it.
@@ -21,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from asgi_session import _accounts as accounts
+from asgi_session import _second_factor as second_factor
 from asgi_session._redirects import resolve_redirect
 from asgi_session.errors import SignInError
 
@@ -100,17 +106,60 @@ async def complete_sign_in(ctx: RequestContext, identity: Identity) -> str:
         # As in Auth.js: a URL from sign_in sends the browser there, not signed in.
         return elsewhere
     signed_in = await accounts.resolve_user(ctx, identity, known)
-    await start_session(
+    target = await resolve_redirect(ctx, identity.callback_url or ctx.stored_callback_url())
+    ctx.clear_callback_url()
+    user_id = signed_in.user.get("id")
+    if (
+        ctx.config.two_factor is not None
+        and identity.type != "webauthn"
+        and user_id is not None
+        and await second_factor.required(ctx.config, str(user_id))
+    ):
+        challenge = second_factor.new_challenge(
+            ctx,
+            user_id=str(user_id),
+            account=signed_in.account,
+            profile=identity.profile,
+            is_new_user=signed_in.is_new_user,
+            target=target,
+        )
+        return ask_second_factor(ctx, challenge)
+    return await finish_sign_in(
         ctx,
         user=signed_in.user,
         account=signed_in.account,
         profile=identity.profile,
         is_new_user=signed_in.is_new_user,
+        target=target,
     )
-    target = await resolve_redirect(ctx, identity.callback_url or ctx.stored_callback_url())
-    ctx.clear_callback_url()
+
+
+def ask_second_factor(ctx: RequestContext, challenge: second_factor.Challenge) -> str:
+    """Hold the sign-in until its second factor: the challenge goes in its cookie (or,
+    for a bearer client, to :attr:`RequestContext.challenge`); the URL of the page
+    asking for the code."""
+    sealed = second_factor.seal_challenge(ctx, challenge)
+    ctx.challenge = sealed
+    max_age = max(1, int(challenge.expires - ctx.now))
+    ctx.set_cookie(ctx.names.two_factor, sealed, max_age=max_age)
+    return ctx.auth_url("mfa")
+
+
+async def finish_sign_in(
+    ctx: RequestContext,
+    *,
+    user: Mapping[str, Any],
+    account: Mapping[str, Any] | None,
+    profile: Mapping[str, Any] | None,
+    is_new_user: bool,
+    target: str,
+) -> str:
+    """The end of every sign-in, once every factor it needs is proven: the new session,
+    the ``sign_in`` event, and where the browser goes."""
+    ctx.clear_cookie(ctx.names.two_factor)
+    await start_session(ctx, user=user, account=account, profile=profile, is_new_user=is_new_user)
     new_user_page = ctx.config.pages.new_user
-    if signed_in.is_new_user and new_user_page:
+    if is_new_user and new_user_page:
         return ctx.page_url(new_user_page, "signin", callbackUrl=target)
     return target
 

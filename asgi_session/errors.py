@@ -13,6 +13,7 @@ __all__ = [
     "DuplicateRecordError",
     "JWTDecodeError",
     "OAuthFlowError",
+    "PasskeyRefused",
     "PasswordRefused",
     "SessionEndedError",
     "SignInError",
@@ -118,6 +119,21 @@ class PasswordRefused(SignInError):
     def __init__(self, error: str, message: str) -> None:
         super().__init__(error, message)
         self.message = message
+
+
+class PasskeyRefused(SignInError):
+    """A passkey's answer did not verify, so nobody is signed in and nothing is registered.
+
+    It was made for another challenge (an old or a used one), site or credential, its
+    signature counter did not go up (a copied authenticator, or a replayed answer), it
+    did not verify the user (no PIN, fingerprint or face), or it is not what a browser
+    sends. ``error`` is Auth.js's ``"WebAuthnVerificationError"``; :attr:`reason` is a
+    short sentence that is safe to show: it never repeats what the browser sent.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("WebAuthnVerificationError", reason)
+        self.reason = reason
 
 
 class OAuthFlowError(AuthError):

@@ -2,20 +2,31 @@
 
 Example::
 
-    from asgi_session.fastapi import OptionalSession, RequiredSession
+    from asgi_session.fastapi import FreshSession, OptionalSession, RequiredSession
 
     @app.get("/me")
     async def me(session: RequiredSession):
         return {"id": session.user.id, "email": session.user.email}
+
+    @app.post("/account/delete")
+    async def delete_account(session: FreshSession):   # signed in within fresh_age
+        ...
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
-from asgi_session._requires import get_session
+from asgi_session._context import request_context
+from asgi_session._requires import (
+    get_session,
+    reauthenticate_redirect,
+    session_is_fresh,
+    wants_page,
+)
 from asgi_session._session import Session
 
 
@@ -32,7 +43,41 @@ def require_session(request: Request) -> Session:
     return session
 
 
+def require_fresh_session(max_age: float | None = None) -> Callable[[Request], Session]:
+    """A dependency: the session, if its user signed in within ``max_age`` seconds
+    (``AuthConfig(fresh_age=...)``, 300, by default).
+
+    Signed out: ``401``. Signed in longer ago: browsers asking for a page are sent
+    through ``/auth/reauthenticate`` and back (``303``); other clients get ``401`` with
+    ``ReauthenticationRequired``.
+    """
+
+    def fresh_session(request: Request) -> Session:
+        session = require_session(request)
+        limit = max_age
+        if limit is None:
+            ctx = request_context(request.scope)
+            limit = ctx.config.fresh_age if ctx is not None else 300
+        if not session_is_fresh(request, session, limit):
+            if wants_page(request):
+                raise HTTPException(
+                    status_code=303, headers={"Location": reauthenticate_redirect(request)}
+                )
+            raise HTTPException(status_code=401, detail="ReauthenticationRequired")
+        return session
+
+    return fresh_session
+
+
 OptionalSession = Annotated[Session | None, Depends(current_session)]
 RequiredSession = Annotated[Session, Depends(require_session)]
+FreshSession = Annotated[Session, Depends(require_fresh_session())]
 
-__all__ = ["OptionalSession", "RequiredSession", "current_session", "require_session"]
+__all__ = [
+    "FreshSession",
+    "OptionalSession",
+    "RequiredSession",
+    "current_session",
+    "require_fresh_session",
+    "require_session",
+]

@@ -1,4 +1,5 @@
-"""Records kept by an adapter: users, accounts, database sessions, verification tokens.
+"""Records kept by an adapter: users, accounts, database sessions, verification tokens,
+and the authenticators (passkeys) of adapters that keep them.
 
 Python code sees snake_case names and string ids; an adapter stores them the way
 Auth.js's adapters do (``emailVerified``, ``userId``, ``providerAccountId``, ...).
@@ -12,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 # The records are public; the field maps and as_mapping serve the adapters.
-__all__ = ["Account", "SessionRecord", "User", "VerificationToken"]
+__all__ = ["Account", "Authenticator", "SessionRecord", "User", "VerificationToken"]
 
 # Python name -> the name Auth.js's adapters store. Anything else is an "extra" field,
 # stored under its own name.
@@ -47,6 +48,21 @@ VERIFICATION_FIELDS: Mapping[str, str] = {
     "identifier": "identifier",
     "token": "token",
     "expires": "expires",
+}
+# Auth.js's Authenticator (as its Prisma, Drizzle... adapters store it), and two fields of
+# ours that it passes through: a name the user gave the passkey, and when it was last used.
+AUTHENTICATOR_FIELDS: Mapping[str, str] = {
+    "credential_id": "credentialID",
+    "user_id": "userId",
+    "provider_account_id": "providerAccountId",
+    "credential_public_key": "credentialPublicKey",
+    "counter": "counter",
+    "credential_device_type": "credentialDeviceType",
+    "credential_backed_up": "credentialBackedUp",
+    "transports": "transports",
+    "name": "name",
+    "created_at": "createdAt",
+    "last_used_at": "lastUsedAt",
 }
 
 
@@ -114,6 +130,32 @@ class VerificationToken:
     identifier: str
     token: str
     expires: datetime
+
+
+@dataclass(slots=True)
+class Authenticator:
+    """A WebAuthn credential (a passkey) registered to a user, as Auth.js stores it.
+
+    ``credential_id`` and ``credential_public_key`` are standard base64 with padding, as
+    Auth.js writes them. ``counter`` is the signature counter last seen: an assertion
+    whose counter does not go up comes from a cloned authenticator or is a replay (those
+    that keep no counter always send 0). ``transports`` is comma-joined
+    (``"internal,hybrid"``). ``credential_device_type`` is ``"singleDevice"`` or
+    ``"multiDevice"``, ``credential_backed_up`` whether the credential is synced.
+    """
+
+    credential_id: str
+    user_id: str
+    provider_account_id: str
+    credential_public_key: str
+    counter: int
+    credential_device_type: str
+    credential_backed_up: bool
+    transports: str | None = None
+    name: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def as_mapping(value: Mapping[str, Any] | Any) -> dict[str, Any]:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 
-from asgi_session.backends import Adapter, TokenSweeper
+from asgi_session.backends import Adapter, AuthenticatorStore, TokenSweeper
 from asgi_session.errors import DuplicateRecordError
-from asgi_session.models import Account, SessionRecord, User, VerificationToken
+from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
 from tests.support.records import (
     MALFORMED_IDS,
     UNKNOWN_ID,
@@ -895,3 +896,533 @@ async def test_a_revocation_cutoff_must_be_a_datetime(contract_adapter: Adapter,
     with pytest.raises(ValueError, match=r"^when must be a datetime$"):
         await contract_adapter.revoke_tokens_issued_before("u", when)
     assert await contract_adapter.tokens_revoked_before("u") is None
+
+
+# -- authenticators (passkeys) -----------------------------------------------------------
+# Standard base64 with padding, as Auth.js spells credential ids and public keys.
+CREDENTIAL_ID = "AAECAwQFBgcICQoLDA0ODw=="
+OTHER_CREDENTIAL_ID = "EBESExQVFhcYGRobHB0eHw=="
+PUBLIC_KEY = "pQECAyYgASFYIGZha2Uta2V5LWZvci10ZXN0cy1vbmx5LWZha2Uta2V5Ilgg"
+
+TAKEN_CREDENTIAL = "^an authenticator with this credential id is already registered$"
+REQUIRED_AUTHENTICATOR_FIELDS = [
+    "credential_id",
+    "user_id",
+    "provider_account_id",
+    "credential_public_key",
+    "counter",
+    "credential_device_type",
+    "credential_backed_up",
+]
+#: Auth.js's name of each field it stores under another name than ours.
+AUTHJS_AUTHENTICATOR_NAMES = {
+    "credential_id": "credentialID",
+    "user_id": "userId",
+    "provider_account_id": "providerAccountId",
+    "credential_public_key": "credentialPublicKey",
+    "credential_device_type": "credentialDeviceType",
+    "credential_backed_up": "credentialBackedUp",
+    "created_at": "createdAt",
+    "last_used_at": "lastUsedAt",
+}
+
+
+@runtime_checkable
+class PasskeyAdapter(Adapter, AuthenticatorStore, Protocol):
+    """What passkeys ask of an adapter: the contract and the authenticator methods."""
+
+
+@pytest.fixture
+def passkeys(contract_adapter: Adapter) -> PasskeyAdapter:
+    """The contract's adapter, which keeps authenticators too."""
+    assert isinstance(contract_adapter, PasskeyAdapter)
+    return contract_adapter
+
+
+def passkey_data(user: User, credential_id: str = CREDENTIAL_ID, **more: Any) -> dict[str, Any]:
+    """A synced passkey of ``user`` that keeps no counter, under Python names."""
+    return {
+        "credential_id": credential_id,
+        "user_id": user.id,
+        "provider_account_id": credential_id,
+        "credential_public_key": PUBLIC_KEY,
+        "counter": 0,
+        "credential_device_type": "multiDevice",
+        "credential_backed_up": True,
+        "transports": "internal,hybrid",
+        **more,
+    }
+
+
+async def make_passkey(
+    adapter: PasskeyAdapter, user: User, credential_id: str = CREDENTIAL_ID, **more: Any
+) -> Authenticator:
+    return await adapter.create_authenticator(passkey_data(user, credential_id, **more))
+
+
+async def test_backend_satisfies_the_authenticator_store_protocol(
+    contract_adapter: Adapter,
+) -> None:
+    assert isinstance(contract_adapter, AuthenticatorStore)
+
+
+async def test_create_authenticator_keeps_every_field(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    created_at = later(minutes=-5)
+
+    authenticator = await make_passkey(
+        passkeys, user, counter=3, name="Laptop", created_at=created_at, aaguid="adce0002"
+    )
+
+    assert authenticator == Authenticator(
+        credential_id=CREDENTIAL_ID,
+        user_id=user.id,
+        provider_account_id=CREDENTIAL_ID,
+        credential_public_key=PUBLIC_KEY,
+        counter=3,
+        credential_device_type="multiDevice",
+        credential_backed_up=True,
+        transports="internal,hybrid",
+        name="Laptop",
+        created_at=created_at,
+        last_used_at=None,
+        extra={"aaguid": "adce0002"},
+    )
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == authenticator
+    assert await passkeys.get_authenticator(OTHER_CREDENTIAL_ID) is None
+    assert await passkeys.get_authenticator(CREDENTIAL_ID.lower()) is None, "exact match only"
+
+
+async def test_create_authenticator_defaults_created_at_to_now(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+
+    authenticator = await make_passkey(passkeys, user, transports=None)
+
+    assert authenticator.created_at is not None
+    assert before <= authenticator.created_at <= datetime.now(UTC)
+    assert (authenticator.transports, authenticator.name, authenticator.last_used_at) == (
+        None,
+        None,
+        None,
+    )
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == authenticator
+
+
+async def test_create_authenticator_accepts_the_record_type_and_authjs_names(
+    passkeys: PasskeyAdapter,
+) -> None:
+    user = await make_user(passkeys)
+    record = Authenticator(
+        credential_id=CREDENTIAL_ID,
+        user_id=user.id,
+        provider_account_id=CREDENTIAL_ID,
+        credential_public_key=PUBLIC_KEY,
+        counter=0,
+        credential_device_type="singleDevice",
+        credential_backed_up=False,
+        extra={"aaguid": "x"},
+    )
+
+    from_record = await passkeys.create_authenticator(record)
+    camel = await passkeys.create_authenticator(
+        {
+            "credentialID": OTHER_CREDENTIAL_ID,
+            "userId": user.id.upper(),
+            "providerAccountId": OTHER_CREDENTIAL_ID,
+            "credentialPublicKey": PUBLIC_KEY,
+            "counter": 9,
+            "credentialDeviceType": "multiDevice",
+            "credentialBackedUp": True,
+            "transports": "usb",
+        }
+    )
+
+    assert from_record.extra == {"aaguid": "x"} and from_record.created_at is not None
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == from_record
+    assert (camel.credential_id, camel.user_id, camel.counter) == (OTHER_CREDENTIAL_ID, user.id, 9)
+    assert (camel.credential_public_key, camel.credential_backed_up) == (PUBLIC_KEY, True)
+    assert camel.extra == {}
+    assert await passkeys.get_authenticator(OTHER_CREDENTIAL_ID) == camel
+
+
+async def test_registering_a_credential_twice_raises(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    other = await make_user(passkeys, "other@example.com")
+    first = await make_passkey(passkeys, user)
+
+    with pytest.raises(DuplicateRecordError, match=TAKEN_CREDENTIAL):
+        await make_passkey(passkeys, user, counter=5)
+    with pytest.raises(DuplicateRecordError, match=TAKEN_CREDENTIAL):
+        await make_passkey(passkeys, other)
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == first, "nothing changed"
+    assert await passkeys.list_authenticators_by_user_id(other.id) == []
+
+
+async def test_concurrent_registrations_of_one_credential_store_one(
+    passkeys: PasskeyAdapter,
+) -> None:
+    # The adapter is fresh: on MongoDB the unique index is created by these very calls.
+    user = await make_user(passkeys)
+
+    results = await asyncio.gather(
+        *(make_passkey(passkeys, user, name=f"n{i}") for i in range(10)), return_exceptions=True
+    )
+
+    created = [result for result in results if isinstance(result, Authenticator)]
+    refused = [result for result in results if isinstance(result, DuplicateRecordError)]
+    assert (len(created), len(refused)) == (1, 9)
+    assert await passkeys.list_authenticators_by_user_id(user.id) == created
+
+
+@pytest.mark.parametrize(
+    "key",
+    [*REQUIRED_AUTHENTICATOR_FIELDS, "credentialID", "userId", "credentialBackedUp"],
+)
+async def test_create_authenticator_refuses_none_for_what_it_needs(
+    passkeys: PasskeyAdapter, key: str
+) -> None:
+    user = await make_user(passkeys)
+    aliases = {stored: python for python, stored in AUTHJS_AUTHENTICATOR_NAMES.items()}
+    name = aliases.get(key, key)
+    data = passkey_data(user)
+    del data[name]
+
+    with pytest.raises(ValueError, match=f"^an authenticator needs {name}$"):
+        await passkeys.create_authenticator(data)
+    with pytest.raises(ValueError, match=f"^an authenticator needs {name}$"):
+        await passkeys.create_authenticator({**data, key: None})
+    assert await passkeys.list_authenticators_by_user_id(user.id) == []
+
+
+@pytest.mark.parametrize("counter", [-1, 1.0, 2.5, "1", True, 2**32])
+async def test_an_authenticator_counter_is_a_32_bit_whole_number(
+    passkeys: PasskeyAdapter, counter: object
+) -> None:
+    user = await make_user(passkeys)
+
+    with pytest.raises(
+        ValueError,
+        match=r"^an authenticator's counter must be a whole number from 0 to 4294967295$",
+    ):
+        await make_passkey(passkeys, user, counter=counter)
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) is None
+    largest = await make_passkey(passkeys, user, counter=2**32 - 1)
+    assert largest.counter == 2**32 - 1
+
+
+@pytest.mark.parametrize("backed_up", [1, 0, "true", "false"])
+async def test_credential_backed_up_is_a_bool(passkeys: PasskeyAdapter, backed_up: object) -> None:
+    user = await make_user(passkeys)
+
+    with pytest.raises(
+        ValueError, match=r"^an authenticator's credential_backed_up must be True or False$"
+    ):
+        await make_passkey(passkeys, user, credential_backed_up=backed_up)
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) is None
+
+
+@pytest.mark.parametrize(
+    ("more", "message"),
+    [
+        ({"credential_id": 7}, "an authenticator's credential_id must be a string"),
+        (
+            {"credential_public_key": b"key"},
+            "an authenticator's credential_public_key must be a string",
+        ),
+        (
+            {"credential_device_type": 1},
+            "an authenticator's credential_device_type must be a string",
+        ),
+        ({"transports": ["internal"]}, "an authenticator's transports must be a string"),
+        ({"name": 7}, "an authenticator's name must be a string"),
+        *(
+            ({"created_at": value}, "an authenticator's created_at must be a datetime")
+            for value in NOT_DATETIMES
+        ),
+        ({"lastUsedAt": "yesterday"}, "an authenticator's last_used_at must be a datetime"),
+    ],
+)
+async def test_authenticator_fields_must_have_their_types(
+    passkeys: PasskeyAdapter, more: dict[str, Any], message: str
+) -> None:
+    user = await make_user(passkeys)
+
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        await passkeys.create_authenticator({**passkey_data(user), **more})
+    assert await passkeys.list_authenticators_by_user_id(user.id) == []
+
+
+async def test_create_authenticator_needs_a_valid_user_id(passkeys: PasskeyAdapter) -> None:
+    with pytest.raises(ValueError, match="user_id 'user-1' is not a valid id"):
+        await passkeys.create_authenticator({**passkey_data(User(id="user-1"))})
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) is None
+
+
+async def test_authenticator_records_come_back_as_they_read_back(
+    passkeys: PasskeyAdapter,
+) -> None:
+    user = await make_user(passkeys)
+    paris = timezone(timedelta(hours=2))
+    moment = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=paris)
+    kept = datetime(2024, 5, 1, 10, 30, 15, 123000, tzinfo=UTC)
+
+    created = await make_passkey(
+        passkeys, user, created_at=moment, seen={"first": (moment,)}, flags=["uv"]
+    )
+    used = await passkeys.update_authenticator_counter(CREDENTIAL_ID, 1, used_at=moment)
+
+    assert created.created_at == kept and created.created_at.utcoffset() == timedelta(0)
+    assert created.extra == {"seen": {"first": [kept]}, "flags": ["uv"]}
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == used
+    assert used is not None and used.last_used_at == kept
+    assert await passkeys.list_authenticators_by_user_id(user.id) == [used]
+
+
+async def test_list_authenticators_oldest_first(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    other = await make_user(passkeys, "other@example.com")
+    start = later(hours=-3)
+    for hours, name in ((1, "middle"), (2, "newest"), (0, "oldest")):
+        await make_passkey(
+            passkeys, user, f"{name}==", name=name, created_at=start + timedelta(hours=hours)
+        )
+    moment = later()
+    for name in ("first", "second"):
+        await make_passkey(passkeys, user, f"{name}==", name=name, created_at=moment)
+    await make_passkey(passkeys, other, "theirs==")
+
+    listed = await passkeys.list_authenticators_by_user_id(user.id)
+
+    assert [a.name for a in listed] == ["oldest", "middle", "newest", "first", "second"]
+    assert [a.credential_id for a in await passkeys.list_authenticators_by_user_id(other.id)] == [
+        "theirs=="
+    ]
+    assert await passkeys.list_authenticators_by_user_id(UNKNOWN_ID) == []
+
+
+@pytest.mark.parametrize("bad_id", MALFORMED_IDS)
+async def test_malformed_user_ids_list_no_authenticators(
+    passkeys: PasskeyAdapter, bad_id: str
+) -> None:
+    await make_passkey(passkeys, await make_user(passkeys))
+
+    assert await passkeys.list_authenticators_by_user_id(bad_id) == []
+
+
+@pytest.mark.parametrize(
+    ("stored", "sent", "accepted"),
+    [
+        (5, 6, True),
+        (5, 1_000, True),
+        (0, 1, True),
+        (0, 0, True),  # authenticators that keep no counter always send 0
+        (5, 5, False),  # a replayed assertion
+        (5, 4, False),  # a cloned authenticator
+        (5, 0, False),
+        (2**32 - 2, 2**32 - 1, True),
+    ],
+)
+async def test_update_authenticator_counter_only_goes_up(
+    passkeys: PasskeyAdapter, stored: int, sent: int, accepted: bool
+) -> None:
+    user = await make_user(passkeys)
+    registered = await make_passkey(passkeys, user, counter=stored)
+
+    updated = await passkeys.update_authenticator_counter(CREDENTIAL_ID, sent)
+
+    if accepted:
+        assert updated is not None
+        assert updated == dataclasses.replace(registered, counter=sent)
+        assert await passkeys.get_authenticator(CREDENTIAL_ID) == updated
+    else:
+        assert updated is None
+        assert await passkeys.get_authenticator(CREDENTIAL_ID) == registered, "unchanged"
+
+
+async def test_update_authenticator_counter_of_an_unknown_credential_is_none(
+    passkeys: PasskeyAdapter,
+) -> None:
+    await make_passkey(passkeys, await make_user(passkeys))
+
+    assert await passkeys.update_authenticator_counter(OTHER_CREDENTIAL_ID, 1) is None
+    assert await passkeys.get_authenticator(OTHER_CREDENTIAL_ID) is None
+
+
+async def test_update_authenticator_counter_records_when_it_was_used(
+    passkeys: PasskeyAdapter,
+) -> None:
+    user = await make_user(passkeys)
+    await make_passkey(passkeys, user)
+    first, second = later(minutes=-1), later()
+
+    used = await passkeys.update_authenticator_counter(CREDENTIAL_ID, 0, used_at=first)
+    refused = await passkeys.update_authenticator_counter(CREDENTIAL_ID, 0, used_at=second)
+    naive = await passkeys.update_authenticator_counter(
+        CREDENTIAL_ID, 0, used_at=second.replace(tzinfo=None)
+    )
+    unrecorded = await passkeys.update_authenticator_counter(CREDENTIAL_ID, 0)
+
+    assert used is not None and used.last_used_at == first
+    assert refused is not None and refused.last_used_at == second, "both zero: accepted"
+    assert naive is not None and naive.last_used_at == second, "naive is UTC"
+    assert unrecorded is not None and unrecorded.last_used_at == second, "left as it was"
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == unrecorded
+
+
+async def test_a_refused_counter_records_no_use(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    await make_passkey(passkeys, user, counter=5)
+    used = await passkeys.update_authenticator_counter(CREDENTIAL_ID, 6, used_at=later(minutes=-1))
+
+    assert await passkeys.update_authenticator_counter(CREDENTIAL_ID, 6, used_at=later()) is None
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == used
+
+
+@pytest.mark.parametrize(
+    ("counter", "used_at", "message"),
+    [
+        (-1, None, "^counter must be a whole number from 0 to 4294967295$"),
+        (2**32, None, "^counter must be a whole number from 0 to 4294967295$"),
+        (1.0, None, "^counter must be a whole number from 0 to 4294967295$"),
+        (True, None, "^counter must be a whole number from 0 to 4294967295$"),
+        ("7", None, "^counter must be a whole number from 0 to 4294967295$"),
+        *((1, value, "^used_at must be a datetime or None$") for value in NOT_DATETIMES),
+    ],
+)
+async def test_update_authenticator_counter_refuses_wrong_types(
+    passkeys: PasskeyAdapter, counter: Any, used_at: Any, message: str
+) -> None:
+    registered = await make_passkey(passkeys, await make_user(passkeys))
+
+    with pytest.raises(ValueError, match=message):
+        await passkeys.update_authenticator_counter(CREDENTIAL_ID, counter, used_at=used_at)
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == registered
+
+
+async def test_concurrent_uses_of_one_counter_let_exactly_one_through(
+    passkeys: PasskeyAdapter,
+) -> None:
+    user = await make_user(passkeys)
+    await make_passkey(passkeys, user, counter=3)
+
+    results = await asyncio.gather(
+        *(passkeys.update_authenticator_counter(CREDENTIAL_ID, 4) for _ in range(20))
+    )
+
+    through = [result for result in results if result is not None]
+    assert len(through) == 1 and through[0].counter == 4
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == through[0]
+
+
+async def test_update_authenticator_renames_it(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    registered = await make_passkey(passkeys, user, name="Phone")
+
+    renamed = await passkeys.update_authenticator(CREDENTIAL_ID, {"name": "Work phone"})
+
+    assert renamed == dataclasses.replace(registered, name="Work phone")
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == renamed
+    assert await passkeys.update_authenticator(CREDENTIAL_ID, {}) == renamed
+    cleared = await passkeys.update_authenticator(
+        CREDENTIAL_ID, {"name": None, "credentialBackedUp": False, "aaguid": "x"}
+    )
+    assert cleared == dataclasses.replace(
+        registered, name=None, credential_backed_up=False, extra={"aaguid": "x"}
+    )
+    assert await passkeys.update_authenticator(OTHER_CREDENTIAL_ID, {"name": "x"}) is None
+    assert await passkeys.get_authenticator(OTHER_CREDENTIAL_ID) is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "credential_id",
+        "credentialID",
+        "user_id",
+        "userId",
+        "provider_account_id",
+        "providerAccountId",
+        "credential_public_key",
+        "credentialPublicKey",
+        "counter",
+        "id",
+        "_id",
+    ],
+)
+async def test_update_authenticator_cannot_change_the_credential_or_its_counter(
+    passkeys: PasskeyAdapter, key: str
+) -> None:
+    registered = await make_passkey(passkeys, await make_user(passkeys))
+
+    with pytest.raises(ValueError, match=f"^update_authenticator cannot change {key}; "):
+        await passkeys.update_authenticator(CREDENTIAL_ID, {key: 9, "name": "x"})
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == registered, "unchanged"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"name": 7}, "^an authenticator's name must be a string$"),
+        (
+            {"credential_backed_up": None},
+            "^an authenticator's credential_backed_up cannot be None$",
+        ),
+        ({"credentialBackedUp": "yes"}, "^an authenticator's credential_backed_up must be True"),
+        ({"credential_device_type": None}, "^an authenticator's credential_device_type cannot be"),
+        ({"last_used_at": "today"}, "^an authenticator's last_used_at must be a datetime$"),
+    ],
+)
+async def test_update_authenticator_checks_what_it_sets(
+    passkeys: PasskeyAdapter, changes: dict[str, Any], message: str
+) -> None:
+    registered = await make_passkey(passkeys, await make_user(passkeys))
+
+    with pytest.raises(ValueError, match=message):
+        await passkeys.update_authenticator(CREDENTIAL_ID, changes)
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == registered, "unchanged"
+
+
+async def test_delete_authenticator(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    registered = await make_passkey(passkeys, user)
+    kept = await make_passkey(passkeys, user, OTHER_CREDENTIAL_ID)
+
+    assert await passkeys.delete_authenticator(CREDENTIAL_ID) == registered
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) is None
+    assert await passkeys.delete_authenticator(CREDENTIAL_ID) is None
+    assert await passkeys.update_authenticator_counter(CREDENTIAL_ID, 1) is None
+    assert await passkeys.list_authenticators_by_user_id(user.id) == [kept]
+    again = await make_passkey(passkeys, user)
+    assert again.credential_id == CREDENTIAL_ID, "it can be registered again"
+
+
+async def test_delete_user_removes_their_authenticators(passkeys: PasskeyAdapter) -> None:
+    user = await make_user(passkeys)
+    other = await make_user(passkeys, "other@example.com")
+    await make_passkey(passkeys, user)
+    await make_passkey(passkeys, user, "second==")
+    theirs = await make_passkey(passkeys, other, OTHER_CREDENTIAL_ID)
+
+    assert await passkeys.delete_user(user.id) == user
+
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) is None
+    assert await passkeys.get_authenticator("second==") is None
+    assert await passkeys.list_authenticators_by_user_id(user.id) == []
+    assert await passkeys.get_authenticator(OTHER_CREDENTIAL_ID) == theirs
+    assert await make_passkey(passkeys, other), "the credential id can be used again"
+
+
+async def test_credential_ids_that_are_not_strings_match_nothing(
+    passkeys: PasskeyAdapter,
+) -> None:
+    # A query operator in place of a string must not match every stored authenticator.
+    registered = await make_passkey(passkeys, await make_user(passkeys))
+    weird: Any = {"$ne": ""}
+
+    assert await passkeys.get_authenticator(weird) is None
+    assert await passkeys.update_authenticator_counter(weird, 9) is None
+    assert await passkeys.update_authenticator(weird, {"name": "x"}) is None
+    assert await passkeys.delete_authenticator(weird) is None
+    assert await passkeys.list_authenticators_by_user_id(weird) == []
+    assert await passkeys.get_authenticator(CREDENTIAL_ID) == registered

@@ -111,6 +111,34 @@ async def test_changing_an_input_after_storing_it_does_not_change_the_store(
     assert found is not None and found[0].extra == {"data": {"role": "user"}}
 
 
+async def test_authenticators_handed_in_and_out_are_copies(memory: MemoryAdapter) -> None:
+    user = await make_user(memory)
+    flags: list[str] = ["uv"]
+    created = await memory.create_authenticator(
+        {
+            "credential_id": "AAECAwQFBgcICQoLDA0ODw==",
+            "user_id": user.id,
+            "provider_account_id": "AAECAwQFBgcICQoLDA0ODw==",
+            "credential_public_key": "pQECAyYgASFYIA==",
+            "counter": 1,
+            "credential_device_type": "singleDevice",
+            "credential_backed_up": False,
+            "flags": flags,
+        }
+    )
+
+    flags.append("be")
+    created.counter = 0
+    created.extra["flags"].append("changed")
+    listed = await memory.list_authenticators_by_user_id(user.id)
+    listed[0].name = "Mallory's"
+
+    stored = await memory.get_authenticator("AAECAwQFBgcICQoLDA0ODw==")
+    assert stored is not None
+    assert (stored.counter, stored.name, stored.extra) == (1, None, {"flags": ["uv"]})
+    assert await memory.update_authenticator_counter("AAECAwQFBgcICQoLDA0ODw==", 1) is None
+
+
 # -- expiry ------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from pymongo.errors import DuplicateKeyError
 
 from asgi_session.backends.mongodb import MongoDBAdapter, _duplicate_key
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
-from asgi_session.models import Account, SessionRecord, User, VerificationToken
+from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
 from tests.support.mongod import MongodServer
 from tests.support.node import run_node_script
 from tests.support.records import account_data, later, make_session, make_user
@@ -105,16 +105,25 @@ def test_unknown_collection_key_is_refused(mongo_db: RawDb) -> None:
 
 async def test_collections_can_be_renamed(mongo_db: RawDb) -> None:
     adapter = MongoDBAdapter(
-        mongo_db, collections={"users": "people", "sessions": "logins", "revocations": "revoked"}
+        mongo_db,
+        collections={
+            "users": "people",
+            "sessions": "logins",
+            "revocations": "revoked",
+            "authenticators": "passkeys",
+        },
     )
     user = await make_user(adapter)
     await make_session(adapter, user, "tok")
     await adapter.revoke_tokens_issued_before(user.id, later())
+    await adapter.create_authenticator(_passkey(user))
 
     assert await mongo_db["people"].count_documents({}) == 1
     assert await mongo_db["logins"].count_documents({"sessionToken": "tok"}) == 1
     assert await mongo_db["revoked"].count_documents({}) == 1
+    assert await mongo_db["passkeys"].count_documents({"credentialID": CREDENTIAL_ID}) == 1
     assert await mongo_db["users"].count_documents({}) == 0
+    assert await mongo_db["authenticators"].count_documents({}) == 0
     found = await adapter.get_session_and_user("tok")
     assert found is not None and found[1].id == user.id
 
@@ -238,11 +247,14 @@ async def test_delete_user_removes_their_session_and_account_documents(
     await make_session(adapter, other, "theirs")
     await adapter.link_account(account_data(user, "gh-mine"))
     await adapter.link_account(account_data(other, "gh-theirs"))
+    await adapter.create_authenticator(_passkey(user))
+    await adapter.create_authenticator(_passkey(other, "theirs=="))
 
     assert await adapter.delete_user(user.id) == user
 
     assert await mongo_db["sessions"].count_documents({}) == 1
     assert await mongo_db["accounts"].count_documents({}) == 1
+    assert await mongo_db["authenticators"].distinct("credentialID") == ["theirs=="]
 
 
 # -- accounts ----------------------------------------------------------------------------
@@ -424,6 +436,110 @@ async def test_verification_token_stores_the_authjs_document(
     assert _aware(raw["expires"]) == expires
 
 
+# -- authenticators (passkeys) -----------------------------------------------------------
+
+CREDENTIAL_ID = "AAECAwQFBgcICQoLDA0ODw=="
+PUBLIC_KEY = "pQECAyYgASFYIGZha2Uta2V5LWZvci10ZXN0cy1vbmx5LWZha2Uta2V5Ilgg"
+
+
+def _passkey(user: User, credential_id: str = CREDENTIAL_ID, **more: Any) -> dict[str, Any]:
+    return {
+        "credential_id": credential_id,
+        "user_id": user.id,
+        "provider_account_id": credential_id,
+        "credential_public_key": PUBLIC_KEY,
+        "counter": 0,
+        "credential_device_type": "multiDevice",
+        "credential_backed_up": True,
+        "transports": "internal,hybrid",
+        **more,
+    }
+
+
+async def test_create_authenticator_stores_the_authjs_document(
+    adapter: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await make_user(adapter)
+    created_at = later(minutes=-1)
+
+    await adapter.create_authenticator(
+        _passkey(user, counter=2, name="Laptop", created_at=created_at, aaguid="x")
+    )
+    used_at = later()
+    await adapter.update_authenticator_counter(CREDENTIAL_ID, 3, used_at=used_at)
+
+    raw = await mongo_db["authenticators"].find_one({})
+    assert raw == {
+        "_id": ANY,
+        "credentialID": CREDENTIAL_ID,
+        "userId": ObjectId(user.id),
+        "providerAccountId": CREDENTIAL_ID,
+        "credentialPublicKey": PUBLIC_KEY,
+        "counter": 3,
+        "credentialDeviceType": "multiDevice",
+        "credentialBackedUp": True,
+        "transports": "internal,hybrid",
+        "name": "Laptop",
+        "createdAt": ANY,
+        "lastUsedAt": ANY,
+        "aaguid": "x",
+    }
+    assert isinstance(raw["_id"], ObjectId)
+    assert (_aware(raw["createdAt"]), _aware(raw["lastUsedAt"])) == (created_at, used_at)
+
+
+async def test_an_authenticator_written_by_authjs_reads_and_counts(
+    adapter: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    # As Auth.js writes one: no createdAt, the counter a JavaScript number (a double).
+    user = await make_user(adapter)
+    await adapter.create_authenticator(_passkey(user, "ours=="))
+    await mongo_db["authenticators"].insert_one(
+        {
+            "credentialID": CREDENTIAL_ID,
+            "userId": ObjectId(user.id),
+            "providerAccountId": CREDENTIAL_ID,
+            "credentialPublicKey": PUBLIC_KEY,
+            "counter": 7.0,
+            "credentialDeviceType": "singleDevice",
+            "credentialBackedUp": False,
+            "transports": None,
+        }
+    )
+
+    read = await adapter.get_authenticator(CREDENTIAL_ID)
+
+    assert read == Authenticator(
+        credential_id=CREDENTIAL_ID,
+        user_id=user.id,
+        provider_account_id=CREDENTIAL_ID,
+        credential_public_key=PUBLIC_KEY,
+        counter=7,
+        credential_device_type="singleDevice",
+        credential_backed_up=False,
+    )
+    assert isinstance(read.counter, int)
+    listed = await adapter.list_authenticators_by_user_id(user.id)
+    assert [a.credential_id for a in listed] == [CREDENTIAL_ID, "ours=="], "no createdAt: first"
+    assert await adapter.update_authenticator_counter(CREDENTIAL_ID, 7) is None
+    counted = await adapter.update_authenticator_counter(CREDENTIAL_ID, 8)
+    assert counted is not None and counted.counter == 8
+
+
+async def test_update_authenticator_counter_is_one_conditional_write(
+    watched: tuple[MongoDBAdapter, _CommandLog],
+) -> None:
+    adapter, log = watched
+    user = await make_user(adapter)
+    await adapter.create_authenticator(_passkey(user, counter=1))
+    log.names.clear()
+
+    assert await adapter.update_authenticator_counter(CREDENTIAL_ID, 2) is not None
+    assert await adapter.update_authenticator_counter(CREDENTIAL_ID, 2) is None
+
+    assert log.names == ["findAndModify", "findAndModify"]
+
+
 # -- JWT revocation ----------------------------------------------------------------------
 
 
@@ -440,7 +556,7 @@ async def test_revoking_for_an_id_that_is_not_an_object_id_stores_no_user(
 
 async def _index_summary(db: RawDb) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
-    for collection in ("users", "accounts", "sessions", "verification_tokens"):
+    for collection in ("users", "accounts", "sessions", "verification_tokens", "authenticators"):
         for name, info in (await db[collection].index_information()).items():
             if name == "_id_":
                 continue
@@ -471,6 +587,8 @@ EXPECTED_INDEXES = {
         "unique": True,
     },
     "verification_tokens.expires_1": {"key": [("expires", 1)], "expireAfterSeconds": 0},
+    "authenticators.credentialID_1": {"key": [("credentialID", 1)], "unique": True},
+    "authenticators.userId_1": {"key": [("userId", 1)]},
 }
 
 
@@ -498,7 +616,7 @@ async def test_concurrent_first_calls_create_indexes_once(
     await adapter.get_user_by_email("x@example.com")
 
     # One createIndexes per collection that has indexes, sent once.
-    assert log.names.count("createIndexes") == 4
+    assert log.names.count("createIndexes") == 5
 
 
 async def test_duplicate_emails_left_by_authjs_stop_index_creation(

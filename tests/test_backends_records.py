@@ -15,9 +15,11 @@ import pytest
 from asgi_session.backends import _records as records
 from asgi_session.models import (
     ACCOUNT_FIELDS,
+    AUTHENTICATOR_FIELDS,
     SESSION_FIELDS,
     USER_FIELDS,
     Account,
+    Authenticator,
     SessionRecord,
     User,
     VerificationToken,
@@ -263,6 +265,142 @@ def test_session_record_keeps_unknown_fields_apart() -> None:
     assert record == SessionRecord(
         id="s1", session_token="tok", user_id=HEX, expires=SOON, extra={"device": "laptop"}
     )
+
+
+# -- authenticators ----------------------------------------------------------------------
+
+
+def _authenticator(**more: Any) -> dict[str, Any]:
+    return {
+        "credential_id": "Y3JlZA==",
+        "user_id": HEX,
+        "provider_account_id": "Y3JlZA==",
+        "credential_public_key": "a2V5",
+        "counter": 0,
+        "credential_device_type": "singleDevice",
+        "credential_backed_up": False,
+        **more,
+    }
+
+
+def test_authenticator_fields_are_authjs_names() -> None:
+    # What Auth.js's Authenticator stores, and the fields of ours it passes through.
+    assert dict(AUTHENTICATOR_FIELDS) == {
+        "credential_id": "credentialID",
+        "user_id": "userId",
+        "provider_account_id": "providerAccountId",
+        "credential_public_key": "credentialPublicKey",
+        "counter": "counter",
+        "credential_device_type": "credentialDeviceType",
+        "credential_backed_up": "credentialBackedUp",
+        "transports": "transports",
+        "name": "name",
+        "created_at": "createdAt",
+        "last_used_at": "lastUsedAt",
+    }
+
+
+def test_authenticator_input_takes_authjs_names_and_defaults_created_at() -> None:
+    before = datetime.now(UTC) - timedelta(milliseconds=1)
+
+    fields = records.authenticator_input(
+        {
+            "credentialID": "Y3JlZA==",
+            "userId": HEX.upper(),
+            "providerAccountId": "Y3JlZA==",
+            "credentialPublicKey": "a2V5",
+            "counter": 4,
+            "credentialDeviceType": "multiDevice",
+            "credentialBackedUp": True,
+            "lastUsedAt": datetime(2024, 5, 1, 10, 30, 15, 123456),
+        },
+        parse_id=records.hex_id,
+    )
+
+    created_at = fields.pop("created_at")
+    assert before <= created_at <= datetime.now(UTC)
+    assert fields == {
+        "credential_id": "Y3JlZA==",
+        "user_id": HEX,
+        "provider_account_id": "Y3JlZA==",
+        "credential_public_key": "a2V5",
+        "counter": 4,
+        "credential_device_type": "multiDevice",
+        "credential_backed_up": True,
+        "last_used_at": datetime(2024, 5, 1, 10, 30, 15, 123000, tzinfo=UTC),
+    }
+    given = records.authenticator_input(
+        _authenticator(user_id=7, created_at=SOON), parse_id=_numbers
+    )
+    assert (given["user_id"], given["created_at"]) == ("7", SOON)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("credential_id", None, "an authenticator needs credential_id"),
+        ("counter", None, "an authenticator needs counter"),
+        ("credential_backed_up", None, "an authenticator needs credential_backed_up"),
+        ("counter", -1, "an authenticator's counter must be a whole number from 0 to 4294967295"),
+        ("counter", 2**32, "an authenticator's counter must be a whole number from 0 to"),
+        ("counter", False, "an authenticator's counter must be a whole number"),
+        ("counter", 3.0, "an authenticator's counter must be a whole number"),
+        ("credential_backed_up", 1, "an authenticator's credential_backed_up must be True or"),
+        ("transports", ("usb",), "an authenticator's transports must be a string"),
+        ("created_at", "2030-01-01", "an authenticator's created_at must be a datetime"),
+        ("user_id", "u-1", "user_id 'u-1' is not a valid id"),
+    ],
+)
+def test_authenticator_input_refuses(field: str, value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        records.authenticator_input(_authenticator(**{field: value}), parse_id=records.hex_id)
+
+
+def test_authenticator_changes_cannot_touch_the_credential_or_its_counter() -> None:
+    with pytest.raises(
+        ValueError,
+        match="cannot change _id, counter, credentialPublicKey, user_id; "
+        "use update_authenticator_counter to move the counter forward",
+    ):
+        records.authenticator_changes(
+            {"user_id": HEX, "credentialPublicKey": "k", "counter": 1, "_id": 1, "name": "x"}
+        )
+    with pytest.raises(ValueError, match="an authenticator's credential_device_type cannot be"):
+        records.authenticator_changes({"credentialDeviceType": None})
+
+    assert records.authenticator_changes({"name": "Laptop", "credentialBackedUp": True}) == {
+        "name": "Laptop",
+        "credential_backed_up": True,
+    }
+
+
+def test_counter_input_checks_the_counter_and_the_time() -> None:
+    assert records.counter_input(0, None) == (0, None)
+    assert records.counter_input(2**32 - 1, datetime(2030, 1, 1)) == (2**32 - 1, SOON)
+    with pytest.raises(ValueError, match=r"^counter must be a whole number from 0 to 4294967295$"):
+        records.counter_input(True, None)
+    with pytest.raises(ValueError, match=r"^used_at must be a datetime or None$"):
+        records.counter_input(1, 1_900_000_000)
+
+
+def test_authenticator_record_reads_whole_number_floats_as_int_counters() -> None:
+    stored = {**records.to_stored(_authenticator(), AUTHENTICATOR_FIELDS), "counter": 12.0}
+
+    record = records.authenticator_record({**records.from_stored(stored, AUTHENTICATOR_FIELDS)})
+
+    assert record == Authenticator(
+        credential_id="Y3JlZA==",
+        user_id=HEX,
+        provider_account_id="Y3JlZA==",
+        credential_public_key="a2V5",
+        counter=12,
+        credential_device_type="singleDevice",
+        credential_backed_up=False,
+    )
+    assert isinstance(record.counter, int)
+    assert records.authenticator_record({**_authenticator(), "aaguid": "x"}).extra == {
+        "aaguid": "x"
+    }
 
 
 # -- verification tokens and revocations -------------------------------------------------

@@ -7,7 +7,8 @@ Strategies resolve a cookie into a session:
   the default when ``AuthConfig(adapter=...)`` is given.
 
 Adapters store users, accounts, database sessions and verification tokens, all keeping
-the contract of :class:`Adapter`:
+the contract of :class:`Adapter`; both adapters here also keep passkeys
+(:class:`AuthenticatorStore`):
 
 - :class:`MongoDBAdapter` (``pip install asgi-session[mongodb]``), sharing Auth.js's
   MongoDB documents.
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_session._deprecated import renamed
 from asgi_session._ratelimit import MemoryRateLimitStore, RateLimitStore, Window
-from asgi_session.backends._adapter import Adapter, TokenSweeper
+from asgi_session.backends._adapter import Adapter, AuthenticatorStore, TokenSweeper
 from asgi_session.backends._database import DatabaseStrategy
 from asgi_session.backends._jwt import JWTStrategy
 from asgi_session.backends._memory import MemoryAdapter
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adapter",
+    "AuthenticatorStore",
     "DatabaseStrategy",
     "JWTStrategy",
     "MemoryAdapter",

@@ -5,6 +5,7 @@ and ending a user's sessions, and updating a linked account's tokens.
 
 :class:`TokenSweeper` is one more method, asked for only by password accounts (only the
 newest reset link may work): adapters written before it still satisfy :class:`Adapter`.
+:class:`AuthenticatorStore` is likewise asked for only by passkeys.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from asgi_session.models import Account, SessionRecord, User, VerificationToken
+from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
 
 UserInput = Mapping[str, Any] | User
 AccountInput = Mapping[str, Any] | Account
 SessionInput = Mapping[str, Any] | SessionRecord
 VerificationTokenInput = Mapping[str, Any] | VerificationToken
+AuthenticatorInput = Mapping[str, Any] | Authenticator
 
 
 @runtime_checkable
@@ -26,6 +28,39 @@ class TokenSweeper(Protocol):
     """An adapter that can drop every pending verification token of an identifier."""
 
     async def delete_verification_tokens(self, identifier: str) -> int: ...
+
+
+@runtime_checkable
+class AuthenticatorStore(Protocol):
+    """An adapter that keeps WebAuthn credentials (passkeys), as Auth.js's Authenticator.
+
+    Apart from :class:`Adapter` because only passkeys need it: adapters written before it
+    still satisfy :class:`Adapter`, and work with every other provider.
+
+    ``update_authenticator_counter`` is a compare-and-set in one atomic step: it stores
+    ``counter`` (and ``used_at`` as ``last_used_at``, when given) only if the stored
+    counter is lower, or both are 0 (authenticators that keep no counter always send 0).
+    Otherwise, or when there is no such credential, it returns ``None``: a counter that
+    does not go up comes from a cloned authenticator or a replayed assertion, and two
+    concurrent uses of one assertion must not both get through. ``delete_user`` deletes
+    the user's authenticators too.
+    """
+
+    async def create_authenticator(self, authenticator: AuthenticatorInput) -> Authenticator: ...
+
+    async def get_authenticator(self, credential_id: str) -> Authenticator | None: ...
+
+    async def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]: ...
+
+    async def update_authenticator_counter(
+        self, credential_id: str, counter: int, *, used_at: datetime | None = None
+    ) -> Authenticator | None: ...
+
+    async def update_authenticator(
+        self, credential_id: str, data: Mapping[str, Any]
+    ) -> Authenticator | None: ...
+
+    async def delete_authenticator(self, credential_id: str) -> Authenticator | None: ...
 
 
 @runtime_checkable

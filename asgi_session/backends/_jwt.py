@@ -401,6 +401,7 @@ class JWTStrategy(BaseStrategy):
         *,
         trigger: str | None,
         issued_at: float | None = None,
+        auth_time: float | None = None,
         **arguments: Any,
     ) -> dict[str, Any]:
         """Run the ``jwt`` callback, encrypt its answer and set the cookie: the new claims."""
@@ -425,6 +426,10 @@ class JWTStrategy(BaseStrategy):
         now = ctx.now if issued_at is None else issued_at
         if ctx.bearer:
             result = {**result, BEARER_CLAIM: True}  # its revocation is looked up alone
+        if auth_time is not None:
+            # When the user proved who they are (OpenID's claim): kept by every re-issue,
+            # since the claims go through the callback again, for step-up checks.
+            result = {**result, AUTH_TIME_CLAIM: int(auth_time)}
         encoded = codec.encode(result, max_age=config.max_age, now=now)
         claims = codec.decode(encoded, now=now)
         ctx.set_session_cookie(encoded, datetime.fromtimestamp(claims["exp"], UTC))
@@ -451,6 +456,7 @@ class JWTStrategy(BaseStrategy):
             ctx,
             default,
             issued_at=await self._issue_time(ctx, default.get("sub")),
+            auth_time=ctx.now,
             trigger="signUp" if is_new_user else "signIn",
             user=dict(user),
             account=None if account is None else dict(account),
@@ -566,6 +572,9 @@ class JWTStrategy(BaseStrategy):
             return await self._session(ctx, claims)
         return None
 
+
+#: The claim saying when the session's user last signed in (seconds since the epoch).
+AUTH_TIME_CLAIM = "auth_time"
 
 #: The claim marking a token issued for ``Authorization: Bearer`` (``POST /auth/token``).
 BEARER_CLAIM = "bearer"

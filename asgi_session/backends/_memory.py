@@ -1,10 +1,11 @@
-"""Users, accounts, sessions and verification tokens kept in this process's memory.
+"""Users, accounts, sessions, verification tokens and passkeys kept in this process's memory.
 
 The records behave as :class:`~asgi_session.backends.mongodb.MongoDBAdapter`'s do, so
 code tried against this adapter meets no surprise in production: both check and shape
 records with :mod:`asgi_session.backends._records` (ids of 24 hex digits, aware UTC
 datetimes to the millisecond, Auth.js's camelCase names next to the snake_case ones);
-emails, linked accounts, session tokens and verification tokens are unique.
+emails, linked accounts, session tokens, verification tokens and credential ids are
+unique.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from typing import Any
 from asgi_session.backends import _records as records
 from asgi_session.backends._adapter import (
     AccountInput,
+    AuthenticatorInput,
     SessionInput,
     UserInput,
     VerificationTokenInput,
 )
 from asgi_session.errors import ConfigurationError, DuplicateRecordError
-from asgi_session.models import Account, SessionRecord, User, VerificationToken
+from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
 
 __all__ = ["MemoryAdapter"]
 
@@ -52,7 +54,8 @@ class _Row:
 
 
 class MemoryAdapter:
-    """An :class:`~asgi_session.backends.Adapter` keeping everything in a dict.
+    """An :class:`~asgi_session.backends.Adapter` (and
+    :class:`~asgi_session.backends.AuthenticatorStore`) keeping everything in a dict.
 
     For development, examples and tests; everything is lost when the process ends;
     one process only. Several workers, or several processes behind a load balancer,
@@ -95,6 +98,8 @@ class MemoryAdapter:
         # In creation order, so the oldest is dropped first when the store is full.
         self._tokens: OrderedDict[tuple[str, str], datetime] = OrderedDict()
         self._revocations: dict[str, datetime] = {}
+        # By credential id, in creation order; fields under their Python names.
+        self._authenticators: dict[str, dict[str, Any]] = {}
         self._writes_until_sweep = _SWEEP_EVERY
 
     # -- setup -------------------------------------------------------------------------
@@ -197,7 +202,8 @@ class MemoryAdapter:
         return _user(user_id, record)
 
     async def delete_user(self, id: str) -> User | None:
-        """Delete the user with their sessions and linked accounts; returns the user."""
+        """Delete the user with their sessions, linked accounts and authenticators;
+        returns the user."""
         await _let_others_run()
         user_id = records.hex_id(id)
         record = self._users.pop(user_id, None) if user_id is not None else None
@@ -210,6 +216,10 @@ class MemoryAdapter:
             del self._accounts[key]
         for token in [t for t, row in self._sessions.items() if row.data["user_id"] == user_id]:
             del self._sessions[token]
+        for credential_id in [
+            key for key, fields in self._authenticators.items() if fields["user_id"] == user_id
+        ]:
+            del self._authenticators[credential_id]
         return _user(user_id, record)
 
     # -- accounts ----------------------------------------------------------------------
@@ -394,6 +404,91 @@ class MemoryAdapter:
             del self._tokens[key]
         return len(doomed)
 
+    # -- authenticators (passkeys) -----------------------------------------------------
+
+    async def create_authenticator(self, authenticator: AuthenticatorInput) -> Authenticator:
+        """Register a passkey. ``created_at`` defaults to now.
+
+        Raises :class:`~asgi_session.errors.DuplicateRecordError` when the credential id
+        is registered already, and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.authenticator_input`).
+        """
+        await _let_others_run()
+        fields = records.authenticator_input(authenticator, parse_id=records.hex_id)
+        credential_id = fields["credential_id"]
+        if credential_id in self._authenticators:
+            raise DuplicateRecordError(records.DUPLICATE_AUTHENTICATOR)
+        self._authenticators[credential_id] = fields
+        return _authenticator(fields)
+
+    async def get_authenticator(self, credential_id: str) -> Authenticator | None:
+        """The authenticator with this credential id, or ``None``."""
+        await _let_others_run()
+        fields = self._authenticator_fields(credential_id)
+        return _authenticator(fields) if fields is not None else None
+
+    async def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]:
+        """The user's authenticators, oldest first (those registered at one moment in the
+        order they were; any without ``created_at`` before all others)."""
+        await _let_others_run()
+        wanted = records.hex_id(user_id)
+        if wanted is None:
+            return []
+        rows = [
+            (order, fields)
+            for order, fields in enumerate(self._authenticators.values())
+            if fields["user_id"] == wanted
+        ]
+        rows.sort(key=_oldest_first)
+        return [_authenticator(fields) for _, fields in rows]
+
+    async def update_authenticator_counter(
+        self, credential_id: str, counter: int, *, used_at: datetime | None = None
+    ) -> Authenticator | None:
+        """Store ``counter`` (and ``used_at`` as ``last_used_at``) if the stored counter
+        is lower, or both are 0; returns the updated authenticator.
+
+        ``None`` when there is no such credential or the counter does not go up: a
+        cloned authenticator, or an assertion replayed. The check and the write happen
+        without awaiting in between, so of concurrent calls with one counter, one wins.
+        Raises ``ValueError`` for a counter or time of the wrong type.
+        """
+        await _let_others_run()
+        counter, used_at = records.counter_input(counter, used_at)
+        fields = self._authenticator_fields(credential_id)
+        if fields is None:
+            return None
+        stored = fields["counter"]
+        if not (stored < counter or stored == counter == 0):
+            return None
+        fields["counter"] = counter
+        if used_at is not None:
+            fields["last_used_at"] = used_at
+        return _authenticator(fields)
+
+    async def update_authenticator(
+        self, credential_id: str, data: Mapping[str, Any]
+    ) -> Authenticator | None:
+        """Set the given fields (``name``, mostly); ``None`` when there is no such credential.
+
+        The fields naming the credential, its user, its key and its counter cannot change
+        (``ValueError``; see :func:`~asgi_session.backends._records.authenticator_changes`).
+        """
+        await _let_others_run()
+        changes = records.authenticator_changes(data)
+        fields = self._authenticator_fields(credential_id)
+        if fields is None:
+            return None
+        fields.update(changes)
+        return _authenticator(fields)
+
+    async def delete_authenticator(self, credential_id: str) -> Authenticator | None:
+        """Delete an authenticator; returns it, or ``None`` when there was none."""
+        await _let_others_run()
+        if self._authenticator_fields(credential_id) is None:
+            return None
+        return _authenticator(self._authenticators.pop(credential_id))
+
     # -- JWT revocation ----------------------------------------------------------------
 
     async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:
@@ -426,6 +521,11 @@ class MemoryAdapter:
             return None
         return self._accounts.get((provider, provider_account_id))
 
+    def _authenticator_fields(self, credential_id: object) -> dict[str, Any] | None:
+        if not isinstance(credential_id, str):
+            return None
+        return self._authenticators.get(credential_id)
+
 
 async def _let_others_run() -> None:
     """Give other tasks a turn, as a store's network round trip would."""
@@ -445,6 +545,15 @@ def _newest_first(item: tuple[int, _Row]) -> tuple[bool, float, int]:
     return (False, -created.timestamp(), -order)
 
 
+def _oldest_first(item: tuple[int, dict[str, Any]]) -> tuple[bool, float, int]:
+    # MongoDB sorts a missing createdAt before every date: so does this.
+    order, fields = item
+    created = fields.get("created_at")
+    if created is None:
+        return (False, 0.0, order)
+    return (True, created.timestamp(), order)
+
+
 # Records handed out are built from copies, so callers cannot change the store.
 
 
@@ -458,3 +567,7 @@ def _account(row: _Row) -> Account:
 
 def _session(row: _Row) -> SessionRecord:
     return records.session_record(row.id, copy.deepcopy(row.data))
+
+
+def _authenticator(fields: Mapping[str, Any]) -> Authenticator:
+    return records.authenticator_record(copy.deepcopy(dict(fields)))

@@ -23,20 +23,23 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from asgi_session.backends._adapter import (
     AccountInput,
+    AuthenticatorInput,
     SessionInput,
     UserInput,
     VerificationTokenInput,
 )
 from asgi_session.models import (
     ACCOUNT_FIELDS,
+    AUTHENTICATOR_FIELDS,
     SESSION_FIELDS,
     USER_FIELDS,
     VERIFICATION_FIELDS,
     Account,
+    Authenticator,
     SessionRecord,
     User,
     VerificationToken,
@@ -45,6 +48,7 @@ from asgi_session.models import (
 
 __all__ = [
     "DUPLICATE_ACCOUNT",
+    "DUPLICATE_AUTHENTICATOR",
     "DUPLICATE_EMAIL",
     "DUPLICATE_SESSION",
     "DUPLICATE_USER_ID",
@@ -53,6 +57,10 @@ __all__ = [
     "account_changes",
     "account_input",
     "account_record",
+    "authenticator_changes",
+    "authenticator_input",
+    "authenticator_record",
+    "counter_input",
     "from_stored",
     "hex_id",
     "revocation_input",
@@ -77,12 +85,17 @@ DUPLICATE_EMAIL = "a user with this email already exists"
 DUPLICATE_ACCOUNT = "this provider account is already linked to a user"
 DUPLICATE_SESSION = "a session with this token already exists"
 DUPLICATE_VERIFICATION = "this verification token already exists"
+DUPLICATE_AUTHENTICATOR = "an authenticator with this credential id is already registered"
 
 # Ids are set by the adapter, never taken from the fields.
 _ID_KEYS = frozenset({"id", "_id"})
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _HEX_ID_LENGTH = 24  # 12 bytes, the shape of a MongoDB ObjectId
+
+# WebAuthn's signature counter is 32 bits unsigned; a larger one is no counter at all
+# (and would not fit the 64-bit integers MongoDB stores).
+_MAX_COUNTER = 2**32 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +107,8 @@ class _Kind:
     required: tuple[str, ...] = ()  # must be given, not None; an update cannot unset them
     strings: tuple[str, ...] = ()
     times: tuple[str, ...] = ()
+    counters: tuple[str, ...] = ()  # whole numbers from 0 to _MAX_COUNTER
+    flags: tuple[str, ...] = ()  # booleans
     fixed: frozenset[str] = frozenset()  # an update may not name them at all
     aliases: Mapping[str, str] = field(init=False)  # stored name -> Python name
 
@@ -124,6 +139,35 @@ _VERIFICATION = _Kind(
     required=("identifier", "token", "expires"),
     strings=("identifier", "token"),
     times=("expires",),
+)
+_AUTHENTICATOR = _Kind(
+    "an authenticator",
+    AUTHENTICATOR_FIELDS,
+    required=(
+        "credential_id",
+        "user_id",
+        "provider_account_id",
+        "credential_public_key",
+        "counter",
+        "credential_device_type",
+        "credential_backed_up",
+    ),
+    strings=(
+        "credential_id",
+        "provider_account_id",
+        "credential_public_key",
+        "credential_device_type",
+        "transports",
+        "name",
+    ),
+    times=("created_at", "last_used_at"),
+    counters=("counter",),
+    flags=("credential_backed_up",),
+    # The credential, its user and its key are what a signature is checked against;
+    # the counter moves only forward, through update_authenticator_counter.
+    fixed=frozenset(
+        {"credential_id", "user_id", "provider_account_id", "credential_public_key", "counter"}
+    ),
 )
 
 
@@ -245,6 +289,59 @@ def revocation_input(user_id: object, when: object) -> tuple[str, datetime]:
     return user_id, utc(when)
 
 
+def authenticator_input(authenticator: AuthenticatorInput, *, parse_id: IdParser) -> dict[str, Any]:
+    """The fields of an authenticator (a passkey) to store, ``user_id`` parsed.
+
+    ``created_at`` defaults to now. Raises ``ValueError`` when a field Auth.js requires
+    (``credential_id``, ``user_id``, ``provider_account_id``, ``credential_public_key``,
+    ``counter``, ``credential_device_type``, ``credential_backed_up``) is missing or
+    ``None``, ``user_id`` is not an id, ``counter`` is not a whole number from 0 to
+    2**32 - 1, ``credential_backed_up`` is not a bool, a string field is not a string, or
+    a time is not a datetime.
+    """
+    fields = _fields(as_mapping(authenticator), _AUTHENTICATOR)
+    _require(fields, _AUTHENTICATOR)
+    fields = _with_user_id(_checked(fields, _AUTHENTICATOR), parse_id)
+    if fields.get("created_at") is None:
+        fields["created_at"] = utc(datetime.now(UTC))
+    return fields
+
+
+def authenticator_changes(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields ``update_authenticator`` sets (``name``, mostly).
+
+    Raises ``ValueError`` when ``data`` names the credential, its user, its key or its
+    counter (under any name): a signature is checked against them, and the counter
+    moves only forward, through ``update_authenticator_counter``. Also when a field the
+    record needs is set to ``None`` or a field has the wrong type.
+    """
+    forbidden = sorted(
+        key
+        for key in data
+        if key in _ID_KEYS or _AUTHENTICATOR.aliases.get(key, key) in _AUTHENTICATOR.fixed
+    )
+    if forbidden:
+        raise ValueError(
+            f"update_authenticator cannot change {', '.join(forbidden)}; "
+            "use update_authenticator_counter to move the counter forward"
+        )
+    return _changes(_fields(data, _AUTHENTICATOR), _AUTHENTICATOR)
+
+
+def counter_input(counter: object, used_at: object) -> tuple[int, datetime | None]:
+    """The counter and time of ``update_authenticator_counter``, ``used_at`` in UTC.
+
+    Raises ``ValueError`` when ``counter`` is not a whole number from 0 to 2**32 - 1 (the
+    range of WebAuthn's signature counter), or ``used_at`` is neither a datetime nor
+    ``None``.
+    """
+    if not _is_counter(counter):
+        raise ValueError(f"counter must be a whole number from 0 to {_MAX_COUNTER}")
+    if used_at is not None and not isinstance(used_at, datetime):
+        raise ValueError("used_at must be a datetime or None")
+    return counter, (utc(used_at) if used_at is not None else None)
+
+
 # -- output ------------------------------------------------------------------------------
 
 
@@ -261,9 +358,7 @@ def account_record(id: str, fields: Mapping[str, Any]) -> Account:
     tokens) is an int: the field holds whole seconds.
     """
     known, extra = _split(fields, ACCOUNT_FIELDS)
-    expires_at = known.get("expires_at")
-    if isinstance(expires_at, float) and expires_at.is_integer():
-        known["expires_at"] = int(expires_at)
+    _whole_number(known, "expires_at")
     return Account(id=id, extra=extra, **known)
 
 
@@ -277,6 +372,16 @@ def verification_record(fields: Mapping[str, Any]) -> VerificationToken:
     """A verification token from its stored fields; anything else stored is ignored."""
     known, _ = _split(fields, VERIFICATION_FIELDS)
     return VerificationToken(**known)
+
+
+def authenticator_record(fields: Mapping[str, Any]) -> Authenticator:
+    """An authenticator from its stored fields under Python names.
+
+    A whole-number ``counter`` stored as a float (JavaScript numbers) is an int.
+    """
+    known, extra = _split(fields, AUTHENTICATOR_FIELDS)
+    _whole_number(known, "counter")
+    return Authenticator(extra=extra, **known)
 
 
 def to_stored(fields: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
@@ -343,7 +448,27 @@ def _checked(fields: dict[str, Any], kind: _Kind) -> dict[str, Any]:
     for name in kind.times:
         if fields.get(name) is not None and not isinstance(fields[name], datetime):
             raise ValueError(f"{kind.what}'s {name} must be a datetime")
+    for name in kind.counters:
+        if fields.get(name) is not None and not _is_counter(fields[name]):
+            raise ValueError(
+                f"{kind.what}'s {name} must be a whole number from 0 to {_MAX_COUNTER}"
+            )
+    for name in kind.flags:
+        if fields.get(name) is not None and not isinstance(fields[name], bool):
+            raise ValueError(f"{kind.what}'s {name} must be True or False")
     return fields
+
+
+def _is_counter(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is a signature counter: an int (not a bool) in 32 unsigned bits."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNTER
+
+
+def _whole_number(known: dict[str, Any], name: str) -> None:
+    """Read a whole-number float (how JavaScript numbers may be stored) as an int."""
+    value = known.get(name)
+    if isinstance(value, float) and value.is_integer():
+        known[name] = int(value)
 
 
 def _with_user_id(fields: dict[str, Any], parse_id: IdParser) -> dict[str, Any]:

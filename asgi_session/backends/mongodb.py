@@ -1,9 +1,12 @@
-"""Users, accounts, sessions and verification tokens kept in MongoDB.
+"""Users, accounts, sessions, verification tokens and passkeys kept in MongoDB.
 
 Documents are laid out exactly as Auth.js's MongoDB adapter lays them out
 (``emailVerified``, ``userId`` as an ObjectId, ``providerAccountId``, ``sessionToken``...),
 so a Next.js app and a Python app can share one database. Sessions carry three extra
 fields, ``createdAt``, ``lastSeenAt`` and ``userAgent``, which Auth.js passes through.
+Passkeys are Auth.js's Authenticator records (``credentialID``, ``userId`` as an
+ObjectId, ``credentialPublicKey``, ``counter``...), with ``name``, ``createdAt`` and
+``lastUsedAt`` besides.
 
 Works with PyMongo's ``AsyncDatabase`` and with Motor's ``AsyncIOMotorDatabase``.
 
@@ -45,6 +48,7 @@ from asgi_session._deprecated import renamed
 from asgi_session.backends import _records as records
 from asgi_session.backends._adapter import (
     AccountInput,
+    AuthenticatorInput,
     SessionInput,
     UserInput,
     VerificationTokenInput,
@@ -60,10 +64,12 @@ from asgi_session.backends._session_cache import (
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 from asgi_session.models import (
     ACCOUNT_FIELDS,
+    AUTHENTICATOR_FIELDS,
     SESSION_FIELDS,
     USER_FIELDS,
     VERIFICATION_FIELDS,
     Account,
+    Authenticator,
     SessionRecord,
     User,
     VerificationToken,
@@ -87,6 +93,7 @@ DEFAULT_COLLECTIONS: Mapping[str, str] = MappingProxyType(
         "sessions": "sessions",
         "verification_tokens": "verification_tokens",
         "revocations": "revocations",
+        "authenticators": "authenticators",
     }
 )
 
@@ -111,11 +118,13 @@ _CHANGES_HEARTBEAT = 1.0
 
 
 class MongoDBAdapter:
-    """An :class:`~asgi_session.backends.Adapter` over a MongoDB database.
+    """An :class:`~asgi_session.backends.Adapter` (and
+    :class:`~asgi_session.backends.AuthenticatorStore`) over a MongoDB database.
 
     ``database`` is ``AsyncMongoClient(...)["app"]`` (PyMongo) or
     ``AsyncIOMotorClient(...)["app"]`` (Motor). ``collections`` renames any of
-    ``users``, ``accounts``, ``sessions``, ``verification_tokens`` and ``revocations``.
+    ``users``, ``accounts``, ``sessions``, ``verification_tokens``, ``revocations`` and
+    ``authenticators``.
 
     Every call either finishes or raises
     :class:`~asgi_session.errors.BackendUnavailableError` within ``operation_timeout``
@@ -159,6 +168,7 @@ class MongoDBAdapter:
         self._sessions = self._db.get_collection(names["sessions"])
         self._tokens = self._db.get_collection(names["verification_tokens"])
         self._revocations = self._db.get_collection(names["revocations"])
+        self._authenticators = self._db.get_collection(names["authenticators"])
         self._timeout = float(operation_timeout)
         self._indexes_ready = False
         self._index_lock = asyncio.Lock()
@@ -171,11 +181,12 @@ class MongoDBAdapter:
         """Create the indexes the adapter relies on; safe to call any number of times.
 
         Unique: ``sessions.sessionToken``, ``accounts.(provider, providerAccountId)``,
-        ``users.email`` (only where it is a string) and
-        ``verification_tokens.(identifier, token)``. Lookups: ``sessions.userId``,
-        ``accounts.userId``. Expiry (TTL): ``sessions.expires``,
-        ``verification_tokens.expires`` and ``rate_limits.expires`` (the counters of
-        :meth:`rate_limit_store`, which also makes its index on first use).
+        ``users.email`` (only where it is a string),
+        ``verification_tokens.(identifier, token)`` and ``authenticators.credentialID``.
+        Lookups: ``sessions.userId``, ``accounts.userId``, ``authenticators.userId``.
+        Expiry (TTL): ``sessions.expires``, ``verification_tokens.expires`` and
+        ``rate_limits.expires`` (the counters of :meth:`rate_limit_store`, which also
+        makes its index on first use).
 
         Raises :class:`~asgi_session.errors.ConfigurationError` when existing data or an
         existing index with other options prevents it (Auth.js creates no indexes, so a
@@ -232,6 +243,12 @@ class MongoDBAdapter:
                     [
                         IndexModel([("identifier", ASCENDING), ("token", ASCENDING)], unique=True),
                         IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+                    ]
+                ),
+                self._authenticators.create_indexes(
+                    [
+                        IndexModel([("credentialID", ASCENDING)], unique=True),
+                        IndexModel([("userId", ASCENDING)]),
                     ]
                 ),
             )
@@ -320,18 +337,20 @@ class MongoDBAdapter:
         return _user(document) if document else None
 
     async def delete_user(self, id: str) -> User | None:
-        """Delete the user with their sessions and linked accounts; returns the user."""
+        """Delete the user with their sessions, linked accounts and authenticators;
+        returns the user."""
         oid = _object_id(id)
         if oid is None:
             return None
 
         async def delete() -> dict[str, Any] | None:
-            # The user goes first: a session or account left behind by a failure
-            # afterwards no longer resolves to anyone.
+            # The user goes first: a session, account or authenticator left behind by a
+            # failure afterwards no longer resolves to anyone.
             document: dict[str, Any] | None = await self._users.find_one_and_delete({"_id": oid})
             await asyncio.gather(
                 self._accounts.delete_many({"userId": oid}),
                 self._sessions.delete_many({"userId": oid}),
+                self._authenticators.delete_many({"userId": oid}),
             )
             return document
 
@@ -571,6 +590,106 @@ class MongoDBAdapter:
         result = await self._run(lambda: self._tokens.delete_many({"identifier": identifier}))
         deleted: int = result.deleted_count
         return deleted
+
+    # -- authenticators (passkeys) -----------------------------------------------------
+
+    async def create_authenticator(self, authenticator: AuthenticatorInput) -> Authenticator:
+        """Register a passkey. ``created_at`` defaults to now.
+
+        Raises :class:`DuplicateRecordError` when the credential id is registered already,
+        and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.authenticator_input`).
+        """
+        fields = records.authenticator_input(authenticator, parse_id=_id_text)
+        document = {"_id": ObjectId(), **_document(fields, AUTHENTICATOR_FIELDS)}
+        await self._run(
+            lambda: self._authenticators.insert_one(document),
+            duplicate={"credentialID": records.DUPLICATE_AUTHENTICATOR},
+        )
+        return _authenticator(document)
+
+    async def get_authenticator(self, credential_id: str) -> Authenticator | None:
+        """The authenticator with this credential id, or ``None``."""
+        if not isinstance(credential_id, str):
+            return None
+        document = await self._run(
+            lambda: self._authenticators.find_one({"credentialID": credential_id})
+        )
+        return _authenticator(document) if document else None
+
+    async def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]:
+        """The user's authenticators, oldest first (any without ``createdAt`` first)."""
+        oid = _object_id(user_id)
+        if oid is None:
+            return []
+        cursor = self._authenticators.find({"userId": oid}).sort(
+            [("createdAt", ASCENDING), ("_id", ASCENDING)]
+        )
+        documents = await self._run(lambda: cursor.to_list(None))
+        return [_authenticator(document) for document in documents]
+
+    async def update_authenticator_counter(
+        self, credential_id: str, counter: int, *, used_at: datetime | None = None
+    ) -> Authenticator | None:
+        """Store ``counter`` (and ``used_at`` as ``lastUsedAt``) if the stored counter is
+        lower, or both are 0; returns the updated authenticator.
+
+        ``None`` when there is no such credential or the counter does not go up: a
+        cloned authenticator, or an assertion replayed. One ``find_one_and_update``
+        whose filter holds the condition, so of concurrent calls with one counter, one
+        wins, on any number of app instances. Raises ``ValueError`` for a counter or
+        time of the wrong type.
+        """
+        counter, used_at = records.counter_input(counter, used_at)
+        if not isinstance(credential_id, str):
+            return None
+        changes: dict[str, Any] = {"counter": counter}
+        if used_at is not None:
+            changes["last_used_at"] = used_at
+        # Lower, or both 0: for a counter of 0 that is "at most 0".
+        query = {
+            "credentialID": credential_id,
+            "counter": {"$lt": counter} if counter else {"$lte": 0},
+        }
+        document = await self._run(
+            lambda: self._authenticators.find_one_and_update(
+                query,
+                {"$set": _document(changes, AUTHENTICATOR_FIELDS)},
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+        return _authenticator(document) if document else None
+
+    async def update_authenticator(
+        self, credential_id: str, data: Mapping[str, Any]
+    ) -> Authenticator | None:
+        """Set the given fields (``name``, mostly); ``None`` when there is no such credential.
+
+        The fields naming the credential, its user, its key and its counter cannot change
+        (``ValueError``; see :func:`~asgi_session.backends._records.authenticator_changes`).
+        """
+        changes = records.authenticator_changes(data)
+        if not isinstance(credential_id, str):
+            return None
+        if not changes:
+            return await self.get_authenticator(credential_id)
+        document = await self._run(
+            lambda: self._authenticators.find_one_and_update(
+                {"credentialID": credential_id},
+                {"$set": _document(changes, AUTHENTICATOR_FIELDS)},
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+        return _authenticator(document) if document else None
+
+    async def delete_authenticator(self, credential_id: str) -> Authenticator | None:
+        """Delete an authenticator; returns it, or ``None`` when there was none."""
+        if not isinstance(credential_id, str):
+            return None
+        document = await self._run(
+            lambda: self._authenticators.find_one_and_delete({"credentialID": credential_id})
+        )
+        return _authenticator(document) if document else None
 
     # -- JWT revocation ----------------------------------------------------------------
 
@@ -983,6 +1102,10 @@ def _account(document: Mapping[str, Any]) -> Account:
 
 def _session(document: Mapping[str, Any]) -> SessionRecord:
     return records.session_record(str(document["_id"]), _fields(document, SESSION_FIELDS))
+
+
+def _authenticator(document: Mapping[str, Any]) -> Authenticator:
+    return records.authenticator_record(_fields(document, AUTHENTICATOR_FIELDS))
 
 
 def __getattr__(name: str) -> Any:

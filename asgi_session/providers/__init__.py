@@ -11,6 +11,7 @@ from asgi_session.providers._github import GitHub
 from asgi_session.providers._google import Google
 from asgi_session.providers._oauth import OAuth
 from asgi_session.providers._oidc import OIDC
+from asgi_session.providers._passkey import Passkey
 from asgi_session.providers._password import Password
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "Google",
     "Identity",
     "OAuth",
+    "Passkey",
     "Password",
     "Provider",
     "ProviderContext",

@@ -21,15 +21,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from asgi_session.errors import ConfigurationError, SignInError
+from asgi_session.models import Authenticator
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
     from asgi_session._config import AuthConfig
     from asgi_session._cookies import CookieNames, CookieSpec
+    from asgi_session._session import Session
     from asgi_session.models import User
 
-ProviderType = Literal["oauth", "oidc", "email", "credentials"]
+ProviderType = Literal["oauth", "oidc", "email", "credentials", "webauthn"]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
 
@@ -101,6 +103,9 @@ class ProviderRequest(Protocol):
         long the answer took tells the client nothing about what the job does. A job
         that fails is logged; the client has its answer already."""
 
+    async def session(self) -> Session | None:
+        """The browser's current session, if signed in (a passkey is added to its user)."""
+
     async def may_sign_in(self, identity: Identity) -> str | None:
         """Ask the app's ``sign_in`` callback about ``identity`` before doing anything
         costly for it (mailing a link): ``None`` to go on, or the URL the app sends the
@@ -131,7 +136,8 @@ class Identity:
 
     #: The id of the provider that vouches.
     provider: str
-    #: The kind of account: ``"oauth"``, ``"oidc"``, ``"email"`` or ``"credentials"``.
+    #: The kind of account: ``"oauth"``, ``"oidc"``, ``"email"``, ``"credentials"`` or
+    #: ``"webauthn"``.
     type: ProviderType
     account_id: str
     user: Mapping[str, Any]
@@ -149,6 +155,8 @@ class Identity:
     #: Whether the provider stored the user itself just now (a password sign-up): the
     #: sign-in is then a sign-up (``trigger="signUp"``, ``pages.new_user``).
     is_new_user: bool = False
+    #: The passkey a registration adds: stored with the account when it is linked.
+    authenticator: Authenticator | None = None
 
     def account(self) -> dict[str, Any]:
         """The account as Auth.js hands it to callbacks: names, then token fields."""

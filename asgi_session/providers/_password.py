@@ -199,6 +199,12 @@ class Password(Provider):
     async def _account(self, adapter: Adapter, user: User) -> Account | None:
         return await adapter.get_account(provider=self.id, provider_account_id=user.id)
 
+    async def has_password(self, config: AuthConfig, user: User) -> bool:
+        """Whether ``user`` can sign in with a password (one set, or an imported hash)."""
+        adapter = config.adapter
+        assert adapter is not None  # checked at start-up
+        return self._stored_hash(user, await self._account(adapter, user)) is not None
+
     def _stored_hash(self, user: User, account: Account | None) -> str | None:
         """The hash that signs ``user`` in: the account's, else one imported on the user."""
         stored = None if account is None else account.extra.get(HASH_FIELD)
