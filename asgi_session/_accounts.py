@@ -76,7 +76,9 @@ async def resolve_user(ctx: RequestContext, identity: Identity, known: User | No
     return await _linked_user(ctx, adapter, identity, known)
 
 
-async def _holds_unproven(ctx: RequestContext, user: User) -> bool:
+async def holds_unproven(ctx: RequestContext, user: User) -> bool:
+    """Whether a provider let someone into ``user`` without proving its address: nothing
+    more may be linked to it until they do."""
     for provider in ctx.config.providers.values():
         if await provider.holds_unproven(ctx, user):
             return True
@@ -116,7 +118,7 @@ async def _linked_user(
         return SignedInUser(known.to_dict(), {**identity.account(), "userId": known.id})
     is_new_user = False
     target = current
-    if current is not None and await _holds_unproven(ctx, current):
+    if current is not None and await holds_unproven(ctx, current):
         # Signed in through a password nobody has confirmed yet: linking an account now
         # would keep whoever signed up first in, after the owner proves the address.
         raise SignInError("AccountNotConfirmed")

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
+from asgi_session import _accounts as accounts
 from asgi_session import _answers as answers
 from asgi_session import _mfa_pages as pages
 from asgi_session import _second_factor as second_factor
@@ -135,6 +136,10 @@ class MfaRoutes:
         if challenge is None:
             return self._start_over(auth, "TwoFactorExpired")
         enrolled = await second_factor.enrolled(self.config, challenge.user_id)
+        if not enrolled.any and not enrolled.recovery_codes_left:
+            # The factors went since the first step (an administrator's reset): signing
+            # in again needs none.
+            return self._start_over(auth, "TwoFactorExpired")
         ctx = auth.context
         nonce = answers.nonce()
         html = pages.challenge_page(
@@ -204,6 +209,9 @@ class MfaRoutes:
             # The last attempt a challenge allows ends it: the user starts over.
             return ("TwoFactorFailed" if attempt == 0 else "InvalidCode"), None
         await limits.take_back(counted, ctx.now)
+        if not await second_factor.claim_finish(config, challenge, ctx.now):
+            # This challenge signed in already: its cookie, copied, cannot sign in again.
+            return "TwoFactorExpired", None
         assert config.adapter is not None
         user = await config.adapter.get_user(challenge.user_id)
         if user is None:
@@ -494,6 +502,11 @@ class MfaRoutes:
         if session is not None and session.user.id is not None and adapter is not None:
             user = await adapter.get_user(session.user.id)
         challenge = self._challenge(auth)
+        if user is not None and await accounts.holds_unproven(ctx, user):
+            # Linking would be refused after the ceremony, leaving a passkey on the
+            # device that can never sign in: refused before it starts.
+            body = {"error": "AccountNotConfirmed", "message": "confirm your email address first"}
+            return JSONResponse(body, status_code=403, headers=NO_STORE)
         try:
             body = await passkey.options(
                 auth,
@@ -504,7 +517,8 @@ class MfaRoutes:
             )
         except SignInError as exc:
             status = 401 if exc.error == "ReauthenticationRequired" else 400
-            return JSONResponse({"error": str(exc)}, status_code=status, headers=NO_STORE)
+            body = {"error": exc.error, "message": str(exc)}
+            return JSONResponse(body, status_code=status, headers=NO_STORE)
         return JSONResponse(body, headers=NO_STORE)
 
 

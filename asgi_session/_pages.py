@@ -35,6 +35,9 @@ SIGN_IN_ERRORS = {
         "one, or expired. Ask for a new one."
     ),
     "NoPassword": "This account has no password yet: ask for a reset link to set one.",
+    "TwoFactorExpired": "The sign-in took too long to finish. Please sign in again.",
+    "TwoFactorFailed": "Too many wrong codes. Please sign in again.",
+    "WebAuthnVerificationError": "The passkey could not be verified. Try again.",
     "AccountNotConfirmed": (
         "Confirm your email address (open the link we sent) before linking another way to "
         "sign in to this account."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import urlencode
 
 from starlette.requests import HTTPConnection
@@ -54,6 +54,18 @@ def session_is_fresh(connection: HTTPConnection, session: Session, max_age: floa
     if ctx is None:
         return False
     return session.is_fresh(max_age, ctx.config.clock())
+
+
+@overload
+def requires_session(
+    endpoint: Endpoint, *, redirect: bool = True, fresh: float | None = None
+) -> Endpoint: ...
+
+
+@overload
+def requires_session(
+    endpoint: None = None, *, redirect: bool = True, fresh: float | None = None
+) -> Callable[[Endpoint], Endpoint]: ...
 
 
 def requires_session(

@@ -465,6 +465,11 @@ def open_challenge(ctx: RequestContext, token: str | None) -> Challenge | None:
         claims = _codec(ctx.config, ctx.names.two_factor.name).decode(token, now=ctx.now)
     except JWTDecodeError:
         return None
+    expires = claims.get("exp")
+    if not isinstance(expires, int | float) or ctx.now >= expires:
+        # Past its end, though within the codec's clock tolerance: its attempt counter
+        # (which lives until ``expires``) is gone, and every code would be a first try.
+        return None
     user_id, challenge_id, target = claims.get("sub"), claims.get("cid"), claims.get("to")
     account, profile = claims.get("account"), claims.get("profile")
     if not (
@@ -482,7 +487,7 @@ def open_challenge(ctx: RequestContext, token: str | None) -> Challenge | None:
         profile=profile,
         is_new_user=claims.get("new") is True,
         target=target,
-        expires=float(claims["exp"]),
+        expires=float(expires),
     )
 
 
@@ -506,6 +511,15 @@ async def attempts_left(config: AuthConfig, challenge: Challenge, now: float) ->
         config.rate_limit_store, f"two-factor-challenge:{challenge.id}", challenge.expires, now
     )
     return None if count > limit else limit - count
+
+
+async def claim_finish(config: AuthConfig, challenge: Challenge, now: float) -> bool:
+    """Whether ``challenge`` may finish its sign-in now: once only, so its cookie, if
+    copied, starts no second session with a later code."""
+    uses = await count_once(
+        config.rate_limit_store, f"two-factor-finished:{challenge.id}", challenge.expires, now
+    )
+    return uses == 1
 
 
 # -- enrolment in progress -------------------------------------------------------------------

@@ -177,6 +177,10 @@
     }
   }
 
+  function reason(body, key) {
+    return body && typeof body[key] === "string" ? body[key] : "";
+  }
+
   async function fetchOptions(url, signal) {
     var response = await fetch(url, {
       credentials: "same-origin",
@@ -185,8 +189,8 @@
     });
     var body = await readJSON(response);
     if (!response.ok || !body || typeof body.options !== "object" || !body.options) {
-      var said = body && typeof body.message === "string" ? body.message : "";
-      throw refusal(said || MESSAGES.failed);
+      // The server says why in `error` ({"error": "confirm it is you again, ..."}).
+      throw refusal(reason(body, "message") || reason(body, "error") || MESSAGES.failed);
     }
     return body;
   }
@@ -288,7 +292,6 @@
     }
     busy = true;
     button.disabled = true;
-    stopAutofill();
     var failed = false;
     try {
       var data = await fetchOptions(button.dataset.options);
@@ -352,6 +355,12 @@
         return; // a button took over, with a challenge of its own
       }
       autofillRequest = null;
+      var name = error && error.name;
+      if (!submitting && (name === "NotAllowedError" || name === "AbortError")) {
+        // Nobody asked for this request: the browser ended it (no passkey for this
+        // site, the list dismissed), which is nothing to tell the person about.
+        return;
+      }
       show(input, messageFor(error));
       if (submitting) {
         // The answer was refused and its challenge spent: offer the list again.

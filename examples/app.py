@@ -12,7 +12,10 @@ then sign in as the demo user:
 
 or create an account of your own (``/auth/signup``), confirm its address, forget its
 password and reset it, or ask for a sign-in link for any address: instead of emailing
-them, the app prints every link on the console. GitHub and Google buttons appear when
+them, the app prints every link on the console. Signed in, ``/auth/account/security``
+sets up two-factor sign-in with an authenticator app, and passkeys when the app is
+served at a host name (``--host localhost``: browsers bind passkeys to names, never to
+IP addresses). GitHub and Google buttons appear when
 ``AUTH_GITHUB_ID`` / ``AUTH_GITHUB_SECRET`` (``AUTH_GOOGLE_ID`` / ``AUTH_GOOGLE_SECRET``)
 are set.
 
@@ -27,12 +30,14 @@ Pages:
 - ``/``: whether you are signed in, and the session if you are.
 - ``/protected``: only for signed-in users; others are sent to sign in, then back.
 - ``/auth/signin``, ``/auth/signout``, ``/auth/session``, ``/auth/signup``,
-  ``/auth/password/forgot``, ``/auth/password/change``: served by asgi-session.
+  ``/auth/password/forgot``, ``/auth/password/change``, ``/auth/account/security``,
+  ``/auth/mfa``: served by asgi-session.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
 import os
@@ -42,7 +47,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
@@ -54,7 +59,7 @@ from starlette.routing import Route
 from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
 from asgi_session.backends import Adapter, MemoryAdapter
 from asgi_session.passwords import PasswordHasher
-from asgi_session.providers import Email, GitHub, Google, Password, Provider
+from asgi_session.providers import Email, GitHub, Google, Passkey, Password, Provider
 
 logger = logging.getLogger("asgi_session.example")
 
@@ -96,21 +101,33 @@ def print_sign_in_link(identifier: str, url: str, request: Request) -> None:
     print(f"Sign-in link for {identifier}: {url}", flush=True)
 
 
-def providers() -> list[Provider]:
+def providers(url: str | None = None) -> list[Provider]:
     """The sign-in providers; each gets its own form or button on the sign-in page.
 
     GitHub and Google appear when their credentials are in the environment
     (``AUTH_GITHUB_ID`` and ``AUTH_GITHUB_SECRET``, ``AUTH_GOOGLE_ID`` and
     ``AUTH_GOOGLE_SECRET``); register ``http://127.0.0.1:8000/auth/callback/github``
-    (or ``/google``) as the callback URL with them.
+    (or ``/google``) as the callback URL with them. Passkeys appear when the app's
+    ``url`` names a host rather than an IP address.
     """
     found: list[Provider] = [Password(send=print_email)]
+    if url is not None and _is_host_name(url):
+        found.append(Passkey())
     if os.environ.get("AUTH_GITHUB_ID") and os.environ.get("AUTH_GITHUB_SECRET"):
         found.append(GitHub())
     if os.environ.get("AUTH_GOOGLE_ID") and os.environ.get("AUTH_GOOGLE_SECRET"):
         found.append(Google())
     found.append(Email(send=print_sign_in_link, name="a sign-in link"))
     return found
+
+
+def _is_host_name(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)
+    return False
 
 
 # -- pages --------------------------------------------------------------------------------
@@ -187,12 +204,14 @@ class _Site:
         else:
             root = escape(request.scope.get("root_path", ""))
             sign_out = escape(self._auth_link(request, "signout", "/"))
+            security = escape(f"{root}{self.base_path}/account/security")
             session_json = escape(json.dumps(session.to_dict(), indent=2))
             body = (
                 "<section class=card><h1>Welcome</h1>"
                 "<p><span class='status in' data-testid=status>Signed in</span></p>"
                 f"{_session_summary(session)}"
                 f'<p><a class=button href="{root}/protected">Protected page</a>'
+                f'<a class="button light" href="{security}">Security</a>'
                 f'<a class="button light" href="{sign_out}">Sign out</a></p></section>'
                 "<section class=card><h2>Session JSON</h2>"
                 f"<pre data-testid=session-json>{session_json}</pre>"
@@ -249,7 +268,11 @@ def create_app(
     """
     if url is not None or not os.environ.get("AUTH_URL"):
         config_options["url"] = url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
-    config_options.setdefault("providers", providers())
+    config_options.setdefault(
+        "providers", providers(config_options.get("url") or os.environ.get("AUTH_URL"))
+    )
+    # An authenticator app as a second factor, for whoever enrols one.
+    config_options.setdefault("two_factor", True)
     # Sessions stay in the cookie (JWT); the users, password hashes and single-use email
     # tokens live in memory, so no database is needed.
     config_options.setdefault("adapter", MemoryAdapter())

@@ -259,6 +259,9 @@ class Passkey(Provider):
         if not isinstance(user_id, str) or session is None or session.user.id != user_id:
             # The ceremony was for the user signed in when it began, and only them.
             raise SignInError(REFUSED, "sign in as the user who began adding this passkey")
+        if not session.is_fresh(config.fresh_age, request.context.now):
+            # Checked again here: the ceremony may have outlasted the freshness asked for.
+            raise SignInError(REFUSED, "confirm it is you again, then add the passkey")
         try:
             credential = webauthn.verify_registration(
                 self.relying_party, response, challenge=challenge
