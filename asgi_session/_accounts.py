@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from asgi_session import _second_factor as second_factors
 from asgi_session.backends._adapter import AuthenticatorStore
 from asgi_session.errors import ConfigurationError, DuplicateRecordError, SignInError
 
@@ -89,23 +90,33 @@ async def _address_proven(ctx: RequestContext, user: User) -> None:
     """The owner of ``user``'s unverified address is signing in: anything set on the user
     by whoever typed that address first (a password, at a sign-up) goes, before they
     could share the account."""
+    unproven = await holds_unproven(ctx, user)
     for provider in ctx.config.providers.values():
         await provider.address_proven(ctx, user)
+    if unproven:
+        # Second factors set while nobody had proven the address are whoever typed it
+        # first's: the owner must not find themselves asked for someone else's codes.
+        await second_factors.reset(ctx.config, user.id)
 
 
-async def _signed_in_user(ctx: RequestContext, adapter: Adapter) -> User | None:
-    """The stored user of the browser's current session, if any."""
+async def _signed_in_user(ctx: RequestContext, adapter: Adapter) -> tuple[User, bool] | None:
+    """The stored user of the browser's current session, if any, and whether the
+    session is fresh (signed in within ``fresh_age``)."""
     session = await ctx.load_session()
     if session is None or session.user.id is None:
         return None
-    return await adapter.get_user(session.user.id)
+    user = await adapter.get_user(session.user.id)
+    if user is None:
+        return None
+    return user, session.is_fresh(ctx.config.fresh_age, ctx.now)
 
 
 async def _linked_user(
     ctx: RequestContext, adapter: Adapter, identity: Identity, known: User | None
 ) -> SignedInUser:
     events = ctx.config.events
-    current = await _signed_in_user(ctx, adapter)
+    signed_in = await _signed_in_user(ctx, adapter)
+    current = None if signed_in is None else signed_in[0]
     if known is not None:
         if current is not None and current.id != known.id:
             # Linking an account that already belongs to someone else would hand it over.
@@ -118,6 +129,10 @@ async def _linked_user(
         return SignedInUser(known.to_dict(), {**identity.account(), "userId": known.id})
     is_new_user = False
     target = current
+    if signed_in is not None and not signed_in[1]:
+        # A new way into the account is a change of how it signs in: a stolen cookie
+        # must not be able to add the thief's own (and sign in fresh with it).
+        raise SignInError("ReauthenticationRequired")
     if current is not None and await holds_unproven(ctx, current):
         # Signed in through a password nobody has confirmed yet: linking an account now
         # would keep whoever signed up first in, after the owner proves the address.

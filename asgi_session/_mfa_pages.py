@@ -32,6 +32,9 @@ MESSAGES = {
     "EnrolmentExpired": "The setup took too long. Scan the new code and try again.",
     "WebAuthnVerificationError": "The passkey could not be verified. Try again.",
     "PasskeyNotFound": "That passkey is not one of this account's.",
+    "AccountNotConfirmed": (
+        "Confirm your email address (open the link we sent) before adding a way to sign in."
+    ),
 }
 
 

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from asgi_session import _accounts as accounts
 from asgi_session import _answers as answers
 from asgi_session import _mfa_pages as pages
+from asgi_session import _ratelimit as ratelimit
 from asgi_session import _second_factor as second_factor
 from asgi_session import _totp as totp
 from asgi_session._answers import NO_STORE
@@ -236,6 +237,8 @@ class MfaRoutes:
         here = ctx.auth_url("mfa/totp")
         if not self._fresh(auth, session):
             return self._reauthenticate(auth, here)
+        if await accounts.holds_unproven(ctx, user):
+            return self._unconfirmed(auth)
         if (await second_factor.enrolled(self.config, user.id)).totp:
             return RedirectResponse(self._security_url(auth, error="AlreadyEnrolled"), 303)
         spec = ctx.names.totp_enrolment
@@ -278,6 +281,8 @@ class MfaRoutes:
             return RedirectResponse(here + "?error=MissingCSRF", status_code=303)
         if not self._fresh(auth, session):
             return self._reauthenticate(auth, here)
+        if await accounts.holds_unproven(ctx, user):
+            return self._unconfirmed(auth)
         spec = ctx.names.totp_enrolment
         secret = second_factor.open_enrolment(ctx, ctx.cookies.get(spec.name), user.id)
         if secret is None:
@@ -299,6 +304,11 @@ class MfaRoutes:
         await self.routes.limiter.take_back(counted, ctx.now)
         ctx.clear_cookie(spec)
         return self._codes_page(auth, codes, "Two-factor sign-in is on")
+
+    def _unconfirmed(self, auth: AuthRequest) -> Response:
+        """An account whose address nobody has proven takes no second factor: whoever
+        typed the address first could otherwise lock its owner out."""
+        return RedirectResponse(self._security_url(auth, error="AccountNotConfirmed"), 303)
 
     def _codes_page(self, auth: AuthRequest, codes: list[str], title: str) -> Response:
         nonce = answers.nonce()
@@ -401,13 +411,16 @@ class MfaRoutes:
         passkey = await adapter.get_authenticator(credential_id) if credential_id else None
         if passkey is None or passkey.user_id != user.id:
             return RedirectResponse(self._security_url(auth, error="PasskeyNotFound"), 303)
+        if not self._fresh(auth, session):
+            # Even a name: "old phone, remove me" on the owner's own passkey misleads them.
+            return self._reauthenticate(auth, self._security_url(auth))
         if step == "passkey/rename":
             name = " ".join((auth.field("name") or "").split())[:64]
             await adapter.update_authenticator(credential_id, {"name": name or None})
             return RedirectResponse(self._security_url(auth, message="renamed"), 303)
-        if not self._fresh(auth, session):
-            return self._reauthenticate(auth, self._security_url(auth))
-        await self.passkey.remove(self.config, passkey)
+        await second_factor.remove_passkey(self.config, passkey)
+        if self.config.two_factor is not None:
+            await second_factor.factor_removed(self.config, user.id)
         return RedirectResponse(self._security_url(auth, message="deleted"), 303)
 
     # -- /reauthenticate ------------------------------------------------------------------
@@ -459,12 +472,20 @@ class MfaRoutes:
         found = await self._signed_in(auth)
         if isinstance(found, Response):
             return found
-        _, user = found
+        session, user = found
         if not auth.csrf_verified():
             return await self.get_reauthenticate(auth, "MissingCSRF")
         if self.config.two_factor is None:
             return PlainTextResponse("Not Found", status_code=404)
         ctx = auth.context
+        if not await second_factor.reauthentication_allowed(
+            self.config, ratelimit.session_subject(session), ctx.now
+        ):
+            # Too many wrong codes from this session: whoever holds it signs in again,
+            # from the first factor.
+            await self.config.strategy.destroy(ctx, session)
+            ctx.set_session(None)
+            return auth.sign_in_error("TwoFactorFailed")
         counted = await self.routes.limiter.second_factor_attempt(
             auth.request.scope, user.id, ctx.now
         )

@@ -35,6 +35,10 @@ SIGN_IN_ERRORS = {
         "one, or expired. Ask for a new one."
     ),
     "NoPassword": "This account has no password yet: ask for a reset link to set one.",
+    "ReauthenticationRequired": (
+        "Sign in again the way you usually do, then link this account: adding a way to "
+        "sign in needs a recent sign-in."
+    ),
     "TwoFactorExpired": "The sign-in took too long to finish. Please sign in again.",
     "TwoFactorFailed": "Too many wrong codes. Please sign in again.",
     "WebAuthnVerificationError": "The passkey could not be verified. Try again.",

@@ -521,6 +521,11 @@ class AuthRoutes:
                 status_code=415,
                 headers=NO_STORE,
             )
+        sealed = auth.field("challenge")
+        if sealed is not None and self.config.two_factor is not None:
+            # The second step of a sign-in the first one held for its second factor.
+            ctx.use_bearer(None)
+            return await self._token_second_factor(auth, sealed)
         provider = self.config.provider(auth.field("provider") or "")
         if provider is None or not provider.posts_to_callback:
             return JSONResponse(
@@ -532,9 +537,6 @@ class AuthRoutes:
                 headers=NO_STORE,
             )
         ctx.use_bearer(None)
-        sealed = auth.field("challenge")
-        if sealed is not None and self.config.two_factor is not None:
-            return await self._token_second_factor(auth, sealed)
         attempt = await self.limiter.sign_in_attempt(
             auth.request.scope, provider.rate_limit_identifier(auth), ctx.now
         )

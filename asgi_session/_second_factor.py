@@ -366,9 +366,42 @@ async def disable_totp(config: AuthConfig, user_id: str) -> bool:
     need them; whether there was one."""
     adapter = _adapter(config)
     removed = await adapter.unlink_account(provider=TOTP_PROVIDER, provider_account_id=user_id)
-    if not await passkeys_of(config, user_id):
-        await remove_recovery_codes(config, user_id)
+    await factor_removed(config, user_id)
     return removed is not None
+
+
+async def factor_removed(config: AuthConfig, user_id: str) -> None:
+    """A factor of ``user_id`` went: with none left, the recovery codes go too (a code
+    nobody can see any more must not stay able to sign in)."""
+    if not (await enrolled(config, user_id)).any:
+        await remove_recovery_codes(config, user_id)
+
+
+async def remove_passkey(config: AuthConfig, passkey: Authenticator) -> None:
+    """Delete ``passkey`` and the account it signs in with."""
+    adapter = _adapter(config)
+    if isinstance(adapter, AuthenticatorStore):
+        await adapter.delete_authenticator(passkey.credential_id)
+    for provider in config.providers.values():
+        if provider.type == "webauthn":
+            await adapter.unlink_account(
+                provider=provider.id, provider_account_id=passkey.provider_account_id
+            )
+
+
+async def reset(config: AuthConfig, user_id: str, *, passkeys: bool = True) -> None:
+    """Remove every second factor of ``user_id``: TOTP, recovery codes and (unless told
+    not to) passkeys."""
+    if config.two_factor is None and not any(
+        provider.type == "webauthn" for provider in config.providers.values()
+    ):
+        return
+    adapter = _adapter(config)
+    await adapter.unlink_account(provider=TOTP_PROVIDER, provider_account_id=user_id)
+    await remove_recovery_codes(config, user_id)
+    if passkeys:
+        for passkey in await passkeys_of(config, user_id):
+            await remove_passkey(config, passkey)
 
 
 async def remove_recovery_codes(config: AuthConfig, user_id: str) -> None:
@@ -520,6 +553,26 @@ async def claim_finish(config: AuthConfig, challenge: Challenge, now: float) -> 
         config.rate_limit_store, f"two-factor-finished:{challenge.id}", challenge.expires, now
     )
     return uses == 1
+
+
+#: Wrong codes a signed-in session may send to ``/reauthenticate`` before it ends: the
+#: cookie may be a thief's, guessing codes to make it fresh.
+_REAUTHENTICATION_PERIOD = 900
+
+
+async def reauthentication_allowed(config: AuthConfig, session_key: str, now: float) -> bool:
+    """Count one code sent to make the session ``session_key`` fresh: whether it is
+    within ``max_attempts`` for this period. Always on, like a challenge's count."""
+    two_factor = config.two_factor
+    limit = two_factor.max_attempts if two_factor is not None else 5
+    start = int(now // _REAUTHENTICATION_PERIOD) * _REAUTHENTICATION_PERIOD
+    count = await count_once(
+        config.rate_limit_store,
+        f"reauthenticate:{session_key}:{start}",
+        start + _REAUTHENTICATION_PERIOD,
+        now,
+    )
+    return count <= limit
 
 
 # -- enrolment in progress -------------------------------------------------------------------

@@ -125,11 +125,12 @@ async def rename_passkey(config: AuthConfig, user_id: str, credential_id: str, n
 
 async def delete_passkey(config: AuthConfig, user_id: str, credential_id: str) -> bool:
     """Remove one of ``user_id``'s passkeys (and its account); whether it was theirs."""
-    provider = _passkey_provider(config)
     passkey = await _own_passkey(config, user_id, credential_id)
-    if passkey is None or provider is None:
+    if passkey is None or _passkey_provider(config) is None:
         return False
-    await provider.remove(config, passkey)
+    await second_factor.remove_passkey(config, passkey)
+    if config.two_factor is not None:
+        await second_factor.factor_removed(config, user_id)
     return True
 
 
@@ -139,8 +140,7 @@ async def reset_second_factors(config: AuthConfig, user_id: str, *, passkeys: bo
     needs the first factor alone. End the user's sessions too if the device was stolen
     (:func:`asgi_session.management.end_all_sessions`)."""
     if config.two_factor is not None:
-        await second_factor.disable_totp(config, user_id)
-        await second_factor.remove_recovery_codes(config, user_id)
-    if passkeys:
+        await second_factor.reset(config, user_id, passkeys=passkeys)
+    elif passkeys:
         for passkey in await list_passkeys(config, user_id):
-            await delete_passkey(config, user_id, passkey.credential_id)
+            await second_factor.remove_passkey(config, passkey)

@@ -177,10 +177,6 @@
     }
   }
 
-  function reason(body, key) {
-    return body && typeof body[key] === "string" ? body[key] : "";
-  }
-
   async function fetchOptions(url, signal) {
     var response = await fetch(url, {
       credentials: "same-origin",
@@ -189,8 +185,8 @@
     });
     var body = await readJSON(response);
     if (!response.ok || !body || typeof body.options !== "object" || !body.options) {
-      // The server says why in `error` ({"error": "confirm it is you again, ..."}).
-      throw refusal(reason(body, "message") || reason(body, "error") || MESSAGES.failed);
+      var said = body && typeof body.message === "string" ? body.message : "";
+      throw refusal(said || MESSAGES.failed);
     }
     return body;
   }
@@ -292,6 +288,7 @@
     }
     busy = true;
     button.disabled = true;
+    stopAutofill();
     var failed = false;
     try {
       var data = await fetchOptions(button.dataset.options);

@@ -10,9 +10,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from asgi_session import AuthConfig, Callbacks, Events, Pages
+from asgi_session.backends import MemoryAdapter
 from asgi_session.backends.mongodb import MongoDBAdapter
-from asgi_session.providers import Credentials, GitHub
-from tests.support.apps import SECRET, authorize, sign_in
+from asgi_session.providers import Credentials, GitHub, Password
+from tests.support.apps import SECRET, Clock, authorize, sign_in
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (
     APP_HOSTS,
@@ -27,6 +28,8 @@ from tests.support.oauth import (
     query_of,
     session_of,
 )
+from tests.support.passwords import FAST_HASHER, Outbox, confirm, sign_up
+from tests.support.passwords import sign_in as password_sign_in
 
 Database = AsyncDatabase[dict[str, Any]]
 OCTOCAT = "583231"
@@ -410,3 +413,52 @@ async def test_losing_a_race_to_create_the_same_user_is_refused(
         assert error_of(done) == ("/auth/signin", "OAuthAccountNotLinked")
     assert await count(mongo_db, "users") == 1
     assert await count(mongo_db, "accounts") == 0
+
+
+# -- linking while signed in needs a recent sign-in ------------------------------------------
+
+
+async def test_a_stale_session_cannot_link_a_new_account(
+    fake_github: FakeGitHub, provider_browser: ProviderBrowser
+) -> None:
+    clock = Clock()
+    outbox = Outbox()
+    adapter = MemoryAdapter()
+    config = AuthConfig(
+        secret=SECRET,
+        url=APP_ORIGIN,
+        adapter=adapter,
+        clock=clock,
+        providers=[
+            Password(send=outbox.send, hasher=FAST_HASHER),
+            GitHub(
+                client_id=fake_github.client_id,
+                client_secret=fake_github.client_secret,
+                enterprise_url=fake_github.url,
+            ),
+        ],
+    )
+
+    async def link_github(client: httpx2.AsyncClient) -> httpx2.Response:
+        started = await begin_sign_in(client, "github")
+        return await land(client, await provider_browser.authorize(started.headers["location"]))
+
+    async with app_client(oauth_app(config)) as client:
+        await sign_up(client, "ada@example.com")
+        await confirm(client, outbox.last("ada@example.com").url)
+        clock.advance(config.fresh_age + 1)
+        # A stolen cookie, an hour old, adding the thief's own GitHub account.
+        refused = await link_github(client)
+        linked_while_stale = [key for key in adapter._accounts if key[0] == "github"]
+        # The owner, having just signed in, may.
+        await password_sign_in(client, "ada@example.com")
+        linked = await link_github(client)
+        github = [key for key in adapter._accounts if key[0] == "github"]
+        owner = await adapter.get_user_by_account(
+            provider="github", provider_account_id=github[0][1]
+        )
+
+    assert "error=ReauthenticationRequired" in refused.headers["location"]
+    assert linked_while_stale == []
+    assert linked.headers["location"].endswith("/dashboard")
+    assert owner is not None and owner.email == "ada@example.com"

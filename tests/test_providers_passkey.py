@@ -26,9 +26,10 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from asgi_session import _webauthn as webauthn
+from asgi_session import mfa
 from asgi_session.backends import MemoryAdapter
 from asgi_session.backends.mongodb import MongoDBAdapter
-from tests.support.apps import Clock, csrf_token
+from tests.support.apps import Clock, config_of, csrf_token
 from tests.support.authenticator import AuthenticatorRefused, SoftwareAuthenticator, b64url
 from tests.support.passkeys import (
     APP_URL,
@@ -57,6 +58,7 @@ from tests.support.passkeys import (
     url_error,
 )
 from tests.support.passwords import Outbox, Store, make_store, sign_up, whoami
+from tests.support.two_factor import code_at
 
 ADA = "ada@example.com"
 BOB = "bob@example.com"
@@ -854,6 +856,55 @@ async def test_deleting_a_passkey_needs_a_fresh_session_and_ends_its_sign_ins(
     assert "data-passkey-id" not in page.text
     _refused(afterwards)
     assert signed_in_as is None
+
+
+async def test_renaming_a_passkey_needs_a_fresh_session(clock: Clock) -> None:
+    outbox = Outbox()
+    adapter = MemoryAdapter()
+    app = passkey_app(outbox, adapter=adapter, config_clock=clock)
+    async with browser(app) as client:
+        await new_user(client, outbox)
+        returned_url(await register(client, phone()))
+        [passkey] = await passkeys(adapter)
+        clock.advance(301)
+        # A stale (perhaps stolen) cookie must not relabel the owner's passkey.
+        stale = await _post(
+            client,
+            "/auth/account/passkey/rename",
+            credentialId=passkey.credential_id,
+            name="Old phone, remove me",
+        )
+
+    assert stale.status_code == 303
+    assert stale.headers["location"].startswith(f"{APP_URL}/auth/reauthenticate?callbackUrl=")
+    [kept] = await passkeys(adapter)
+    assert kept.name == passkey.name
+
+
+async def test_the_last_factor_going_takes_the_recovery_codes_with_it(clock: Clock) -> None:
+    outbox = Outbox()
+    adapter = MemoryAdapter()
+    app = passkey_app(outbox, adapter=adapter, config_clock=clock, config_two_factor=True)
+    config = config_of(app)
+    async with browser(app) as client:
+        await new_user(client, outbox)
+        returned_url(await register(client, phone()))
+        [passkey] = await passkeys(adapter)
+        user = await adapter.get_user_by_email(ADA)
+        assert user is not None
+        secret = mfa.new_totp_secret()
+        assert await mfa.enable_totp(config, user.id, secret, code_at(secret, clock.now))
+        # TOTP off while a passkey remains: the codes stay, for when the passkey is lost.
+        assert await mfa.disable_totp(config, user.id)
+        with_passkey = await mfa.second_factors(config, user.id)
+        deleted = await _post(
+            client, "/auth/account/passkey/delete", credentialId=passkey.credential_id
+        )
+        none_left = await mfa.second_factors(config, user.id)
+
+    assert with_passkey.recovery_codes_left == 10
+    assert deleted.headers["location"] == f"{SECURITY_URL}?message=deleted"
+    assert none_left.recovery_codes_left == 0 and not none_left.any
 
 
 async def test_another_users_passkey_cannot_be_renamed_or_deleted(clock: Clock) -> None:

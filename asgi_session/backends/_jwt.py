@@ -426,10 +426,13 @@ class JWTStrategy(BaseStrategy):
         now = ctx.now if issued_at is None else issued_at
         if ctx.bearer:
             result = {**result, BEARER_CLAIM: True}  # its revocation is looked up alone
-        if auth_time is not None:
-            # When the user proved who they are (OpenID's claim): kept by every re-issue,
-            # since the claims go through the callback again, for step-up checks.
-            result = {**result, AUTH_TIME_CLAIM: int(auth_time)}
+        # When the user proved who they are (OpenID's claim), for step-up checks: set at
+        # sign-in and carried by every re-issue, whatever the callback returns (it may
+        # merge what a client sent to POST /session: no client may make itself fresh).
+        pinned = auth_time if auth_time is not None else token.get(AUTH_TIME_CLAIM)
+        result = {key: value for key, value in result.items() if key != AUTH_TIME_CLAIM}
+        if type(pinned) is int or type(pinned) is float:
+            result[AUTH_TIME_CLAIM] = int(pinned)
         encoded = codec.encode(result, max_age=config.max_age, now=now)
         claims = codec.decode(encoded, now=now)
         ctx.set_session_cookie(encoded, datetime.fromtimestamp(claims["exp"], UTC))

@@ -43,7 +43,7 @@ from asgi_session.providers._base import (
 
 if TYPE_CHECKING:
     from asgi_session._config import AuthConfig
-    from asgi_session.models import Authenticator, User
+    from asgi_session.models import User
 
 #: Seconds a ceremony may take (the browser's timeout, and the challenge cookie's life).
 CEREMONY_SECONDS = 300
@@ -285,15 +285,6 @@ class Passkey(Provider):
             user=_fields(user),
             callback_url=request.field("callbackUrl"),
             authenticator=record,
-        )
-
-    async def remove(self, config: AuthConfig, passkey: Authenticator) -> None:
-        """Delete ``passkey`` and the account it signed in with."""
-        await self._store(config).delete_authenticator(passkey.credential_id)
-        adapter = config.adapter
-        assert adapter is not None
-        await adapter.unlink_account(
-            provider=self.id, provider_account_id=passkey.provider_account_id
         )
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from asgi_session import _second_factor as second_factors
 from asgi_session.backends._adapter import TokenSweeper
 from asgi_session.errors import (
     ConfigurationError,
@@ -448,6 +449,10 @@ class Password(Provider):
         assert password is not None
         email, user = await self._use_link(request, "reset", request.form)
         adapter = adapter_of(request)
+        if await self._unconfirmed(request.context, user):
+            # The owner, proving the address, takes over from whoever signed up with it:
+            # second factors that one set must not stand between the owner and the account.
+            await second_factors.reset(request.config, user.id)
         # Links asked for at the same moment as this one go too, and the address's
         # verification links (anyone who had the old password could have asked).
         await self._drop_links(adapter, email)

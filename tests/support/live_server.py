@@ -22,12 +22,16 @@ _STOP_TIMEOUT = 10.0
 
 
 class LiveServer:
-    """``build(url)``'s app served by uvicorn at ``url`` (``http://127.0.0.1:<port>``)."""
+    """``build(url)``'s app served by uvicorn at ``url`` (``http://127.0.0.1:<port>``).
 
-    def __init__(self, build: Callable[[str], ASGIApp]) -> None:
+    ``host`` names the server in ``url`` (the socket is on 127.0.0.1 either way):
+    ``"localhost"`` for what needs a host name rather than an IP address, as passkeys do.
+    """
+
+    def __init__(self, build: Callable[[str], ASGIApp], *, host: str = "127.0.0.1") -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        self.url = f"http://{host}:{self._socket.getsockname()[1]}"
         self.app = build(self.url)
         config = uvicorn.Config(self.app, log_level="warning", access_log=False)
         self._server = uvicorn.Server(config)
