@@ -111,6 +111,17 @@ async def _signed_in_user(ctx: RequestContext, adapter: Adapter) -> tuple[User, 
     return user, session.is_fresh(ctx.config.fresh_age, ctx.now)
 
 
+def _guards_fresh_sessions(ctx: RequestContext) -> bool:
+    """Whether a fresh session unlocks anything here (second factors, a passkey or a
+    password to change): then linking a new account needs one too. Elsewhere a session
+    is as good as its age, and Auth.js's sessions (which carry no sign-in time) can
+    link as they always could."""
+    config = ctx.config
+    return config.two_factor is not None or any(
+        provider.reauthenticates for provider in config.providers.values()
+    )
+
+
 async def _linked_user(
     ctx: RequestContext, adapter: Adapter, identity: Identity, known: User | None
 ) -> SignedInUser:
@@ -129,9 +140,9 @@ async def _linked_user(
         return SignedInUser(known.to_dict(), {**identity.account(), "userId": known.id})
     is_new_user = False
     target = current
-    if signed_in is not None and not signed_in[1]:
+    if signed_in is not None and not signed_in[1] and _guards_fresh_sessions(ctx):
         # A new way into the account is a change of how it signs in: a stolen cookie
-        # must not be able to add the thief's own (and sign in fresh with it).
+        # must not be able to add the thief's own, and sign in fresh with it.
         raise SignInError("ReauthenticationRequired")
     if current is not None and await holds_unproven(ctx, current):
         # Signed in through a password nobody has confirmed yet: linking an account now

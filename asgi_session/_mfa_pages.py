@@ -212,9 +212,11 @@ def reauthenticate_page(
     totp_action: str | None,
     passkey: PasskeyButton | None,
     error: str | None,
+    sign_in_url: str,
 ) -> str:
     """Prove it is still you: the password (``(action, email, field name)``), a TOTP
-    code or a passkey, whichever the account has."""
+    code or a passkey, whichever the account has; or sign in again, any way
+    (``sign_in_url``)."""
     parts = [
         "<h1>Confirm it is you</h1>",
         "<p>This needs a recent sign-in. Confirm who you are to go on.</p>",
@@ -237,7 +239,9 @@ def reauthenticate_page(
         forms.append(_code_form(totp_action, csrf_token, {"callbackUrl": callback_url}, "Confirm"))
     if passkey is not None:
         forms.append(passkey_button(passkey))
-    if not forms:
-        forms.append("<p>Sign out, then sign in again.</p>")
+    forms.append(
+        f'<p class=links><a href="{escape(sign_in_url)}" data-sign-in-again>Sign in again '
+        "another way</a></p>"
+    )
     body = "".join(parts) + "<hr>".join(forms)
     return document("Confirm it is you", body + (script(nonce) if passkey else ""), nonce)

@@ -220,7 +220,7 @@ class MfaRoutes:
         return await finish_sign_in(
             ctx,
             user=user.to_dict(),
-            account=challenge.account,
+            account=await second_factor.account_of(config, challenge),
             profile=challenge.profile,
             is_new_user=challenge.is_new_user,
             target=challenge.target,
@@ -419,8 +419,6 @@ class MfaRoutes:
             await adapter.update_authenticator(credential_id, {"name": name or None})
             return RedirectResponse(self._security_url(auth, message="renamed"), 303)
         await second_factor.remove_passkey(self.config, passkey)
-        if self.config.two_factor is not None:
-            await second_factor.factor_removed(self.config, user.id)
         return RedirectResponse(self._security_url(auth, message="deleted"), 303)
 
     # -- /reauthenticate ------------------------------------------------------------------
@@ -463,6 +461,8 @@ class MfaRoutes:
                 else None
             ),
             error=error or _error(auth),
+            # Any sign-in is a fresh one: an OAuth or magic-link account proves it so.
+            sign_in_url=ctx.page_url(self.config.pages.sign_in, "signin", callbackUrl=callback_url),
         )
         return answers.page(html, nonce)
 
@@ -478,11 +478,13 @@ class MfaRoutes:
         if self.config.two_factor is None:
             return PlainTextResponse("Not Found", status_code=404)
         ctx = auth.context
-        if not await second_factor.reauthentication_allowed(
-            self.config, ratelimit.session_subject(session), ctx.now
-        ):
+        attempt = await second_factor.reauthentication_attempt(
+            self.config, _session_key(session), ctx.now
+        )
+        if attempt.retry_after is not None:
             # Too many wrong codes from this session: whoever holds it signs in again,
-            # from the first factor.
+            # from the first factor. (A JWT cannot be ended alone: for one, the browser's
+            # cookie goes and the count holds the token to a few guesses per period.)
             await self.config.strategy.destroy(ctx, session)
             ctx.set_session(None)
             return auth.sign_in_error("TwoFactorFailed")
@@ -497,6 +499,7 @@ class MfaRoutes:
         if proof is None:
             return await self.get_reauthenticate(auth, "InvalidCode")
         await self.routes.limiter.take_back(counted, ctx.now)
+        await ratelimit.release(self.config.rate_limit_store, attempt, ctx.now)
         target = await auth.callback_url(auth.field("callbackUrl"))
         ctx.clear_callback_url()
         url = await finish_sign_in(
@@ -541,6 +544,16 @@ class MfaRoutes:
             body = {"error": exc.error, "message": str(exc)}
             return JSONResponse(body, status_code=status, headers=NO_STORE)
         return JSONResponse(body, headers=NO_STORE)
+
+
+def _session_key(session: Session) -> str:
+    """Whom the re-authentication count counts: a stored session by its id, a JWT by its
+    own id (its ``jti``), so one stolen token's guesses cost its owner's none."""
+    record = session.record
+    if record is not None and record.id:
+        return f"session:{record.id}"
+    jti = (session.claims or {}).get("jti")
+    return f"token:{jti}" if isinstance(jti, str) and jti else ratelimit.session_subject(session)
 
 
 def _error(auth: AuthRequest) -> str | None:

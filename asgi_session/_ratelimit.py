@@ -247,7 +247,9 @@ class MemoryRateLimitStore:
         counters = self._counters
         victim = None
         for scanned, (key, counter) in enumerate(counters.items()):
-            if counter.count <= 1:
+            if counter.count <= 1 and not key.startswith(ONCE_PREFIX):
+                # (A claim of one use is not a flood's leftover: losing it would let the
+                # thing it claimed, a TOTP code, a passkey challenge, be used again.)
                 victim = key
                 break
             if scanned >= _EVICTION_SCAN:
@@ -339,12 +341,18 @@ async def count(store: RateLimitStore, checks: Iterable[Check], now: float) -> C
     return Counted(windows, retry_after)
 
 
+#: The key prefix of :func:`count_once`'s claims.
+ONCE_PREFIX = "once:"
+
+
 async def count_once(store: RateLimitStore, key: str, expires: float, now: float) -> int:
     """Count one use of ``key`` until ``expires``: how many there have been, this one
     included (1: the first). Atomic in every store, so of requests racing to use one
     thing once (a TOTP code's time step, a challenge's attempts) exactly one sees 1."""
     digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16)
-    window = Window(f"once:{digest.hexdigest()}", expires)
+    # Kept to the end of the minute it must last to: claims then share a few ends, which
+    # the memory store forgets in a batch, rather than one end each.
+    window = Window(f"{ONCE_PREFIX}{digest.hexdigest()}", math.ceil(expires / 60) * 60)
     counts = await _guarded(store, store.hit((window,), now))
     if len(counts) != 1:
         raise _failed(store, TypeError(f"{len(counts)} counts for 1 window"))

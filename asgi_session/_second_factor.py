@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from asgi_session import _totp as totp
-from asgi_session._ratelimit import count_once
+from asgi_session._ratelimit import Counted, RateLimit, count, count_once
 from asgi_session.backends._adapter import AuthenticatorStore, TokenSweeper
 from asgi_session.errors import ConfigurationError, DuplicateRecordError
 from asgi_session.jwt import JWTCodec, JWTDecodeError
@@ -67,9 +67,12 @@ class TwoFactor:
 
     Signed-in users enrol an authenticator app (TOTP) at ``/auth/mfa/totp`` and get
     ``recovery_codes`` single-use codes; from then on every sign-in with another factor
-    (a password, a magic link, OAuth) asks for a code before any session starts.
-    Passkeys, when the ``Passkey`` provider is configured, count as a second factor too:
-    a passkey sign-in proves possession and the user's PIN or biometric at once.
+    (a password, a magic link, OAuth) asks for a code before any session starts. A
+    passkey (with the ``Passkey`` provider) answers that question too, in place of the
+    code, and a passkey sign-in is never asked it: it proves possession and the user's
+    PIN or biometric at once. Adding a passkey alone does not turn the question on:
+    only the authenticator app does, and it comes with the recovery codes that keep a
+    lost phone from locking anyone out.
 
     - ``issuer``: the name authenticator apps show (default: the app's host).
     - ``recovery_codes``: how many codes a set holds (10).
@@ -155,8 +158,8 @@ class Enrolled:
 
     @property
     def any(self) -> bool:
-        """Whether a sign-in with another factor must prove one of these too."""
-        return self.totp or bool(self.passkeys)
+        """Whether a sign-in with another factor must prove a second one (TOTP is on)."""
+        return self.totp
 
 
 async def passkeys_of(config: AuthConfig, user_id: str) -> list[Authenticator]:
@@ -183,11 +186,12 @@ async def enrolled(config: AuthConfig, user_id: str) -> Enrolled:
 
 
 async def required(config: AuthConfig, user_id: str) -> bool:
-    """Whether a sign-in of ``user_id`` with another factor must prove a second one."""
+    """Whether a sign-in of ``user_id`` with another factor must prove a second one:
+    whether TOTP is on (a passkey then answers in place of a code, but alone it turns
+    nothing on: it comes with no recovery codes)."""
     adapter = _adapter(config)
-    if await adapter.get_account(provider=TOTP_PROVIDER, provider_account_id=user_id):
-        return True
-    return bool(await passkeys_of(config, user_id))
+    found = await adapter.get_account(provider=TOTP_PROVIDER, provider_account_id=user_id)
+    return found is not None
 
 
 # -- proving one --------------------------------------------------------------------------
@@ -362,19 +366,12 @@ async def _sweep(adapter: Adapter, identifier: str) -> None:
 
 
 async def disable_totp(config: AuthConfig, user_id: str) -> bool:
-    """Remove ``user_id``'s TOTP, and its recovery codes when no passkey remains to
-    need them; whether there was one."""
+    """Remove ``user_id``'s TOTP and its recovery codes (with nothing asked for after the
+    first factor, a code would only be a way in); whether TOTP was on."""
     adapter = _adapter(config)
     removed = await adapter.unlink_account(provider=TOTP_PROVIDER, provider_account_id=user_id)
-    await factor_removed(config, user_id)
+    await remove_recovery_codes(config, user_id)
     return removed is not None
-
-
-async def factor_removed(config: AuthConfig, user_id: str) -> None:
-    """A factor of ``user_id`` went: with none left, the recovery codes go too (a code
-    nobody can see any more must not stay able to sign in)."""
-    if not (await enrolled(config, user_id)).any:
-        await remove_recovery_codes(config, user_id)
 
 
 async def remove_passkey(config: AuthConfig, passkey: Authenticator) -> None:
@@ -524,6 +521,40 @@ def open_challenge(ctx: RequestContext, token: str | None) -> Challenge | None:
     )
 
 
+#: The token fields of an OAuth account, as the ``jwt`` callback is handed them.
+_TOKEN_FIELDS = (
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "token_type",
+    "scope",
+    "id_token",
+    "session_state",
+)
+
+
+async def account_of(config: AuthConfig, challenge: Challenge) -> dict[str, Any]:
+    """The account the sign-in ends with, as the ``jwt`` callback sees it: token fields
+    too large for the challenge's cookie are read back from the account, where the
+    first step stored them."""
+    account = dict(challenge.account)
+    provider, account_id = account.get("provider"), account.get("providerAccountId")
+    if (
+        account.get("type") not in ("oauth", "oidc")
+        or any(field in account for field in _TOKEN_FIELDS)
+        or not isinstance(provider, str)
+        or not isinstance(account_id, str)
+    ):
+        return account
+    stored = await _adapter(config).get_account(provider=provider, provider_account_id=account_id)
+    if stored is not None:
+        for field in _TOKEN_FIELDS:
+            value = getattr(stored, field)
+            if value is not None:
+                account[field] = value
+    return account
+
+
 def _max_age(config: AuthConfig) -> int:
     two_factor = config.two_factor
     return two_factor.challenge_max_age if two_factor is not None else 300
@@ -555,24 +586,21 @@ async def claim_finish(config: AuthConfig, challenge: Challenge, now: float) -> 
     return uses == 1
 
 
-#: Wrong codes a signed-in session may send to ``/reauthenticate`` before it ends: the
-#: cookie may be a thief's, guessing codes to make it fresh.
+#: Wrong codes one session may send to ``/reauthenticate`` per period: the cookie may be
+#: a thief's, guessing codes to make it fresh.
 _REAUTHENTICATION_PERIOD = 900
 
 
-async def reauthentication_allowed(config: AuthConfig, session_key: str, now: float) -> bool:
-    """Count one code sent to make the session ``session_key`` fresh: whether it is
-    within ``max_attempts`` for this period. Always on, like a challenge's count."""
+async def reauthentication_attempt(config: AuthConfig, session_key: str, now: float) -> Counted:
+    """Count a code sent to make the session ``session_key`` fresh: refused
+    (``retry_after`` set) past ``max_attempts`` in the period. Always on, like a
+    challenge's count; a right code is taken back (:func:`asgi_session._ratelimit.release`),
+    so only wrong ones add up."""
     two_factor = config.two_factor
-    limit = two_factor.max_attempts if two_factor is not None else 5
-    start = int(now // _REAUTHENTICATION_PERIOD) * _REAUTHENTICATION_PERIOD
-    count = await count_once(
-        config.rate_limit_store,
-        f"reauthenticate:{session_key}:{start}",
-        start + _REAUTHENTICATION_PERIOD,
-        now,
+    limit = RateLimit(
+        two_factor.max_attempts if two_factor is not None else 5, _REAUTHENTICATION_PERIOD
     )
-    return count <= limit
+    return await count(config.rate_limit_store, [("reauthenticate", limit, session_key)], now)
 
 
 # -- enrolment in progress -------------------------------------------------------------------

@@ -69,7 +69,9 @@ def totp_uri(config: AuthConfig, secret: str, *, account: str, issuer: str | Non
 
 async def enable_totp(config: AuthConfig, user_id: str, secret: str, code: str) -> list[str] | None:
     """Enrol ``secret`` for ``user_id`` if ``code`` is its current code: the recovery
-    codes to show the user, once; ``None`` if the code is wrong.
+    codes to show the user, once; ``None`` if the code is wrong. (``/auth/mfa/totp``
+    refuses accounts whose address nobody has proven; this function leaves that to the
+    caller, and a factor set on such an account goes when the owner proves it.)
 
     Raises :class:`~asgi_session.errors.DuplicateRecordError` when TOTP is on already.
     """
@@ -78,7 +80,7 @@ async def enable_totp(config: AuthConfig, user_id: str, secret: str, code: str) 
 
 
 async def disable_totp(config: AuthConfig, user_id: str) -> bool:
-    """Turn ``user_id``'s TOTP off (recovery codes too, unless a passkey remains)."""
+    """Turn ``user_id``'s TOTP off, and its recovery codes with it."""
     _two_factor(config)
     return await second_factor.disable_totp(config, user_id)
 
@@ -129,16 +131,14 @@ async def delete_passkey(config: AuthConfig, user_id: str, credential_id: str) -
     if passkey is None or _passkey_provider(config) is None:
         return False
     await second_factor.remove_passkey(config, passkey)
-    if config.two_factor is not None:
-        await second_factor.factor_removed(config, user_id)
     return True
 
 
-async def reset_second_factors(config: AuthConfig, user_id: str, *, passkeys: bool = False) -> None:
-    """An administrator's reset for a user who lost their authenticator: TOTP and the
-    recovery codes go (and, with ``passkeys=True``, every passkey), so the next sign-in
-    needs the first factor alone. End the user's sessions too if the device was stolen
-    (:func:`asgi_session.management.end_all_sessions`)."""
+async def reset_second_factors(config: AuthConfig, user_id: str, *, passkeys: bool = True) -> None:
+    """An administrator's reset for a user who lost their phone: TOTP, the recovery
+    codes and every passkey go (``passkeys=False`` keeps the passkeys), so the next
+    sign-in needs the first factor alone. End the user's sessions too if the device was
+    stolen (:func:`asgi_session.management.end_all_sessions`)."""
     if config.two_factor is not None:
         await second_factor.reset(config, user_id, passkeys=passkeys)
     elif passkeys:

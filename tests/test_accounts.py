@@ -12,8 +12,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from asgi_session import AuthConfig, Callbacks, Events, Pages
 from asgi_session.backends import MemoryAdapter
 from asgi_session.backends.mongodb import MongoDBAdapter
-from asgi_session.providers import Credentials, GitHub, Password
-from tests.support.apps import SECRET, Clock, authorize, sign_in
+from asgi_session.providers import Credentials, Email, GitHub, Password
+from tests.support.apps import SECRET, Clock, authorize, csrf_token, sign_in
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (
     APP_HOSTS,
@@ -28,7 +28,7 @@ from tests.support.oauth import (
     query_of,
     session_of,
 )
-from tests.support.passwords import FAST_HASHER, Outbox, confirm, sign_up
+from tests.support.passwords import FAST_HASHER, Outbox, confirm, local_path, sign_up
 from tests.support.passwords import sign_in as password_sign_in
 
 Database = AsyncDatabase[dict[str, Any]]
@@ -462,3 +462,45 @@ async def test_a_stale_session_cannot_link_a_new_account(
     assert linked_while_stale == []
     assert linked.headers["location"].endswith("/dashboard")
     assert owner is not None and owner.email == "ada@example.com"
+
+
+async def test_without_anything_a_fresh_session_guards_linking_is_as_before(
+    fake_github: FakeGitHub, provider_browser: ProviderBrowser
+) -> None:
+    """An app with no password, passkey or second factor has nothing a fresh session
+    unlocks: an old session links accounts as Auth.js's do (whose sessions carry no
+    sign-in time at all)."""
+    clock = Clock()
+    links: list[str] = []
+
+    def send_link(identifier: str, url: str, request: Any) -> None:
+        links.append(url)
+
+    adapter = MemoryAdapter()
+    config = AuthConfig(
+        secret=SECRET,
+        url=APP_ORIGIN,
+        adapter=adapter,
+        clock=clock,
+        providers=[
+            Email(send=send_link),
+            GitHub(
+                client_id=fake_github.client_id,
+                client_secret=fake_github.client_secret,
+                enterprise_url=fake_github.url,
+            ),
+        ],
+    )
+    async with app_client(oauth_app(config)) as client:
+        await client.post(
+            "/auth/signin/email",
+            data={"csrfToken": await csrf_token(client), "email": "ada@example.com"},
+        )
+        await client.get(local_path(links[-1]))
+        clock.advance(3600)
+        started = await begin_sign_in(client, "github")
+        linked = await land(client, await provider_browser.authorize(started.headers["location"]))
+        github = [key for key in adapter._accounts if key[0] == "github"]
+
+    assert linked.headers["location"].endswith("/dashboard")
+    assert len(github) == 1

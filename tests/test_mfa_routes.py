@@ -677,6 +677,31 @@ async def test_wrong_codes_to_reauthenticate_end_the_session_whatever_the_rate_l
     assert after is None
 
 
+async def test_right_codes_to_reauthenticate_do_not_count(clock: Clock) -> None:
+    outbox = Outbox()
+    app = two_factor_app(clock, outbox=outbox)
+    async with client_for(app) as client:
+        secret, _ = await enrolled_user(client, clock, outbox)
+        await _challenged(client)
+        await answer(client, code_at(secret, clock.now))
+        landed = []
+        for _ in range(7):
+            clock.advance(STEP)  # each code of its own step
+            response = await client.post(
+                "/auth/reauthenticate",
+                data={
+                    "csrfToken": await csrf_token(client),
+                    "code": code_at(secret, clock.now),
+                    "callbackUrl": "/",
+                },
+            )
+            landed.append(response.headers.get("location"))
+        still = await whoami(client)
+
+    assert landed == [f"{APP_URL}/"] * 7
+    assert still == "ada@example.com"
+
+
 # -- what no form sends ----------------------------------------------------------------------
 
 

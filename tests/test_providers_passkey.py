@@ -55,10 +55,10 @@ from tests.support.passkeys import (
     set_cookie,
     sign_in_with_passkey,
     sign_out,
+    turn_on_totp,
     url_error,
 )
 from tests.support.passwords import Outbox, Store, make_store, sign_up, whoami
-from tests.support.two_factor import code_at
 
 ADA = "ada@example.com"
 BOB = "bob@example.com"
@@ -705,6 +705,7 @@ async def test_a_passkey_is_a_second_factor(store: Store, clock: Clock) -> None:
         await new_user(setup, outbox, ADA)
         returned_url(await register(setup, laptop))
         returned_url(await register(setup, key))
+        await turn_on_totp(app, ADA, clock.now)
     async with browser(app) as client:
         first = await password_sign_in(client)
         pending_as = await whoami(client)
@@ -734,6 +735,7 @@ async def test_a_passkey_sign_in_is_not_asked_for_a_second_factor(clock: Clock) 
     async with browser(app) as setup:
         await new_user(setup, outbox)
         returned_url(await register(setup, authenticator))
+        await turn_on_totp(app, ADA, clock.now)
     async with browser(app) as client:
         with_password = await password_sign_in(client)
         await sign_out(client)
@@ -757,6 +759,7 @@ async def test_another_users_passkey_at_the_second_step_signs_in_only_its_own_us
     async with browser(app) as setup:
         await new_user(setup, outbox, ADA)
         returned_url(await register(setup, adas))
+        await turn_on_totp(app, ADA, clock.now)
         await sign_out(setup)
         await new_user(setup, outbox, BOB)
         returned_url(await register(setup, bobs))
@@ -881,30 +884,39 @@ async def test_renaming_a_passkey_needs_a_fresh_session(clock: Clock) -> None:
     assert kept.name == passkey.name
 
 
-async def test_the_last_factor_going_takes_the_recovery_codes_with_it(clock: Clock) -> None:
+async def test_a_passkey_alone_asks_nothing_after_a_password(clock: Clock) -> None:
     outbox = Outbox()
-    adapter = MemoryAdapter()
-    app = passkey_app(outbox, adapter=adapter, config_clock=clock, config_two_factor=True)
+    app = passkey_app(outbox, config_clock=clock, config_two_factor=True)
+    async with browser(app) as client:
+        await new_user(client, outbox)
+        returned_url(await register(client, phone()))
+        await sign_out(client)
+        # A passkey added for convenience is no second factor the user signed up for:
+        # it came with no recovery codes, and losing the phone must not lock them out.
+        signed_in = await password_sign_in(client)
+
+    assert signed_in.headers["location"] == CALLBACK_URL
+
+
+async def test_turning_totp_off_takes_the_recovery_codes_even_with_a_passkey(
+    clock: Clock,
+) -> None:
+    outbox = Outbox()
+    app = passkey_app(outbox, config_clock=clock, config_two_factor=True)
     config = config_of(app)
     async with browser(app) as client:
         await new_user(client, outbox)
         returned_url(await register(client, phone()))
-        [passkey] = await passkeys(adapter)
-        user = await adapter.get_user_by_email(ADA)
+        await turn_on_totp(app, ADA, clock.now)
+        assert config.adapter is not None
+        user = await config.adapter.get_user_by_email(ADA)
         assert user is not None
-        secret = mfa.new_totp_secret()
-        assert await mfa.enable_totp(config, user.id, secret, code_at(secret, clock.now))
-        # TOTP off while a passkey remains: the codes stay, for when the passkey is lost.
+        before = await mfa.second_factors(config, user.id)
         assert await mfa.disable_totp(config, user.id)
-        with_passkey = await mfa.second_factors(config, user.id)
-        deleted = await _post(
-            client, "/auth/account/passkey/delete", credentialId=passkey.credential_id
-        )
-        none_left = await mfa.second_factors(config, user.id)
+        after = await mfa.second_factors(config, user.id)
 
-    assert with_passkey.recovery_codes_left == 10
-    assert deleted.headers["location"] == f"{SECURITY_URL}?message=deleted"
-    assert none_left.recovery_codes_left == 0 and not none_left.any
+    assert before.recovery_codes_left == 10
+    assert after.recovery_codes_left == 0 and not after.any and len(after.passkeys) == 1
 
 
 async def test_another_users_passkey_cannot_be_renamed_or_deleted(clock: Clock) -> None:

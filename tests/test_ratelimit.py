@@ -34,6 +34,7 @@ from asgi_session._ratelimit import (
     Window,
     client_address,
     count,
+    count_once,
     proxy_networks,
     release,
     window_of,
@@ -936,3 +937,25 @@ async def test_a_success_is_counted_then_taken_back(
     assert counters == [("findAndModify", "rate_limits")] * 2 + [("update", "rate_limits")]
     counts = {document["count"] for document in await mongo_db["rate_limits"].find().to_list(None)}
     assert counts == {1}, "only the failure counted"
+
+
+async def test_a_one_use_claim_survives_a_flood_of_fresh_keys() -> None:
+    """Counters of one go first when the memory store is full (a flood's leftovers), but
+    a claim of one use is not one: forgetting it would let a TOTP step or a passkey
+    challenge be used again."""
+    store = MemoryRateLimitStore(max_entries=10)
+    now = 1_000.0
+    assert await count_once(store, "totp-step:ada:33", now + 120, now) == 1
+    flood = [Window(f"flood:{n}", now + 60) for n in range(50)]
+    for window in flood:
+        await store.hit([window], now)
+    assert await count_once(store, "totp-step:ada:33", now + 120, now) == 2
+
+
+async def test_one_use_claims_end_on_shared_minutes() -> None:
+    """Claims each lasting to their own second would give the memory store one end per
+    claim to look through; rounded up to the minute, they share a few."""
+    store = MemoryRateLimitStore()
+    for offset in range(100):
+        await count_once(store, f"claim:{offset}", 1_000.0 + offset * 0.37, 1_000.0)
+    assert len(store._ending) <= 2

@@ -16,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from asgi_session import AuthConfig
+from asgi_session import _second_factor as second_factor
 from asgi_session._totp import hash_recovery_code, open_sealed
 from asgi_session.backends import Adapter, MemoryAdapter
 from asgi_session.providers import Password
@@ -402,3 +403,51 @@ async def test_a_rotated_secret_still_opens_the_totp_secret_and_seals_it_again(
     clock.advance(STEP)
     async with client_for(new_only) as client:
         assert await _proves(client, code_at(secret, clock.now))
+
+
+async def test_a_held_sign_in_gets_back_the_tokens_its_cookie_had_no_room_for() -> None:
+    """Large OAuth tokens do not fit the challenge's cookie; the sign-in's end reads them
+    back from the account the first step stored, so the ``jwt`` callback still gets
+    ``account["access_token"]``."""
+    adapter = MemoryAdapter()
+    config = AuthConfig(secret=SECRET, adapter=adapter, two_factor=True)
+    user = await adapter.create_user({"email": "ada@example.com"})
+    await adapter.link_account(
+        {
+            "user_id": user.id,
+            "type": "oidc",
+            "provider": "entra",
+            "provider_account_id": "ada-sub",
+            "access_token": "a" * 3000,
+            "id_token": "i" * 2000,
+            "expires_at": 1_900_000_000,
+        }
+    )
+    names = {"provider": "entra", "type": "oidc", "providerAccountId": "ada-sub"}
+    held = second_factor.Challenge(
+        id="c",
+        user_id=user.id,
+        account=names,
+        profile=None,
+        is_new_user=False,
+        target="/",
+        expires=0.0,
+    )
+    password_like = second_factor.Challenge(
+        id="c",
+        user_id=user.id,
+        account={"provider": "password", "type": "credentials", "providerAccountId": user.id},
+        profile=None,
+        is_new_user=False,
+        target="/",
+        expires=0.0,
+    )
+
+    account = await second_factor.account_of(config, held)
+    untouched = await second_factor.account_of(config, password_like)
+
+    assert account["access_token"] == "a" * 3000
+    assert account["id_token"] == "i" * 2000
+    assert account["expires_at"] == 1_900_000_000
+    # Only OAuth accounts are read back: a password account's record holds its hash.
+    assert untouched == password_like.account

@@ -176,6 +176,10 @@ class Provider:
     #: callback then takes only ``POST`` with the CSRF token, and there is no
     #: ``/signin/<id>`` step.
     posts_to_callback: ClassVar[bool] = False
+    #: Whether a signed-in user proves who they are again with it (a password, a
+    #: passkey): where one does, a fresh session guards what changes how the account
+    #: signs in, linking another account included.
+    reauthenticates: ClassVar[bool] = False
 
     def __init__(self, *, id: str, name: str) -> None:
         if not isinstance(id, str) or not _ID.match(id):

@@ -61,6 +61,7 @@ class Passkey(Provider):
 
     type: ClassVar[ProviderType] = "webauthn"
     posts_to_callback: ClassVar[bool] = True
+    reauthenticates: ClassVar[bool] = True
 
     def __init__(
         self, *, id: str = "passkey", name: str = "Passkey", relying_party_name: str | None = None

@@ -113,6 +113,7 @@ class Password(Provider):
 
     type: ClassVar[ProviderType] = "credentials"
     posts_to_callback: ClassVar[bool] = True
+    reauthenticates: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -14,13 +14,15 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
+import pyotp
 from starlette.applications import Starlette
 
+from asgi_session import mfa
 from asgi_session.backends import Adapter, MemoryAdapter
 from asgi_session.backends.mongodb import MongoDBAdapter
 from asgi_session.models import Authenticator
 from asgi_session.providers import Passkey
-from tests.support.apps import SESSION_COOKIE, csrf_token
+from tests.support.apps import SESSION_COOKIE, config_of, csrf_token
 from tests.support.authenticator import SoftwareAuthenticator
 from tests.support.passwords import GOOD_PASSWORD, Outbox, confirm, password_app, sign_up
 
@@ -212,3 +214,16 @@ class RacingMongoDBAdapter(MongoDBAdapter):
         found = await super().get_authenticator(credential_id)
         await _meet(self.meeting)
         return found
+
+
+async def turn_on_totp(app: Any, email: str, now: float) -> str:
+    """Enrol an authenticator app for ``email`` through the app's own code (two-factor
+    sign-in is on from then); its secret."""
+    config = config_of(app)
+    assert config.adapter is not None
+    user = await config.adapter.get_user_by_email(email)
+    assert user is not None
+    secret = mfa.new_totp_secret()
+    codes = await mfa.enable_totp(config, user.id, secret, pyotp.TOTP(secret).at(now))
+    assert codes
+    return secret
