@@ -235,10 +235,9 @@ class MfaRoutes:
         session, user = found
         ctx = auth.context
         here = ctx.auth_url("mfa/totp")
-        if not self._fresh(auth, session):
-            return self._reauthenticate(auth, here)
-        if await accounts.holds_unproven(ctx, user):
-            return self._unconfirmed(auth)
+        refused = await self._may_enrol(auth, session, user)
+        if refused is not None:
+            return refused
         if (await second_factor.enrolled(self.config, user.id)).totp:
             return RedirectResponse(self._security_url(auth, error="AlreadyEnrolled"), 303)
         spec = ctx.names.totp_enrolment
@@ -279,10 +278,9 @@ class MfaRoutes:
         here = ctx.auth_url("mfa/totp")
         if not auth.csrf_verified():
             return RedirectResponse(here + "?error=MissingCSRF", status_code=303)
-        if not self._fresh(auth, session):
-            return self._reauthenticate(auth, here)
-        if await accounts.holds_unproven(ctx, user):
-            return self._unconfirmed(auth)
+        refused = await self._may_enrol(auth, session, user)
+        if refused is not None:
+            return refused
         spec = ctx.names.totp_enrolment
         secret = second_factor.open_enrolment(ctx, ctx.cookies.get(spec.name), user.id)
         if secret is None:
@@ -305,10 +303,15 @@ class MfaRoutes:
         ctx.clear_cookie(spec)
         return self._codes_page(auth, codes, "Two-factor sign-in is on")
 
-    def _unconfirmed(self, auth: AuthRequest) -> Response:
-        """An account whose address nobody has proven takes no second factor: whoever
-        typed the address first could otherwise lock its owner out."""
-        return RedirectResponse(self._security_url(auth, error="AccountNotConfirmed"), 303)
+    async def _may_enrol(self, auth: AuthRequest, session: Session, user: User) -> Response | None:
+        """Where an enrolment goes instead, if anywhere: through re-authentication when
+        the session is not fresh; back to the security page when nobody has proven the
+        account's address (whoever typed it first could otherwise lock its owner out)."""
+        if not self._fresh(auth, session):
+            return self._reauthenticate(auth, auth.context.auth_url("mfa/totp"))
+        if await accounts.holds_unproven(auth.context, user):
+            return RedirectResponse(self._security_url(auth, error="AccountNotConfirmed"), 303)
+        return None
 
     def _codes_page(self, auth: AuthRequest, codes: list[str], title: str) -> Response:
         nonce = answers.nonce()

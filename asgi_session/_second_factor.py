@@ -437,6 +437,19 @@ def _codec(config: AuthConfig, salt: str) -> JWTCodec:
     return JWTCodec(config.secrets, salt)
 
 
+def _opened(
+    ctx: RequestContext, salt: str, token: str | None, longest: int
+) -> dict[str, Any] | None:
+    """The claims of a token this module sealed under ``salt``; ``None`` when missing,
+    too long to be one, tampered with or expired."""
+    if not token or len(token) > longest:
+        return None
+    try:
+        return _codec(ctx.config, salt).decode(token, now=ctx.now)
+    except JWTDecodeError:
+        return None
+
+
 def seal_challenge(ctx: RequestContext, challenge: Challenge) -> str:
     """The challenge as an encrypted token (the value of its cookie, or of a bearer
     client's ``challenge`` field)."""
@@ -489,11 +502,8 @@ def new_challenge(
 
 def open_challenge(ctx: RequestContext, token: str | None) -> Challenge | None:
     """The challenge ``token`` stands for; ``None`` when missing, expired or tampered."""
-    if not token or len(token) > 2 * _MAX_CHALLENGE:
-        return None
-    try:
-        claims = _codec(ctx.config, ctx.names.two_factor.name).decode(token, now=ctx.now)
-    except JWTDecodeError:
+    claims = _opened(ctx, ctx.names.two_factor.name, token, 2 * _MAX_CHALLENGE)
+    if claims is None:
         return None
     expires = claims.get("exp")
     if not isinstance(expires, int | float) or ctx.now >= expires:
@@ -615,11 +625,8 @@ def seal_enrolment(ctx: RequestContext, user_id: str, secret: str) -> str:
 
 def open_enrolment(ctx: RequestContext, token: str | None, user_id: str) -> str | None:
     """The secret being enrolled by ``user_id``, if the cookie is theirs and current."""
-    if not token or len(token) > 2048:
-        return None
-    try:
-        claims = _codec(ctx.config, ctx.names.totp_enrolment.name).decode(token, now=ctx.now)
-    except JWTDecodeError:
+    claims = _opened(ctx, ctx.names.totp_enrolment.name, token, 2048)
+    if claims is None:
         return None
     secret = claims.get("secret")
     if claims.get("sub") != user_id or not isinstance(secret, str):
