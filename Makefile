@@ -20,6 +20,7 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 	@command -v chromium >/dev/null 2>&1 || sh scripts/install-chromium.sh
+	@test -n "$$DATABASE_URL" || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sh scripts/install-postgresql.sh
 
 test: install-test
 	$(BIN)/python -m pytest

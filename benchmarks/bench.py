@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from authjs import run_authjs
-from cases import BASELINE, CASES, SESSION_ROUTE
+from cases import BASELINE, CASES, GROUPS, SESSION_ROUTE
 from harness import BenchmarkError, Settings, run_cases
 from memory import run_memory
 from passwords import run_password_load
@@ -81,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--only",
         nargs="+",
         metavar="KEY",
-        help=f"run only these cases (and the baseline); {SERVED!r}, {PASSWORDS!r} and "
-        f"{MEMORY!r} name the end-to-end row, the sign-ins under load and the memory figures",
+        help=f"run only these cases (and the baseline, and the floor of a row that has "
+        f"one); {', '.join(repr(name) for name in GROUPS)} names the SQL rows, "
+        f"{SERVED!r}, {PASSWORDS!r} and {MEMORY!r} the end-to-end row, the sign-ins under "
+        "load and the memory figures",
     )
     options = parser.parse_args(argv)
     settings = QUICK if options.quick else FULL
@@ -97,10 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     passwords_wanted = not options.no_passwords
     memory_wanted = not options.no_memory
     if options.only:
-        unknown = set(options.only) - {case.key for case in CASES} - {SERVED, PASSWORDS, MEMORY}
+        names = {case.key for case in CASES} | set(GROUPS) | {SERVED, PASSWORDS, MEMORY}
+        unknown = set(options.only) - names
         if unknown:
             parser.error(f"unknown case(s) {', '.join(sorted(unknown))}")
-        cases = [case for case in CASES if case.key == BASELINE or case.key in options.only]
+        wanted = {BASELINE, *options.only}
+        wanted.update(key for name in options.only for key in GROUPS.get(name, ()))
+        # A row divided by its floor needs the floor timed in the same run.
+        wanted.update(case.floor for case in CASES if case.key in wanted and case.floor)
+        cases = [case for case in CASES if case.key in wanted]
         served_wanted = served_wanted and SERVED in options.only
         passwords_wanted = passwords_wanted and PASSWORDS in options.only
         memory_wanted = memory_wanted and MEMORY in options.only

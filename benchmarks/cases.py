@@ -5,9 +5,11 @@ baseline every row is divided by), the floor (a session put in ``request.state``
 nothing), :class:`~asgi_session.AuthMiddleware` without a cookie, with the same token on
 every request (with and without a ``session`` callback), with a new token every request,
 the session JSON route, and Starlette's own ``SessionMiddleware`` for comparison. Every
-row but the bare one serves a handler that reads the session. The database rows come
-from :mod:`database`, registered once per data size. The end-to-end row (:mod:`served`)
-and the memory figures (:mod:`memory`) are not cases: they run in processes of their own.
+row but the bare one serves a handler that reads the session. The MongoDB rows come
+from :mod:`database`, registered once per data size; the SQLite and PostgreSQL rows,
+each with its floor (the same lookup by hand), from :mod:`sql_database`. The end-to-end
+row (:mod:`served`) and the memory figures (:mod:`memory`) are not cases: they run in
+processes of their own.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from fixtures import (
     starlette_session_cookie,
 )
 from harness import Case, Reply, Run, Target, call_once, cookie_header, http_scope, require
+from sql_database import POSTGRESQL, SQLITE, sql_floor, sql_sessions
 
 
 def _auth_app(callbacks: Callbacks | None = None) -> Starlette:
@@ -154,6 +157,10 @@ SESSION_ROUTE = "session_route"
 DB_SESSION = "db_session"
 DB_STORED_SMALL = "db_stored_1k"
 DB_STORED_LARGE = "db_stored_1m"
+SQLITE_SESSION = "sqlite_session"
+SQLITE_FLOOR = "sqlite_floor"
+POSTGRES_SESSION = "postgres_session"
+POSTGRES_FLOOR = "postgres_floor"
 
 CASES: list[Case] = [
     Case(BASELINE, "bare Starlette app", _bare),
@@ -193,5 +200,36 @@ CASES: list[Case] = [
         functools.partial(database_sessions, stored=1_000_000),
         io=True,
     ),
+    Case(
+        SQLITE_FLOOR,
+        "floor: one SELECT ... JOIN by hand (SQLite)",
+        functools.partial(sql_floor, kind=SQLITE),
+        io=True,
+    ),
+    Case(
+        SQLITE_SESSION,
+        "AuthMiddleware, database session (SQLite)",
+        functools.partial(sql_sessions, kind=SQLITE),
+        io=True,
+        floor=SQLITE_FLOOR,
+    ),
+    Case(
+        POSTGRES_FLOOR,
+        "floor: one SELECT ... JOIN by hand (PostgreSQL)",
+        functools.partial(sql_floor, kind=POSTGRESQL),
+        io=True,
+    ),
+    Case(
+        POSTGRES_SESSION,
+        "AuthMiddleware, database session (PostgreSQL)",
+        functools.partial(sql_sessions, kind=POSTGRESQL),
+        io=True,
+        floor=POSTGRES_FLOOR,
+    ),
 ]
 """The rows, in print order; the first one is the baseline the others are divided by."""
+
+GROUPS: dict[str, list[str]] = {
+    "sql": [SQLITE_FLOOR, SQLITE_SESSION, POSTGRES_FLOOR, POSTGRES_SESSION],
+}
+"""Names ``--only`` takes for several rows at once."""

@@ -248,7 +248,9 @@ class Case:
     """One row of the report; ``limit`` is the largest acceptable ratio to the bare app.
 
     ``io`` marks a case whose every request awaits real I/O (a database): it is timed in
-    batches of ``Settings.io_iterations`` requests.
+    batches of ``Settings.io_iterations`` requests. ``floor`` names the case doing the
+    least work that gets the same answer (the same query by hand): the report divides
+    this row by it, and running this row runs it too.
     """
 
     key: str
@@ -256,6 +258,7 @@ class Case:
     setup: Callable[[Run], Awaitable[Target]]
     limit: float | None = None
     io: bool = False
+    floor: str | None = None
 
 
 # -- running the cases -----------------------------------------------------------------

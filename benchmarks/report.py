@@ -3,7 +3,8 @@
 :func:`build_report` gathers the results of a run into one JSON-ready mapping (what
 ``--json`` prints); :func:`print_report` prints it as a table. Besides each case's own
 target (``Case.limit``), two targets compare rows with each other: the 1,000,000 stored
-sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours. The
+sessions row with the 1,000 one, and @auth/core's ``GET /auth/session`` with ours; a row
+with a floor (``Case.floor``, the SQL rows) is also divided by it, with no target. The
 end-to-end row (:mod:`served`) has its own target, a share of the bare app's requests
 per second; the sign-ins under load (:mod:`passwords`) and the memory figures
 (:mod:`memory`) have none (the former prints an informational comparison). A missed
@@ -68,6 +69,28 @@ def _scaling(results: Sequence[Result]) -> dict[str, Any] | None:
     }
 
 
+def _over_floors(results: Sequence[Result]) -> list[dict[str, Any]]:
+    """Each row that has a floor, divided by it: what the row adds to the bare query."""
+    timed = {result.case.key: result for result in results if result.runs_us}
+    found = []
+    for result in results:
+        floor = timed.get(result.case.floor or "")
+        if result.runs_us and floor is not None:
+            found.append(
+                {
+                    "key": result.case.key,
+                    "label": result.label,
+                    "floor": floor.case.key,
+                    "best_us": round(result.best_us, 2),
+                    "floor_best_us": round(floor.best_us, 2),
+                    "added_us": round(result.best_us - floor.best_us, 2),
+                    "ratio": round(result.best_us / floor.best_us, 3),
+                    "median_ratio": round(result.median_us / floor.median_us, 3),
+                }
+            )
+    return found
+
+
 def build_report(
     results: Sequence[Result],
     authjs: dict[str, Any],
@@ -98,6 +121,7 @@ def build_report(
         "rounds": settings.rounds,
         "cases": [_row(result, baseline) for result in results],
         "scaling": _scaling(results),
+        "floors": _over_floors(results),
         "authjs": authjs,
         "served": served or {"skipped": "not requested"},
         "passwords": passwords or {"skipped": "not requested"},
@@ -117,7 +141,7 @@ def print_report(report: dict[str, Any]) -> None:
     load = ", ".join(f"{value:.2f}" for value in report["load_average"])
     io = ""
     if any(row.get("io") for row in report["cases"]):
-        io = f" (database rows: {report['io_iterations']:,}, every request awaits MongoDB)"
+        io = f" (database rows: {report['io_iterations']:,}, every request awaits its database)"
     print(
         f"asgi-session benchmark: Python {report['python']}, Starlette {report['starlette']}, "
         f"{report['cpus']} CPUs (load {load})\n"
@@ -150,6 +174,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"{scaling['ratio']:.2f}x as long "
             f"(median {scaling['median_ratio']:.2f}x), within "
             f"{(scaling['limit'] - 1) * 100:.0f}%: {_verdict(scaling['passed'])}"
+        )
+    for row in report["floors"]:
+        print(
+            f"{row['label']}: {row['ratio']:.2f}x its floor (median {row['median_ratio']:.2f}x), "
+            f"{row['added_us']:+.1f} us per request"
         )
     _print_authjs(report["authjs"])
     _print_served(report["served"])

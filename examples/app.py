@@ -19,11 +19,26 @@ IP addresses). GitHub and Google buttons appear when
 ``AUTH_GITHUB_ID`` / ``AUTH_GITHUB_SECRET`` (``AUTH_GOOGLE_ID`` / ``AUTH_GOOGLE_SECRET``)
 are set.
 
-Options: ``--host`` and ``--port`` (or the ``HOST`` and ``PORT`` environment variables).
-Sessions are JWTs in an encrypted cookie, so no database is needed (users, password
-hashes and the single-use link tokens are kept in memory, and go when it stops). Set ``AUTH_SECRET``
-(``python -m asgi_session secret`` makes one) to keep sessions across restarts; without
-it a random secret is made at start-up and a warning says so.
+Options: ``--host`` and ``--port`` (or the ``HOST`` and ``PORT`` environment variables),
+and ``--database`` (or ``DATABASE``):
+
+- ``memory`` (the default): sessions are JWTs in an encrypted cookie, so no database is
+  needed (users, password hashes and the single-use link tokens are kept in memory, and
+  go when it stops).
+- ``sqlite``: everything is kept in a SQLite file, ``./auth.db`` (``--database-url``
+  names another database, any URL :class:`~asgi_session.backends.sql.SQLAdapter`
+  takes), and sessions are rows of its ``session`` table (``strategy="database"``): the
+  cookie holds only the session's token. The tables are created at start-up when
+  missing, the rate limits count in the same database, and sessions, users and accounts
+  outlast a restart. It needs the ``sql`` extra::
+
+      pip install -e ".[examples,sql]"
+      python examples/app.py --database sqlite
+
+Set ``AUTH_SECRET`` (``python -m asgi_session secret`` makes one) to keep sessions across
+restarts; without it a random secret is made at start-up and a warning says so. (With
+``--database sqlite`` sessions outlast a restart even without it, but the links mailed
+before the restart and the authenticator apps set up do not: they depend on the secret.)
 
 Pages:
 
@@ -46,7 +61,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 import uvicorn
@@ -58,8 +73,12 @@ from starlette.routing import Route
 
 from asgi_session import AuthConfig, AuthMiddleware, Session, requires_session
 from asgi_session.backends import Adapter, MemoryAdapter
+from asgi_session.errors import ConfigurationError
 from asgi_session.passwords import PasswordHasher
 from asgi_session.providers import Email, GitHub, Google, Passkey, Password, Provider
+
+if TYPE_CHECKING:
+    from asgi_session.backends.sql import SQLAdapter
 
 logger = logging.getLogger("asgi_session.example")
 
@@ -70,6 +89,9 @@ DEMO_USER: Mapping[str, str] = {"name": "Demo User", "email": DEMO_EMAIL}
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DATABASES = ("memory", "sqlite")
+# A file in the directory the app is started from.
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///auth.db"
 
 
 # -- sign-in providers -----------------------------------------------------------------
@@ -245,26 +267,49 @@ def _session_summary(session: Session) -> str:
 # -- the app ------------------------------------------------------------------------------
 
 
-def _secret_or_dev_secret(secret: str | None) -> str | None:
+def _secret_or_dev_secret(secret: str | None, *, in_database: bool) -> str | None:
     if secret is not None or os.environ.get("AUTH_SECRET"):
         return secret  # AuthConfig reads AUTH_SECRET (and AUTH_SECRET_1..) itself.
+    if in_database:
+        lost = (
+            "the links mailed in this run and the authenticator apps set up in it stop "
+            "working when the app restarts (sessions, in the database, are kept)"
+        )
+    else:
+        lost = "every session ends when the app restarts"
     logger.warning(
-        "AUTH_SECRET is not set: using a random secret for this run only, so every "
-        "session ends when the app restarts. Set one with "
-        '`export AUTH_SECRET="$(python -m asgi_session secret)"`.'
+        f"AUTH_SECRET is not set: using a random secret for this run only, so {lost}. "
+        'Set one with `export AUTH_SECRET="$(python -m asgi_session secret)"`.'
     )
     return secrets.token_urlsafe(32)
 
 
+def sql_adapter(database_url: str) -> SQLAdapter:
+    """A :class:`~asgi_session.backends.sql.SQLAdapter` on ``database_url``.
+
+    Imported here: it needs the ``sql`` extra, which the in-memory example does not.
+    """
+    from asgi_session.backends.sql import SQLAdapter
+
+    return SQLAdapter(database_url)
+
+
 def create_app(
-    secret: str | None = None, *, url: str | None = None, **config_options: Any
+    secret: str | None = None,
+    *,
+    url: str | None = None,
+    database_url: str | None = None,
+    **config_options: Any,
 ) -> Starlette:
     """Build the example app.
 
     ``secret`` defaults to ``AUTH_SECRET``, else a random one for this process. ``url`` is
     where the app is served (``AUTH_URL``, else http://127.0.0.1:8000): sign-in links
-    point there. ``config_options`` go to :class:`~asgi_session.AuthConfig`
-    (``providers`` defaults to :func:`providers`).
+    point there. ``database_url`` (``sqlite+aiosqlite:///auth.db``, or any URL
+    :class:`~asgi_session.backends.sql.SQLAdapter` takes) keeps everything, sessions and
+    rate limits included, in that database, its tables created at start-up; without it,
+    sessions are JWTs and the rest is kept in memory. ``config_options`` go to
+    :class:`~asgi_session.AuthConfig` (``providers`` defaults to :func:`providers`).
     """
     if url is not None or not os.environ.get("AUTH_URL"):
         config_options["url"] = url or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -273,11 +318,25 @@ def create_app(
     )
     # An authenticator app as a second factor, for whoever enrols one.
     config_options.setdefault("two_factor", True)
-    # Sessions stay in the cookie (JWT); the users, password hashes and single-use email
-    # tokens live in memory, so no database is needed.
-    config_options.setdefault("adapter", MemoryAdapter())
-    config_options.setdefault("strategy", "jwt")
-    config = AuthConfig(secret=_secret_or_dev_secret(secret), **config_options)
+    database = None
+    if database_url is not None:
+        if "adapter" in config_options:
+            raise ConfigurationError("create_app takes an adapter or a database_url, not both")
+        # Users, accounts, sessions (the cookie holds only their token) and the
+        # single-use email tokens in the database, and the rate limits counted there
+        # too, so that every instance of the app on it shares them.
+        database = config_options["adapter"] = sql_adapter(database_url)
+        config_options.setdefault("strategy", "database")
+        config_options.setdefault("rate_limit_store", database.rate_limit_store())
+    else:
+        # Sessions stay in the cookie (JWT); the users, password hashes and single-use
+        # email tokens live in memory, so no database is needed.
+        config_options.setdefault("adapter", MemoryAdapter())
+        config_options.setdefault("strategy", "jwt")
+    in_database = database is not None or config_options["strategy"] == "database"
+    config = AuthConfig(
+        secret=_secret_or_dev_secret(secret, in_database=in_database), **config_options
+    )
     site = _Site(config.base_path)
     routes = [
         Route("/", site.home),
@@ -287,9 +346,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if password is not None and config.adapter is not None:
-            await add_demo_user(config.adapter, password.hasher)
-        yield
+        if database is not None:
+            # The tables that are missing (a first start), before anything reads them.
+            await database.create_tables()
+            logger.info("Users, accounts and sessions are kept in %s", database.engine.url)
+        try:
+            if password is not None and config.adapter is not None:
+                await add_demo_user(config.adapter, password.hasher)
+            yield
+        finally:
+            if database is not None:
+                await database.close()
 
     return Starlette(
         routes=routes,
@@ -303,10 +370,38 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Serve the asgi-session example app.")
     parser.add_argument("--host", default=os.environ.get("HOST", DEFAULT_HOST))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default=os.environ.get("DATABASE", DATABASES[0]),
+        help="memory: JWT sessions, the rest in memory (the default); sqlite: everything "
+        "in a SQLite file, sessions included",
+    )
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help=f"the database of --database sqlite (default {DEFAULT_DATABASE_URL}, in the "
+        "current directory)",
+    )
     args = parser.parse_args(argv)
+    # argparse checks the choices given on the command line, not a default from DATABASE.
+    if args.database not in DATABASES:
+        parser.error(f"DATABASE={args.database!r} must be one of {', '.join(DATABASES)}")
+    database_url = None
+    if args.database == "sqlite":
+        database_url = args.database_url or DEFAULT_DATABASE_URL
+    elif args.database_url is not None:
+        parser.error("--database-url is for --database sqlite")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:  %(name)s: %(message)s")
     served_at = f"http://{args.host}:{args.port}"
-    app = create_app(url=None if os.environ.get("AUTH_URL") else served_at)
+    try:
+        app = create_app(
+            url=None if os.environ.get("AUTH_URL") else served_at, database_url=database_url
+        )
+    except ConfigurationError as exc:
+        if database_url is None:
+            raise
+        parser.error(f"--database {args.database}: {exc}")  # the sql extra, or the URL
     uvicorn.run(app, host=args.host, port=args.port)
 
 

@@ -110,19 +110,88 @@ def adapter(
 # --- end MongoDB ---
 
 
+# --- PostgreSQL ---
+# A real PostgreSQL (Debian's, from /usr/lib/postgresql/<version>/bin) shared by the whole
+# run in a cluster of its own, or the server named by DATABASE_URL. Every test gets its
+# own empty database, dropped afterwards.
+from tests.support.postgres import (  # noqa: E402
+    PostgresNotInstalledError,
+    ScratchDatabases,
+    postgres_server_url,
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """SQLAlchemy URL (``postgresql+asyncpg://``) of the server's maintenance database.
+
+    Connect to ``postgres_url`` in tests; this one is shared by the whole run.
+    """
+    try:
+        with postgres_server_url() as url:
+            yield url
+    except PostgresNotInstalledError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+async def _postgres_databases(postgres_server: str) -> AsyncIterator[ScratchDatabases]:
+    """Creates and drops the per-test databases over one connection."""
+    databases = ScratchDatabases(postgres_server)
+    yield databases
+    await databases.aclose()
+
+
+@pytest.fixture
+async def postgres_url(_postgres_databases: ScratchDatabases) -> AsyncIterator[str]:
+    """SQLAlchemy URL (``postgresql+asyncpg://``) of a fresh, empty database for one test."""
+    url = await _postgres_databases.create()
+    yield url
+    await _postgres_databases.drop(url)
+
+
+# --- end PostgreSQL ---
+
+
 # --- Adapter contract ---
-# Every adapter the package ships, for the tests of the contract they all keep. MongoDB
-# fixtures are asked for only by the MongoDB params, so `-k memory` needs no mongod.
+# Every adapter the package ships, for the tests of the contract they all keep
+# (asgi_session.testing.AdapterContract, run by tests/test_backends_adapter.py). MongoDB
+# and PostgreSQL fixtures are asked for only by their params, so `-k memory` needs no
+# mongod and `-k sqlite` no PostgreSQL. The SQL adapters use their default preset; the
+# other presets are tried in tests/test_backends_sql.py.
+import pathlib  # noqa: E402
+
 from asgi_session.backends import Adapter, MemoryAdapter  # noqa: E402
+from asgi_session.backends.sql import SQLAdapter  # noqa: E402
 
 
-@pytest.fixture(params=["memory", "pymongo", "motor"])
-def contract_adapter(request: pytest.FixtureRequest) -> Adapter:
-    """A fresh, empty adapter: in memory, or MongoDB through PyMongo or Motor."""
+@pytest.fixture(params=["memory", "pymongo", "motor", "sqlite", "postgres"])
+def _contract_store(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> Adapter | str:
+    """The adapter, or the URL of the SQL database an adapter is to open (synchronous,
+    so that it may ask for the asynchronous database fixtures)."""
     if request.param == "memory":
         return MemoryAdapter()
-    database = request.getfixturevalue("mongo_db" if request.param == "pymongo" else "motor_db")
-    return MongoDBAdapter(database)
+    if request.param in ("pymongo", "motor"):
+        database = request.getfixturevalue("mongo_db" if request.param == "pymongo" else "motor_db")
+        return MongoDBAdapter(database)
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+async def contract_adapter(_contract_store: Adapter | str) -> AsyncIterator[Adapter]:
+    """A fresh, empty adapter: in memory, MongoDB through PyMongo or Motor, or SQL on a
+    SQLite file of its own or a PostgreSQL database of its own."""
+    if not isinstance(_contract_store, str):
+        yield _contract_store
+        return
+    adapter = SQLAdapter(_contract_store)
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
 
 
 # --- end Adapter contract ---

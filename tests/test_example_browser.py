@@ -1,14 +1,17 @@
-"""The example app (``examples/app.py``) served by uvicorn and used through headless Chromium."""
+"""The example app (``examples/app.py``) served by uvicorn and used through headless Chromium
+(and, with its sessions in SQLite, over plain HTTP)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import os
 import queue
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -36,9 +39,10 @@ _READY = re.compile(r"Uvicorn running on (http://127\.0\.0\.1:\d+)")
 
 
 class ExampleServer:
-    """``python examples/app.py`` on a port the OS picks, with its log collected."""
+    """``python examples/app.py [options]`` on a port the OS picks, with its log collected,
+    started in ``cwd`` (by default the current directory)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *options: str, cwd: Path | None = None) -> None:
         # No AUTH_* from the developer's shell: the app must make its own dev secret.
         env = {key: value for key, value in os.environ.items() if not key.startswith("AUTH_")}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
@@ -48,8 +52,9 @@ class ExampleServer:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
         self.process = subprocess.Popen(
-            [sys.executable, str(EXAMPLE), "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, str(EXAMPLE), "--host", "127.0.0.1", "--port", str(port), *options],
             env=env,
+            cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -355,3 +360,50 @@ async def test_the_built_in_forms_work_in_a_browser_that_sends_no_sec_fetch_site
     await page.get_by_role("button", name="Sign out").click()
     await page.wait_for_url(base + "/")
     assert await _session_cookies(browser_context, base) == []
+
+
+def _sqlite_rows(database: Path, query: str) -> list[tuple[object, ...]]:
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        return connection.execute(query).fetchall()
+
+
+def test_database_sessions_in_sqlite_outlast_a_restart(tmp_path: Path) -> None:
+    database = tmp_path / "auth.db"  # the default: ./auth.db, where the app was started
+    server = ExampleServer("--database", "sqlite", cwd=tmp_path)
+    try:
+        assert database.is_file(), server.log
+        with httpx.Client(base_url=server.url) as client:
+            fields = {"csrfToken": client.get("/auth/csrf").json()["csrfToken"]}
+            fields |= {"email": DEMO_EMAIL, "password": "not-the-password"}
+            refused = client.post("/auth/callback/password", data=fields)
+            assert refused.status_code == 302
+            assert "error=CredentialsSignin" in refused.headers["location"]
+            signed_in = client.post(
+                "/auth/callback/password", data={**fields, "password": DEMO_PASSWORD}
+            )
+            assert signed_in.status_code == 302, signed_in.text
+            token = client.cookies[SESSION_COOKIE]
+            session = client.get("/auth/session").json()
+    finally:
+        server.stop()
+    assert session["user"] == {"name": DEMO_NAME, "email": DEMO_EMAIL}
+    # The cookie holds the token of a row, not a JWT; the failed attempt was counted there.
+    assert _sqlite_rows(database, 'SELECT "sessionToken" FROM "session"') == [(token,)]
+    assert _sqlite_rows(database, "SELECT count(*) FROM asgi_session_rate_limits") != [(0,)]
+
+    # Another process, another random secret: the session is still there.
+    again = ExampleServer("--database", "sqlite", cwd=tmp_path)
+    try:
+        with httpx.Client(base_url=again.url, cookies={SESSION_COOKIE: token}) as client:
+            assert client.get("/auth/session").json() == session
+            protected = client.get("/protected")
+            assert protected.status_code == 200
+            assert DEMO_NAME in protected.text
+            csrf = client.get("/auth/csrf").json()["csrfToken"]
+            assert client.post("/auth/signout", data={"csrfToken": csrf}).status_code == 302
+            assert client.get("/auth/session").json() is None
+    finally:
+        again.stop()
+    assert _sqlite_rows(database, 'SELECT count(*) FROM "session"') == [(0,)]
+    # The demo user was stored once, by the first start.
+    assert _sqlite_rows(database, 'SELECT email FROM "user"') == [(DEMO_EMAIL,)]

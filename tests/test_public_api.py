@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -49,6 +51,7 @@ PUBLIC: dict[str, list[str]] = {
         "MemoryRateLimitStore",
         "MongoDBAdapter",
         "RateLimitStore",
+        "SQLAdapter",
         "SessionStrategy",
         "TokenSweeper",
         "Window",
@@ -57,6 +60,10 @@ PUBLIC: dict[str, list[str]] = {
         "DEFAULT_COLLECTIONS",
         "MongoDBAdapter",
         "MongoDBRateLimitStore",
+    ],
+    "asgi_session.backends.sql": [
+        "SQLAdapter",
+        "SQLRateLimitStore",
     ],
     "asgi_session.errors": [
         "AuthError",
@@ -141,6 +148,8 @@ PUBLIC: dict[str, list[str]] = {
         "ProviderRequest",
     ],
     "asgi_session.tokens": ["EXPIRY_MARGIN", "TokenRefreshError", "get_access_token"],
+    # The adapter contract as a pytest class, for adapters of other people's.
+    "asgi_session.testing": ["AdapterContract"],
 }
 
 
@@ -185,3 +194,25 @@ def test_every_error_is_an_auth_error() -> None:
         assert issubclass(getattr(errors, name), errors.AuthError), name
     # Callers treating a bad token as a bad value keep working.
     assert issubclass(errors.JWTDecodeError, ValueError)
+
+
+def test_only_the_testing_module_needs_pytest() -> None:
+    """An app installs asgi-session without pytest: every module but the adapter kit loads
+    with pytest missing, and the kit says what it needs."""
+    modules = [name for name in _all_modules() if name != "asgi_session.testing"]
+    script = f"""
+import importlib, sys
+sys.modules["pytest"] = None  # as if it were not installed
+for name in {modules!r}:
+    importlib.import_module(name)
+try:
+    import asgi_session.testing
+except ImportError as exc:
+    print(exc)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=120
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "pytest" in done.stdout

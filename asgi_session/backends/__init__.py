@@ -12,10 +12,13 @@ the contract of :class:`Adapter`; both adapters here also keep passkeys
 
 - :class:`MongoDBAdapter` (``pip install asgi-session[mongodb]``), sharing Auth.js's
   MongoDB documents.
+- :class:`SQLAdapter` (``pip install asgi-session[sql]``): PostgreSQL or SQLite, sharing
+  the tables of Auth.js's Drizzle, Prisma or pg adapters.
 - :class:`MemoryAdapter`: in this process's memory, for development and tests.
 
 Rate limit counters live in a :class:`RateLimitStore`: :class:`MemoryRateLimitStore`
-(this process), or ``MongoDBAdapter.rate_limit_store()`` (shared by every instance).
+(this process), or ``MongoDBAdapter.rate_limit_store()`` and
+``SQLAdapter.rate_limit_store()`` (shared by every instance).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from asgi_session.backends._strategy import SessionStrategy
 
 if TYPE_CHECKING:
     from asgi_session.backends.mongodb import MongoDBAdapter
+    from asgi_session.backends.sql import SQLAdapter
 
 __all__ = [
     "Adapter",
@@ -42,6 +46,7 @@ __all__ = [
     "MemoryRateLimitStore",
     "MongoDBAdapter",
     "RateLimitStore",
+    "SQLAdapter",
     "SessionStrategy",
     "TokenSweeper",
     "Window",
@@ -54,4 +59,9 @@ def __getattr__(name: str) -> Any:
         from asgi_session.backends.mongodb import MongoDBAdapter
 
         return MongoDBAdapter
+    if name == "SQLAdapter":
+        # Likewise: it needs SQLAlchemy and a database driver.
+        from asgi_session.backends.sql import SQLAdapter
+
+        return SQLAdapter
     return renamed(__name__, name)

@@ -1,0 +1,537 @@
+"""The tables :class:`~asgi_session.backends.sql.SQLAdapter` reads and writes: Auth.js's,
+table for table and column for column, in one of three layouts (presets), and a few
+of our own.
+
+Where each preset comes from (names and quoting as there; the column types are the
+ones each tool creates):
+
+- ``"authjs-pg"``: ``@auth/pg-adapter``'s ``schema.sql`` (packages/adapter-pg in the
+  next-auth repository): ``users``, ``accounts``, ``sessions`` with ``SERIAL`` ids,
+  ``verification_token``; ``VARCHAR(255)`` and ``TIMESTAMPTZ`` columns, ``expires_at
+  BIGINT``. It has no authenticator table: passkeys go to our
+  ``asgi_session_authenticators``, under Auth.js's column names.
+- ``"prisma"``: the PostgreSQL schema of Auth.js's Prisma adapter documentation
+  (docs/pages/getting-started/adapters/prisma.mdx) as ``prisma migrate`` creates it:
+  ``"User"`` (``id`` text, ``email`` ``NOT NULL UNIQUE``, ``"createdAt"`` and
+  ``"updatedAt"``), ``"Account"`` (primary key ``(provider, "providerAccountId")``),
+  ``"Session"`` (``"sessionToken"`` unique, no id), ``"VerificationToken"``,
+  ``"Authenticator"``; ``DateTime`` is ``TIMESTAMP(3)``. Prisma's client fills ids and
+  ``@updatedAt`` itself, so we do too. On SQLite the same tables (Prisma keeps
+  ``DateTime`` there as integer milliseconds too).
+- ``"drizzle"``: ``@auth/drizzle-adapter``'s ``defineTables`` (src/lib/pg.ts and
+  sqlite.ts): ``user``, ``account``, ``session``, ``verificationToken``,
+  ``authenticator`` with text ids; PostgreSQL ``timestamp`` (without time zone),
+  SQLite ``integer`` milliseconds (``mode: "timestamp_ms"``) and ``integer`` booleans.
+
+Departures, each for a reason:
+
+- User ids we make are 24 hex digits (the shape every adapter of this package gives,
+  so an app moving from MongoDB keeps its ids); Prisma's cuids and Drizzle's UUIDs, as
+  those tools write them, are read and found as they are.
+- Tables we create declare no foreign keys: ``delete_user`` deletes a user's records
+  itself, in one transaction, and the adapter contract lets an account or a session
+  name a user that is not stored. Tables made by Prisma or Drizzle keep theirs.
+- ``counter`` is ``BIGINT`` in the tables we create: WebAuthn's signature counter is
+  32 bits unsigned, beyond a PostgreSQL ``integer``. An existing ``integer`` column is
+  accepted (a counter past 2**31 - 1 is then refused).
+- Lookups by ``"userId"`` get an index in the tables we create.
+
+Our own tables, whatever the preset, under a prefix no Auth.js table has:
+``asgi_session_extra`` (fields a record has no column for, as JSON, by record kind and
+key), ``asgi_session_revocations`` and ``asgi_session_rate_limits``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
+
+__all__ = [
+    "DEFAULT_PRESET",
+    "EXTRA",
+    "KINDS",
+    "PRESETS",
+    "RATE_LIMITS",
+    "REVOCATIONS",
+    "ColumnSpec",
+    "Preset",
+    "TableSpec",
+    "build_metadata",
+    "expected_types",
+    "type_family",
+]
+
+#: The preset when none is named: Drizzle's tables are one layout on PostgreSQL and on
+#: SQLite alike, and let a user have no email (Prisma's PostgreSQL ``"User".email`` is
+#: ``NOT NULL``, and pg-adapter's integer ids are no ids of this package's shape).
+DEFAULT_PRESET = "drizzle"
+
+Kind = Literal["users", "accounts", "sessions", "verification_tokens", "authenticators"]
+KINDS: tuple[Kind, ...] = (
+    "users",
+    "accounts",
+    "sessions",
+    "verification_tokens",
+    "authenticators",
+)
+
+# What a column holds, whatever the database spells it.
+Logical = Literal["serial", "text", "varchar", "int", "bigint", "bool", "time"]
+
+EXTRA = "asgi_session_extra"
+REVOCATIONS = "asgi_session_revocations"
+RATE_LIMITS = "asgi_session_rate_limits"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One column of a preset's table."""
+
+    name: str
+    type: Logical
+    nullable: bool = True
+    #: The record field it holds, under its Python name; ``None`` for ids and the
+    #: columns we fill ourselves (``managed``).
+    field: str | None = None
+    #: ``"created"`` / ``"updated"``: a time we set on insert / on every write.
+    managed: Literal["created", "updated"] | None = None
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TableSpec:
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    primary_key: tuple[str, ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
+    #: The column naming the record's user (indexed in the tables we create).
+    user_column: str | None = None
+
+    @property
+    def fields(self) -> Mapping[str, str]:
+        """Python field name -> column name, for the fields this table has columns for."""
+        return {column.field: column.name for column in self.columns if column.field}
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((column for column in self.columns if column.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    name: str
+    tables: Mapping[Kind, TableSpec]
+    #: How times are kept on PostgreSQL: with a time zone, and at which precision.
+    timezone: bool
+    precision: int | None
+    #: Whether user ids are the database's integers (``SERIAL``), not text.
+    integer_ids: bool
+
+
+def _c(name: str, type: Logical, *, null: bool = True, **more: Any) -> ColumnSpec:
+    return ColumnSpec(name, type, null, **more)
+
+
+def _account_columns(text: Logical, expires_at: Logical, user_id: Logical) -> list[ColumnSpec]:
+    return [
+        _c("userId", user_id, null=False, field="user_id"),
+        _c("type", text, null=False, field="type"),
+        _c("provider", text, null=False, field="provider"),
+        _c("providerAccountId", text, null=False, field="provider_account_id"),
+        _c("refresh_token", "text", field="refresh_token"),
+        _c("access_token", "text", field="access_token"),
+        _c("expires_at", expires_at, field="expires_at"),
+        _c("token_type", "text", field="token_type"),
+        _c("scope", "text", field="scope"),
+        _c("id_token", "text", field="id_token"),
+        _c("session_state", "text", field="session_state"),
+    ]
+
+
+def _authenticator_columns(user_id: Logical) -> list[ColumnSpec]:
+    return [
+        _c("credentialID", "text", null=False, field="credential_id", unique=True),
+        _c("userId", user_id, null=False, field="user_id"),
+        _c("providerAccountId", "text", null=False, field="provider_account_id"),
+        _c("credentialPublicKey", "text", null=False, field="credential_public_key"),
+        _c("counter", "bigint", null=False, field="counter"),
+        _c("credentialDeviceType", "text", null=False, field="credential_device_type"),
+        _c("credentialBackedUp", "bool", null=False, field="credential_backed_up"),
+        _c("transports", "text", field="transports"),
+    ]
+
+
+def _verification(name: str) -> TableSpec:
+    return TableSpec(
+        name,
+        (
+            _c("identifier", "text", null=False, field="identifier"),
+            _c("expires", "time", null=False, field="expires"),
+            _c("token", "text", null=False, field="token"),
+        ),
+        primary_key=("identifier", "token"),
+    )
+
+
+def _authjs_pg() -> Preset:
+    users = TableSpec(
+        "users",
+        (
+            _c("id", "serial", null=False),
+            _c("name", "varchar", field="name"),
+            _c("email", "varchar", field="email", unique=True),
+            _c("emailVerified", "time", field="email_verified"),
+            _c("image", "text", field="image"),
+        ),
+        primary_key=("id",),
+    )
+    accounts = TableSpec(
+        "accounts",
+        (_c("id", "serial", null=False), *_account_columns("varchar", "bigint", "int")),
+        primary_key=("id",),
+        unique=(("provider", "providerAccountId"),),
+        user_column="userId",
+    )
+    sessions = TableSpec(
+        "sessions",
+        (
+            _c("id", "serial", null=False),
+            _c("userId", "int", null=False, field="user_id"),
+            _c("expires", "time", null=False, field="expires"),
+            _c("sessionToken", "varchar", null=False, field="session_token", unique=True),
+        ),
+        primary_key=("id",),
+        user_column="userId",
+    )
+    authenticators = TableSpec(
+        "asgi_session_authenticators",
+        (
+            *_authenticator_columns("int"),
+            # Our own table: the fields Auth.js's Authenticator lacks get columns.
+            _c("name", "text", field="name"),
+            _c("createdAt", "time", field="created_at"),
+            _c("lastUsedAt", "time", field="last_used_at"),
+        ),
+        primary_key=("userId", "credentialID"),
+        user_column="userId",
+    )
+    return Preset(
+        "authjs-pg",
+        {
+            "users": users,
+            "accounts": accounts,
+            "sessions": sessions,
+            "verification_tokens": _verification("verification_token"),
+            "authenticators": authenticators,
+        },
+        timezone=True,
+        precision=None,
+        integer_ids=True,
+    )
+
+
+def _prisma() -> Preset:
+    stamps = (
+        _c("createdAt", "time", null=False, managed="created"),
+        _c("updatedAt", "time", null=False, managed="updated"),
+    )
+    users = TableSpec(
+        "User",
+        (
+            _c("id", "text", null=False),
+            _c("name", "text", field="name"),
+            _c("email", "text", null=False, field="email", unique=True),
+            _c("emailVerified", "time", field="email_verified"),
+            _c("image", "text", field="image"),
+            *stamps,
+        ),
+        primary_key=("id",),
+    )
+    accounts = TableSpec(
+        "Account",
+        (*_account_columns("text", "int", "text"), *stamps),
+        primary_key=("provider", "providerAccountId"),
+        user_column="userId",
+    )
+    sessions = TableSpec(
+        "Session",
+        (
+            _c("sessionToken", "text", null=False, field="session_token", unique=True),
+            _c("userId", "text", null=False, field="user_id"),
+            _c("expires", "time", null=False, field="expires"),
+            # Prisma's createdAt is when the session began: the record's created_at.
+            _c("createdAt", "time", null=False, field="created_at"),
+            _c("updatedAt", "time", null=False, managed="updated"),
+        ),
+        user_column="userId",
+    )
+    verification = TableSpec(
+        "VerificationToken",
+        (
+            _c("identifier", "text", null=False, field="identifier"),
+            _c("token", "text", null=False, field="token"),
+            _c("expires", "time", null=False, field="expires"),
+        ),
+        primary_key=("identifier", "token"),
+    )
+    authenticators = TableSpec(
+        "Authenticator",
+        tuple(_authenticator_columns("text")),
+        primary_key=("userId", "credentialID"),
+        user_column="userId",
+    )
+    return Preset(
+        "prisma",
+        {
+            "users": users,
+            "accounts": accounts,
+            "sessions": sessions,
+            "verification_tokens": verification,
+            "authenticators": authenticators,
+        },
+        timezone=False,
+        precision=3,
+        integer_ids=False,
+    )
+
+
+def _drizzle() -> Preset:
+    users = TableSpec(
+        "user",
+        (
+            _c("id", "text", null=False),
+            _c("name", "text", field="name"),
+            _c("email", "text", field="email", unique=True),
+            _c("emailVerified", "time", field="email_verified"),
+            _c("image", "text", field="image"),
+        ),
+        primary_key=("id",),
+    )
+    accounts = TableSpec(
+        "account",
+        tuple(_account_columns("text", "int", "text")),
+        primary_key=("provider", "providerAccountId"),
+        user_column="userId",
+    )
+    sessions = TableSpec(
+        "session",
+        (
+            _c("sessionToken", "text", null=False, field="session_token"),
+            _c("userId", "text", null=False, field="user_id"),
+            _c("expires", "time", null=False, field="expires"),
+        ),
+        primary_key=("sessionToken",),
+        user_column="userId",
+    )
+    authenticators = TableSpec(
+        "authenticator",
+        tuple(_authenticator_columns("text")),
+        primary_key=("userId", "credentialID"),
+        user_column="userId",
+    )
+    return Preset(
+        "drizzle",
+        {
+            "users": users,
+            "accounts": accounts,
+            "sessions": sessions,
+            "verification_tokens": _verification("verificationToken"),
+            "authenticators": authenticators,
+        },
+        timezone=False,
+        precision=None,
+        integer_ids=False,
+    )
+
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {preset.name: preset for preset in (_authjs_pg(), _prisma(), _drizzle())}
+)
+
+
+class Moment(TypeDecorator[datetime]):
+    """An aware UTC datetime to the millisecond, however the column keeps it.
+
+    PostgreSQL: ``timestamptz``, or ``timestamp`` holding UTC (Prisma, Drizzle).
+    SQLite: integer milliseconds since the epoch (Drizzle's ``timestamp_ms``, Prisma's
+    ``DateTime``); ISO text written by other tools is read too.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self, timezone: bool = True, precision: int | None = None) -> None:
+        super().__init__()
+        self.timezone = timezone
+        self.precision = precision
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(
+                postgresql.TIMESTAMP(timezone=self.timezone, precision=self.precision)
+            )
+        return dialect.type_descriptor(DateTime(timezone=self.timezone))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        value = _utc(value)
+        if dialect.name == "sqlite":
+            return (value - _EPOCH) // _MILLISECOND
+        return value if self.timezone else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is not a time")
+        if isinstance(value, int | float):
+            return _utc(_EPOCH + timedelta(milliseconds=value))
+        if isinstance(value, str):
+            return _utc(datetime.fromisoformat(value.replace(" ", "T")))
+        if isinstance(value, datetime):
+            return _utc(value)
+        raise ValueError(f"{value!r} is not a time")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def _sql_type(logical: Logical, preset: Preset) -> TypeEngine[Any]:
+    if logical == "serial" or logical == "int":
+        return Integer()
+    if logical == "bigint":
+        return BigInteger()
+    if logical == "varchar":
+        return String(255)
+    if logical == "bool":
+        return Boolean()
+    if logical == "time":
+        return Moment(timezone=preset.timezone, precision=preset.precision)
+    return Text()
+
+
+def _table(metadata: MetaData, spec: TableSpec, preset: Preset) -> Table:
+    columns = [
+        Column(
+            column.name,
+            _sql_type(column.type, preset),
+            nullable=column.nullable,
+            unique=column.unique or None,
+            autoincrement=column.type == "serial",
+            key=column.name,
+        )
+        for column in spec.columns
+    ]
+    constraints: list[Any] = []
+    if spec.primary_key:
+        constraints.append(PrimaryKeyConstraint(*spec.primary_key))
+    constraints.extend(UniqueConstraint(*names) for names in spec.unique)
+    table = Table(spec.name, metadata, *columns, *constraints)
+    if spec.user_column:
+        Index(f"{spec.name}_{spec.user_column}_idx", table.c[spec.user_column])
+    return table
+
+
+def build_metadata(preset: Preset) -> tuple[MetaData, dict[str, Table]]:
+    """The preset's tables and ours, as SQLAlchemy ``Table`` objects by kind.
+
+    Kinds: those of :data:`KINDS`, and ``"extra"``, ``"revocations"``, ``"rate_limits"``.
+    """
+    metadata = MetaData()
+    tables: dict[str, Table] = {
+        kind: _table(metadata, preset.tables[kind], preset) for kind in KINDS
+    }
+    tables["extra"] = Table(
+        EXTRA,
+        metadata,
+        # Insertion order, which orders records created at one moment.
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("kind", Text, nullable=False),
+        Column("key", Text, nullable=False),
+        # The user the record belongs to, so that delete_user finds what to delete.
+        Column("user_id", Text, nullable=True, index=True),
+        Column("data", Text, nullable=False),
+        UniqueConstraint("kind", "key", name=f"{EXTRA}_kind_key"),
+    )
+    tables["revocations"] = Table(
+        REVOCATIONS,
+        metadata,
+        Column("user_id", Text, primary_key=True),
+        Column("revoked_before", Moment(timezone=True), nullable=False),
+    )
+    tables["rate_limits"] = Table(
+        RATE_LIMITS,
+        metadata,
+        Column("key", Text, primary_key=True),
+        Column("count", BigInteger, nullable=False),
+        Column("expires", Double, nullable=False, index=True),
+    )
+    return metadata, tables
+
+
+# -- checking existing tables ------------------------------------------------------------
+
+#: What a reflected column type is, broadly.
+Family = Literal["text", "integer", "number", "timestamp", "timestamptz", "bool", "other"]
+
+
+def type_family(type_: TypeEngine[Any]) -> Family:
+    """The broad family of a reflected column type."""
+    from sqlalchemy import types
+
+    if isinstance(type_, types.Boolean):
+        return "bool"
+    if isinstance(type_, types.Integer):
+        return "integer"
+    if isinstance(type_, types.DateTime):
+        return "timestamptz" if getattr(type_, "timezone", False) else "timestamp"
+    if isinstance(type_, types.String):
+        return "text"
+    if isinstance(type_, types.Float | types.Numeric):
+        return "number"
+    return "other"
+
+
+def expected_types(declared: TypeEngine[Any], dialect: str) -> frozenset[Family]:
+    """The families an existing column may have where we declare ``declared``."""
+    if isinstance(declared, Moment):
+        if dialect == "sqlite":
+            # SQLite keeps any value in any column: what counts is the declared affinity.
+            return frozenset({"integer", "timestamp", "timestamptz", "number"})
+        return frozenset({"timestamptz" if declared.timezone else "timestamp"})
+    family = type_family(declared)
+    if family == "bool" and dialect == "sqlite":
+        return frozenset({"bool", "integer"})
+    return frozenset({family})

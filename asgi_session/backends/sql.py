@@ -1,0 +1,1390 @@
+"""Users, accounts, sessions, verification tokens and passkeys in PostgreSQL or SQLite,
+in the tables Auth.js's SQL adapters use.
+
+``schema`` names the layout (see :mod:`asgi_session.backends._sql_schema` for where
+each comes from): ``"drizzle"`` (the default), ``"prisma"`` or ``"authjs-pg"``. Rows are
+written as those adapters write them, so a Next.js app and a Python app can share one
+database. Fields a table has no column for (a session's ``lastSeenAt``, a passkey's
+``name``, an app's own fields) go to a side table, ``asgi_session_extra``, as JSON, and
+come back exactly as on MongoDB; columns an app added to a table itself are read and
+written as fields of their own name (``User.extra``).
+
+SQLAlchemy's asynchronous Core, over asyncpg or aiosqlite
+(``pip install 'asgi-session[sql]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+
+from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+except ImportError as missing:  # pragma: no cover - depends on the installed extras
+    raise ConfigurationError(
+        "SQLAdapter needs SQLAlchemy with asyncpg or aiosqlite: pip install 'asgi-session[sql]'"
+    ) from missing
+
+from asgi_session.backends import _records as records
+from asgi_session.backends._adapter import (
+    AccountInput,
+    AuthenticatorInput,
+    SessionInput,
+    UserInput,
+    VerificationTokenInput,
+)
+from asgi_session.backends._sql_schema import (
+    DEFAULT_PRESET,
+    KINDS,
+    PRESETS,
+    Preset,
+    TableSpec,
+    build_metadata,
+    expected_types,
+    type_family,
+)
+from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+
+    from asgi_session._ratelimit import Window
+
+__all__ = ["SQLAdapter", "SQLRateLimitStore"]
+
+_logger = logging.getLogger("asgi_session")
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+# A row as SQLAlchemy gives it, or a dict of its columns.
+_RowData = Mapping[Any, Any]
+
+# Ids written by Prisma (cuid, cuid2) and Drizzle (UUID): found as they are.
+_TEXT_ID = re.compile(
+    r"c[a-z0-9]{24}|[a-z][a-z0-9]{23,31}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+_MAX_SERIAL = 2**31 - 1
+_ID_BYTES = 12  # 24 hex digits, the shape every adapter of this package gives ids
+# Ended rate limit windows are deleted at most this often (seconds).
+_RATE_LIMIT_SWEEP = 60.0
+# Keys of the JSON kept in asgi_session_extra for values JSON has no type for.
+_DATE = "$date"
+_BYTES = "$bytes"
+
+
+def _prepared(
+    method: Callable[Concatenate[SQLAdapter, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[SQLAdapter, _P], Coroutine[Any, Any, _T]]:
+    """Have the tables ready (and the app's own columns known) before the first call."""
+
+    async def prepared(self: SQLAdapter, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if not self._ready:
+            await self._first_use()
+        return await method(self, *args, **kwargs)
+
+    functools.update_wrapper(prepared, method)  # its name and docstring
+    return prepared
+
+
+class SQLAdapter:
+    """An :class:`~asgi_session.backends.Adapter` (and
+    :class:`~asgi_session.backends.AuthenticatorStore`) over PostgreSQL or SQLite.
+
+    ``database`` is a URL (``postgresql+asyncpg://user@host/db``,
+    ``sqlite+aiosqlite:///auth.db``) or an ``AsyncEngine`` of your own; ``schema`` the
+    table layout: ``"drizzle"`` (default), ``"prisma"`` or ``"authjs-pg"``.
+
+    Tables are created on first use when missing (:meth:`create_tables`), never altered:
+    an existing table whose columns do not fit the preset is a
+    :class:`~asgi_session.errors.ConfigurationError` naming the table, the column and
+    the preset. :attr:`metadata` holds every table, for an app's own migrations.
+
+    Every call either finishes or raises
+    :class:`~asgi_session.errors.BackendUnavailableError` within ``operation_timeout``
+    seconds; the pool checks connections before use (``pool_pre_ping``, for engines
+    made here), so the adapter recovers by itself once the database is back. On SQLite,
+    calls of one adapter run one at a time (one writer, as SQLite allows).
+    """
+
+    def __init__(
+        self,
+        database: str | AsyncEngine,
+        *,
+        schema: str = DEFAULT_PRESET,
+        operation_timeout: float = 5.0,
+    ) -> None:
+        preset = PRESETS.get(schema) if isinstance(schema, str) else None
+        if preset is None:
+            known = ", ".join(repr(name) for name in PRESETS)
+            raise ConfigurationError(f"SQLAdapter(schema={schema!r}) must be one of {known}")
+        if not operation_timeout > 0:
+            raise ConfigurationError("operation_timeout must be a positive number of seconds")
+        self._timeout = float(operation_timeout)
+        self._engine, self._owns_engine = _engine(database, self._timeout)
+        self._dialect = self._engine.dialect.name
+        if self._dialect == "sqlite":
+            sa.event.listen(self._engine.sync_engine, "connect", _sqlite_settings)
+        self._preset: Preset = preset
+        self.metadata, self._tables = build_metadata(preset)
+        # The tables as they are, the app's own columns included: set by _prepare.
+        self._live: dict[str, sa.Table] = dict(self._tables)
+        self._columns: dict[str, dict[str, str]] = {
+            kind: dict(preset.tables[kind].fields) for kind in KINDS
+        }
+        self._insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        self._serial = asyncio.Lock() if self._dialect == "sqlite" else None
+        self._ready = False
+        self._ready_lock = asyncio.Lock()
+        self._unreachable = False
+        self._rate_limit_store: SQLRateLimitStore | None = None
+        self._session_and_user_query: Any = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine the adapter runs on."""
+        return self._engine
+
+    @property
+    def schema(self) -> str:
+        """The name of the table layout (preset) in use."""
+        return self._preset.name
+
+    async def close(self) -> None:
+        """Close the connections of an engine the adapter made from a URL."""
+        if self._owns_engine:
+            await self._engine.dispose()
+
+    # -- setup -------------------------------------------------------------------------
+
+    async def create_tables(self) -> None:
+        """Create the tables that are missing (only those), then :meth:`check_tables`.
+
+        Safe to call any number of times, and from several processes at start-up.
+        """
+        await self._prepare(create=True)
+
+    async def check_tables(self) -> None:
+        """Check that every table exists with columns of the preset's types.
+
+        Raises :class:`~asgi_session.errors.ConfigurationError` naming the table, the
+        column and the preset otherwise. Columns an app added are kept, and read.
+        """
+        await self._prepare(create=False)
+
+    async def ensure_indexes(self) -> None:
+        """What the adapter contract calls at start-up: :meth:`create_tables`."""
+        await self.create_tables()
+
+    def rate_limit_store(self) -> SQLRateLimitStore:
+        """Rate limit counters in this database (``asgi_session_rate_limits``): what
+        ``AuthConfig(adapter=...)`` counts in by default, so every app instance sharing
+        the database shares the limits. The same store each time."""
+        if self._rate_limit_store is None:
+            self._rate_limit_store = SQLRateLimitStore(self)
+        return self._rate_limit_store
+
+    async def _prepare(self, *, create: bool) -> None:
+        async with self._ready_lock:
+            await self._prepare_unlocked(create)
+
+    async def _first_use(self) -> None:
+        """Create the missing tables, once, before the first call that needs them."""
+        async with self._ready_lock:
+            if not self._ready:
+                await self._prepare_unlocked(True)
+
+    async def _prepare_unlocked(self, create: bool) -> None:
+        extra_columns = await self._guarded(lambda: self._inspect(create))
+        self._adopt(extra_columns)
+        self._ready = True
+
+    async def _inspect(self, create: bool) -> dict[str, list[sa.Column[Any]]]:
+        async with self._connection() as connection:
+            return await connection.run_sync(self._inspect_sync, create)
+
+    def _inspect_sync(
+        self, connection: Connection, create: bool
+    ) -> dict[str, list[sa.Column[Any]]]:
+        if create:
+            self.metadata.create_all(connection, checkfirst=True)
+        inspector = sa.inspect(connection)
+        existing = set(inspector.get_table_names())
+        extra_columns: dict[str, list[sa.Column[Any]]] = {}
+        for kind, table in self._tables.items():
+            if table.name not in existing:
+                raise ConfigurationError(
+                    f"table {table.name!r} of the {self.schema!r} preset does not exist: "
+                    "call `await adapter.create_tables()`, or create it in your migrations"
+                )
+            found = {column["name"]: column for column in inspector.get_columns(table.name)}
+            for column in table.columns:
+                self._check_column(table.name, column, found.get(column.name))
+            if kind in KINDS:
+                extra_columns[kind] = [
+                    sa.Column(name, info["type"], nullable=info.get("nullable", True))
+                    for name, info in found.items()
+                    if name not in table.c
+                ]
+        return extra_columns
+
+    def _check_column(
+        self, table: str, column: sa.Column[Any], found: Mapping[str, Any] | None
+    ) -> None:
+        if found is None:
+            raise ConfigurationError(
+                f"table {table!r} has no column {column.name!r}, which the {self.schema!r} "
+                "preset needs: add it, or choose the preset the table was made for "
+                f"(one of {', '.join(repr(name) for name in PRESETS)})"
+            )
+        allowed = expected_types(column.type, self._dialect)
+        if type_family(found["type"]) not in allowed:
+            raise ConfigurationError(
+                f"column {column.name!r} of table {table!r} is {found['type']}, where the "
+                f"{self.schema!r} preset keeps {' or '.join(sorted(allowed))}: "
+                "fix the column type, or choose the preset the table was made for"
+            )
+
+    def _adopt(self, extra_columns: Mapping[str, list[sa.Column[Any]]]) -> None:
+        """Read and write the app's own columns as fields of their own name."""
+        self._session_and_user_query = None  # built again over the tables as they are
+        for kind in KINDS:
+            own = extra_columns.get(kind, [])
+            spec = self._preset.tables[kind]
+            fields = dict(spec.fields)
+            table = self._tables[kind]
+            if own:
+                table = table.to_metadata(sa.MetaData())
+                for column in own:
+                    table.append_column(column)
+                    fields.setdefault(column.name, column.name)
+            self._live[kind] = table
+            self._columns[kind] = fields
+
+    # -- users -------------------------------------------------------------------------
+
+    @_prepared
+    async def create_user(self, user: UserInput) -> User:
+        """Store a new user with the fields given. An ``id`` of 24 hex digits is kept
+        (where ids are text), else one is made; on ``"authjs-pg"`` the database numbers
+        users.
+
+        Raises :class:`DuplicateRecordError` when another user has the same email (or
+        the given id).
+        """
+        chosen, fields = records.user_input(user, parse_id=records.hex_id)
+        row, extra = self._split("users", fields)
+        if not self._preset.integer_ids:
+            row["id"] = chosen or _new_id()
+        self._stamp("users", row, created=True)
+        users = self._live["users"]
+
+        async def create(connection: AsyncConnection) -> User:
+            stored = (await connection.execute(users.insert().values(row).returning(users))).one()
+            user_id = str(stored.id)
+            if extra:
+                await self._put_extra(connection, "user", user_id, user_id, extra)
+            return self._user(stored._mapping, extra)
+
+        return await self._run(
+            create, duplicate={"id": records.DUPLICATE_USER_ID, "email": records.DUPLICATE_EMAIL}
+        )
+
+    @_prepared
+    async def get_user(self, id: str) -> User | None:
+        """The user with this id, or ``None``."""
+        user_id = self._user_id(id)
+        if user_id is None:
+            return None
+        return await self._find_user(self._live["users"].c.id == self._id_value(user_id))
+
+    @_prepared
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The user with exactly this email, or ``None``."""
+        if not isinstance(email, str):
+            return None
+        return await self._find_user(self._live["users"].c.email == email)
+
+    @_prepared
+    async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> User | None:
+        """The user a provider account is linked to, in one round trip."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        users, accounts = self._live["users"], self._live["accounts"]
+        joined = accounts.join(users, users.c.id == accounts.c.userId)
+        return await self._find_user(
+            sa.and_(
+                accounts.c.provider == provider,
+                accounts.c.providerAccountId == provider_account_id,
+            ),
+            joined,
+        )
+
+    @_prepared
+    async def update_user(self, user: UserInput) -> User | None:
+        """Set the given fields of the user named by ``id``; ``None`` when there is none.
+
+        Columns the update does not name are left as they are. Raises
+        :class:`DuplicateRecordError` when the new email belongs to another user.
+        """
+        user_id, changes = records.user_input(user, parse_id=self._user_id)
+        if user_id is None:
+            return None
+        if not changes:
+            return await self.get_user(user_id)
+        users = self._live["users"]
+        row, extra = self._split("users", changes)
+        if row:
+            self._stamp("users", row, created=False)
+        where = users.c.id == self._id_value(user_id)
+
+        async def update(connection: AsyncConnection) -> User | None:
+            stored = await self._update_row(connection, users, where, row)
+            if stored is None:
+                return None
+            merged = await self._merge_extra(connection, "user", user_id, user_id, extra)
+            return self._user(stored, merged)
+
+        return await self._run(update, duplicate={"email": records.DUPLICATE_EMAIL})
+
+    @_prepared
+    async def delete_user(self, id: str) -> User | None:
+        """Delete the user with their sessions, linked accounts, authenticators and
+        extra fields, in one transaction; returns the user."""
+        user_id = self._user_id(id)
+        if user_id is None:
+            return None
+        value = self._id_value(user_id)
+        users, extra = self._live["users"], self._tables["extra"]
+
+        async def delete(connection: AsyncConnection) -> User | None:
+            stored = (
+                await connection.execute(users.delete().where(users.c.id == value).returning(users))
+            ).first()
+            if stored is None:
+                return None
+            extras = await connection.execute(
+                extra.delete()
+                .where(sa.or_(extra.c.user_id == user_id, _extra_key(extra, "user", user_id)))
+                .returning(extra.c.kind, extra.c.key, extra.c.data)
+            )
+            fields = next(
+                (_load(row.data) for row in extras if (row.kind, row.key) == ("user", user_id)),
+                {},
+            )
+            for kind in ("accounts", "sessions", "authenticators"):
+                table = self._live[kind]
+                await connection.execute(table.delete().where(table.c.userId == value))
+            return self._user(stored._mapping, fields)
+
+        return await self._run(delete)
+
+    async def _find_user(
+        self, where: sa.ColumnElement[bool], source: sa.FromClause | None = None
+    ) -> User | None:
+        users, extra = self._live["users"], self._tables["extra"]
+        joined = (source if source is not None else users).outerjoin(
+            extra, sa.and_(extra.c.kind == "user", extra.c.key == self._id_text(users.c.id))
+        )
+        query = sa.select(users, extra.c.data.label("__extra")).select_from(joined)
+        found = await self._run(lambda c: _first(c, query.where(where).limit(1)))
+        if found is None:
+            return None
+        return self._user(found, _load(found["__extra"]))
+
+    # -- accounts ----------------------------------------------------------------------
+
+    @_prepared
+    async def link_account(self, account: AccountInput) -> Account:
+        """Link a provider account to a user.
+
+        Raises :class:`DuplicateRecordError` when this (provider, provider account id) is
+        already linked, and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.account_input`).
+        """
+        fields = records.account_input(account, parse_id=self._user_id)
+        row, extra = self._split("accounts", fields)
+        if "id" not in self._live["accounts"].c:
+            extra["id"] = _new_id()
+        self._stamp("accounts", row, created=True)
+        key = _account_key(fields["provider"], fields["provider_account_id"])
+        accounts = self._live["accounts"]
+
+        async def link(connection: AsyncConnection) -> Account:
+            stored = (
+                await connection.execute(accounts.insert().values(row).returning(accounts))
+            ).one()
+            await self._put_extra(connection, "account", key, fields["user_id"], extra)
+            return self._account(stored._mapping, dict(extra))
+
+        return await self._run(
+            link,
+            duplicate={
+                "provider": records.DUPLICATE_ACCOUNT,
+                "providerAccountId": records.DUPLICATE_ACCOUNT,
+            },
+        )
+
+    @_prepared
+    async def unlink_account(self, *, provider: str, provider_account_id: str) -> Account | None:
+        """Remove a linked account; returns it, or ``None`` when it was not linked."""
+        where = self._account_where(provider, provider_account_id)
+        if where is None:
+            return None
+        accounts = self._live["accounts"]
+        key = _account_key(provider, provider_account_id)
+
+        async def unlink(connection: AsyncConnection) -> Account | None:
+            stored = (
+                await connection.execute(accounts.delete().where(where).returning(accounts))
+            ).first()
+            fields = await self._drop_extra(connection, "account", key)
+            return self._account(stored._mapping, fields) if stored is not None else None
+
+        return await self._run(unlink)
+
+    @_prepared
+    async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None:
+        """The linked account, or ``None``."""
+        where = self._account_where(provider, provider_account_id)
+        if where is None:
+            return None
+        key = _account_key(provider, provider_account_id)
+        found = await self._run(lambda c: self._find(c, "accounts", "account", key, where))
+        return self._account(*found) if found is not None else None
+
+    @_prepared
+    async def update_account(
+        self, *, provider: str, provider_account_id: str, data: Mapping[str, Any]
+    ) -> Account | None:
+        """Update stored token fields (``access_token``, ``refresh_token``, ``expires_at``...).
+
+        The fields naming the account and its user cannot change, nor ``type`` become
+        ``None`` (``ValueError``). Returns the updated account, or ``None`` when it is
+        not linked.
+        """
+        changes = records.account_changes(data)
+        where = self._account_where(provider, provider_account_id)
+        if where is None:
+            return None
+        key = _account_key(provider, provider_account_id)
+        row, extra = self._split("accounts", changes)
+        if row:
+            self._stamp("accounts", row, created=False)
+        accounts = self._live["accounts"]
+
+        async def update(connection: AsyncConnection) -> Account | None:
+            stored = await self._update_row(connection, accounts, where, row)
+            if stored is None:
+                return None
+            merged = await self._merge_extra(
+                connection, "account", key, str(stored["userId"]), extra
+            )
+            return self._account(stored, merged)
+
+        return await self._run(update)
+
+    def _account_where(self, provider: object, provider_account_id: object) -> Any:
+        """The condition finding one linked account; ``None`` when the key is not two
+        strings."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        accounts = self._live["accounts"]
+        return sa.and_(
+            accounts.c.provider == provider, accounts.c.providerAccountId == provider_account_id
+        )
+
+    # -- sessions ----------------------------------------------------------------------
+
+    @_prepared
+    async def create_session(self, session: SessionInput) -> SessionRecord:
+        """Store a database session. ``created_at`` defaults to now and ``last_seen_at``
+        to ``created_at``.
+
+        Raises :class:`DuplicateRecordError` when the token exists and ``ValueError`` for
+        invalid input (see :func:`~asgi_session.backends._records.session_input`).
+        """
+        fields = records.session_input(session, parse_id=self._user_id)
+        row, extra = self._split("sessions", fields)
+        sessions = self._live["sessions"]
+        if "id" not in sessions.c:
+            extra["id"] = _new_id()
+        self._stamp("sessions", row, created=True)
+        token = fields["session_token"]
+
+        async def create(connection: AsyncConnection) -> SessionRecord:
+            stored = (
+                await connection.execute(sessions.insert().values(row).returning(sessions))
+            ).one()
+            await self._put_extra(connection, "session", token, fields["user_id"], extra)
+            return self._session(stored._mapping, dict(extra))
+
+        return await self._run(create, duplicate={"sessionToken": records.DUPLICATE_SESSION})
+
+    @_prepared
+    async def get_session_and_user(self, session_token: str) -> tuple[SessionRecord, User] | None:
+        """The session and its user, in one round trip (one join); ``None`` when either is
+        missing. Expiry is not checked: the caller decides."""
+        if not isinstance(session_token, str):
+            return None
+        sessions, users = self._live["sessions"], self._live["users"]
+        query = self._session_and_user_query
+        if query is None:
+            query = self._session_and_user_query = self._build_session_and_user_query()
+        found = await self._run(lambda c: _first(c, query, {"token": session_token}))
+        if found is None:
+            return None
+        session_row = {column.name: found[f"s_{column.name}"] for column in sessions.c}
+        user_row = {column.name: found[f"u_{column.name}"] for column in users.c}
+        return (
+            self._session(session_row, _load(found["s__extra"])),
+            self._user(user_row, _load(found["u__extra"])),
+        )
+
+    def _build_session_and_user_query(self) -> Any:
+        """The join :meth:`get_session_and_user` runs, built once (the tables as they are,
+        the app's own columns included, are known by then): building it anew took most
+        of a lookup's time."""
+        sessions, users = self._live["sessions"], self._live["users"]
+        session_extra = self._tables["extra"].alias("session_extra")
+        user_extra = self._tables["extra"].alias("user_extra")
+        joined = (
+            sessions.join(users, users.c.id == sessions.c.userId)
+            .outerjoin(session_extra, _extra_key(session_extra, "session", sessions.c.sessionToken))
+            .outerjoin(user_extra, _extra_key(user_extra, "user", self._id_text(users.c.id)))
+        )
+        return (
+            sa.select(
+                *(column.label(f"s_{column.name}") for column in sessions.c),
+                *(column.label(f"u_{column.name}") for column in users.c),
+                session_extra.c.data.label("s__extra"),
+                user_extra.c.data.label("u__extra"),
+            )
+            .select_from(joined)
+            .where(sessions.c.sessionToken == sa.bindparam("token"))
+            .limit(1)
+        )
+
+    @_prepared
+    async def get_session(self, session_token: str) -> SessionRecord | None:
+        """The session alone, without its user, or ``None``: what a session cache that
+        holds the user already needs. Expiry is not checked."""
+        if not isinstance(session_token, str):
+            return None
+        where = self._live["sessions"].c.sessionToken == session_token
+        found = await self._run(
+            lambda c: self._find(c, "sessions", "session", session_token, where)
+        )
+        return self._session(*found) if found is not None else None
+
+    @_prepared
+    async def update_session(self, session: SessionInput) -> SessionRecord | None:
+        """Set the given fields of the session named by ``session_token``.
+
+        Returns the updated session, or ``None`` when there is none. The token itself
+        cannot change; ``expires`` and ``user_id`` cannot become ``None``.
+        """
+        token, changes = records.session_changes(session, parse_id=self._user_id)
+        if token is None:
+            return None
+        sessions = self._live["sessions"]
+        row, extra = self._split("sessions", changes)
+        if row:
+            self._stamp("sessions", row, created=False)
+        where = sessions.c.sessionToken == token
+
+        async def update(connection: AsyncConnection) -> SessionRecord | None:
+            stored = await self._update_row(connection, sessions, where, row)
+            if stored is None:
+                return None
+            merged = await self._merge_extra(
+                connection, "session", token, str(stored["userId"]), extra
+            )
+            return self._session(stored, merged)
+
+        return await self._run(update)
+
+    @_prepared
+    async def delete_session(self, session_token: str) -> SessionRecord | None:
+        """Delete a session; returns it, or ``None`` when there was none."""
+        if not isinstance(session_token, str):
+            return None
+        sessions = self._live["sessions"]
+        where = sessions.c.sessionToken == session_token
+
+        async def delete(connection: AsyncConnection) -> SessionRecord | None:
+            stored = (
+                await connection.execute(sessions.delete().where(where).returning(sessions))
+            ).first()
+            fields = await self._drop_extra(connection, "session", session_token)
+            return self._session(stored._mapping, fields) if stored is not None else None
+
+        return await self._run(delete)
+
+    @_prepared
+    async def list_sessions(self, user_id: str) -> list[SessionRecord]:
+        """The user's sessions, newest first (those created at one moment, the last
+        created first; any without ``created_at`` last), expired ones included."""
+        wanted = self._user_id(user_id)
+        if wanted is None:
+            return []
+        where = self._live["sessions"].c.userId == self._id_value(wanted)
+        found = await self._run(lambda c: self._find_all(c, "sessions", "session", where))
+        listed = [(self._session(row, fields), order) for row, fields, order in found]
+        listed.sort(key=_newest_first)
+        return [session for session, _ in listed]
+
+    @_prepared
+    async def delete_sessions(self, user_id: str, *, except_token: str | None = None) -> int:
+        """Delete the user's sessions, except ``except_token``'s; returns how many went."""
+        wanted = self._user_id(user_id)
+        if wanted is None:
+            return 0
+        sessions, extra = self._live["sessions"], self._tables["extra"]
+        where = sessions.c.userId == self._id_value(wanted)
+        if except_token is not None:
+            where = sa.and_(where, sessions.c.sessionToken != str(except_token))
+
+        async def delete(connection: AsyncConnection) -> int:
+            tokens = list(
+                (
+                    await connection.execute(
+                        sessions.delete().where(where).returning(sessions.c.sessionToken)
+                    )
+                ).scalars()
+            )
+            if tokens:
+                await connection.execute(
+                    extra.delete().where(extra.c.kind == "session", extra.c.key.in_(tokens))
+                )
+            return len(tokens)
+
+        return await self._run(delete)
+
+    # -- verification tokens -----------------------------------------------------------
+
+    @_prepared
+    async def create_verification_token(
+        self, verification_token: VerificationTokenInput
+    ) -> VerificationToken:
+        """Store a single-use token (``identifier``, hashed ``token``, ``expires``).
+
+        Other fields are dropped. Raises :class:`DuplicateRecordError` when the same
+        identifier and token are stored already, and ``ValueError`` when a field is
+        missing or of the wrong type.
+        """
+        created = records.verification_input(verification_token)
+        tokens = self._live["verification_tokens"]
+        values = {
+            "identifier": created.identifier,
+            "token": created.token,
+            "expires": created.expires,
+        }
+        await self._run(
+            lambda c: c.execute(tokens.insert().values(values)),
+            duplicate={
+                "identifier": records.DUPLICATE_VERIFICATION,
+                "token": records.DUPLICATE_VERIFICATION,
+            },
+        )
+        return created
+
+    @_prepared
+    async def use_verification_token(
+        self, *, identifier: str, token: str
+    ) -> VerificationToken | None:
+        """Delete and return the token, in one ``DELETE ... RETURNING``: of concurrent
+        uses, one gets it. Expiry is not checked."""
+        if not isinstance(identifier, str) or not isinstance(token, str):
+            return None
+        tokens = self._live["verification_tokens"]
+        statement = (
+            tokens.delete()
+            .where(tokens.c.identifier == identifier, tokens.c.token == token)
+            .returning(tokens.c.identifier, tokens.c.token, tokens.c.expires)
+        )
+        found = await self._run(lambda c: _first(c, statement))
+        return records.verification_record(found) if found is not None else None
+
+    @_prepared
+    async def delete_verification_tokens(self, identifier: str) -> int:
+        """Delete every token of ``identifier``; how many there were."""
+        if not isinstance(identifier, str):
+            return 0
+        tokens = self._live["verification_tokens"]
+        statement = (
+            tokens.delete().where(tokens.c.identifier == identifier).returning(tokens.c.token)
+        )
+        deleted = await self._run(lambda c: _all(c, statement))
+        return len(deleted)
+
+    # -- authenticators (passkeys) -----------------------------------------------------
+
+    @_prepared
+    async def create_authenticator(self, authenticator: AuthenticatorInput) -> Authenticator:
+        """Register a passkey. ``created_at`` defaults to now.
+
+        Raises :class:`DuplicateRecordError` when the credential id is registered already,
+        and ``ValueError`` for invalid input (see
+        :func:`~asgi_session.backends._records.authenticator_input`).
+        """
+        fields = records.authenticator_input(authenticator, parse_id=self._user_id)
+        row, extra = self._split("authenticators", fields)
+        table = self._live["authenticators"]
+        credential_id = fields["credential_id"]
+
+        async def create(connection: AsyncConnection) -> Authenticator:
+            stored = (await connection.execute(table.insert().values(row).returning(table))).one()
+            await self._put_extra(
+                connection, "authenticator", credential_id, fields["user_id"], extra
+            )
+            return self._authenticator(stored._mapping, dict(extra))
+
+        return await self._run(
+            create,
+            duplicate={
+                "credentialID": records.DUPLICATE_AUTHENTICATOR,
+                "userId": records.DUPLICATE_AUTHENTICATOR,
+            },
+        )
+
+    @_prepared
+    async def get_authenticator(self, credential_id: str) -> Authenticator | None:
+        """The authenticator with this credential id, or ``None``."""
+        if not isinstance(credential_id, str):
+            return None
+        where = self._live["authenticators"].c.credentialID == credential_id
+        found = await self._run(
+            lambda c: self._find(c, "authenticators", "authenticator", credential_id, where)
+        )
+        return self._authenticator(*found) if found is not None else None
+
+    @_prepared
+    async def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]:
+        """The user's authenticators, oldest first (any without ``created_at`` first;
+        those registered at one moment in the order they were)."""
+        wanted = self._user_id(user_id)
+        if wanted is None:
+            return []
+        where = self._live["authenticators"].c.userId == self._id_value(wanted)
+        found = await self._run(
+            lambda c: self._find_all(c, "authenticators", "authenticator", where)
+        )
+        listed = [(self._authenticator(row, fields), order) for row, fields, order in found]
+        listed.sort(key=_oldest_first)
+        return [authenticator for authenticator, _ in listed]
+
+    @_prepared
+    async def update_authenticator_counter(
+        self, credential_id: str, counter: int, *, used_at: datetime | None = None
+    ) -> Authenticator | None:
+        """Store ``counter`` (and ``used_at`` as ``last_used_at``) if the stored counter
+        is lower, or both are 0; returns the updated authenticator.
+
+        ``None`` when there is no such credential or the counter does not go up: a
+        cloned authenticator, or an assertion replayed. One ``UPDATE`` whose ``WHERE``
+        holds the condition, so of concurrent calls with one counter, one wins, on any
+        number of app instances. Raises ``ValueError`` for a counter or time of the
+        wrong type.
+        """
+        counter, used_at = records.counter_input(counter, used_at)
+        if not isinstance(credential_id, str):
+            return None
+        table = self._live["authenticators"]
+        changes: dict[str, Any] = {"counter": counter}
+        if used_at is not None:
+            changes["last_used_at"] = used_at
+        row, extra = self._split("authenticators", changes)
+        where = sa.and_(
+            table.c.credentialID == credential_id,
+            table.c.counter < counter if counter else table.c.counter <= 0,
+        )
+
+        async def update(connection: AsyncConnection) -> Authenticator | None:
+            stored = await self._update_row(connection, table, where, row)
+            if stored is None:
+                return None
+            merged = await self._merge_extra(
+                connection, "authenticator", credential_id, str(stored["userId"]), extra
+            )
+            return self._authenticator(stored, merged)
+
+        return await self._run(update)
+
+    @_prepared
+    async def update_authenticator(
+        self, credential_id: str, data: Mapping[str, Any]
+    ) -> Authenticator | None:
+        """Set the given fields (``name``, mostly); ``None`` when there is no such credential.
+
+        The fields naming the credential, its user, its key and its counter cannot change
+        (``ValueError``; see :func:`~asgi_session.backends._records.authenticator_changes`).
+        """
+        changes = records.authenticator_changes(data)
+        if not isinstance(credential_id, str):
+            return None
+        table = self._live["authenticators"]
+        row, extra = self._split("authenticators", changes)
+        where = table.c.credentialID == credential_id
+
+        async def update(connection: AsyncConnection) -> Authenticator | None:
+            stored = await self._update_row(connection, table, where, row)
+            if stored is None:
+                return None
+            merged = await self._merge_extra(
+                connection, "authenticator", credential_id, str(stored["userId"]), extra
+            )
+            return self._authenticator(stored, merged)
+
+        return await self._run(update)
+
+    @_prepared
+    async def delete_authenticator(self, credential_id: str) -> Authenticator | None:
+        """Delete an authenticator; returns it, or ``None`` when there was none."""
+        if not isinstance(credential_id, str):
+            return None
+        table = self._live["authenticators"]
+        where = table.c.credentialID == credential_id
+
+        async def delete(connection: AsyncConnection) -> Authenticator | None:
+            stored = (
+                await connection.execute(table.delete().where(where).returning(table))
+            ).first()
+            fields = await self._drop_extra(connection, "authenticator", credential_id)
+            return self._authenticator(stored._mapping, fields) if stored is not None else None
+
+        return await self._run(delete)
+
+    # -- JWT revocation ----------------------------------------------------------------
+
+    @_prepared
+    async def revoke_tokens_issued_before(self, user_id: str, when: datetime) -> None:
+        """Revoke the user's tokens issued before ``when``. The cut-off only moves forward
+        (one upsert keeping the later time).
+
+        Any non-empty string is a user id here: users who signed in with credentials in
+        JWT mode need not be stored.
+        """
+        user_id, cutoff = records.revocation_input(user_id, when)
+        table = self._tables["revocations"]
+        statement = self._insert(table).values(user_id=user_id, revoked_before=cutoff)
+        later = (sa.func.greatest if self._dialect == "postgresql" else sa.func.max)(
+            table.c.revoked_before, statement.excluded.revoked_before
+        )
+        upsert = statement.on_conflict_do_update(
+            index_elements=[table.c.user_id], set_={"revoked_before": later}
+        )
+        await self._run(lambda c: c.execute(upsert))
+
+    @_prepared
+    async def tokens_revoked_before(self, user_id: str) -> datetime | None:
+        """The user's revocation cut-off, or ``None`` when nothing was revoked."""
+        if not isinstance(user_id, str):
+            return None
+        table = self._tables["revocations"]
+        query = sa.select(table.c.revoked_before).where(table.c.user_id == user_id)
+        found = await self._run(lambda c: _first(c, query))
+        return found["revoked_before"] if found is not None else None
+
+    # -- rows and records --------------------------------------------------------------
+
+    def _user_id(self, value: object) -> str | None:
+        """A user id's one spelling, or ``None`` when no user of this preset has it."""
+        if self._preset.integer_ids:
+            if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 11:
+                number = int(value)
+                return str(number) if 0 < number <= _MAX_SERIAL else None
+            return None
+        hex_id = records.hex_id(value)
+        if hex_id is not None:
+            return hex_id
+        if isinstance(value, str) and _TEXT_ID.fullmatch(value.lower()):
+            return value.lower() if "-" in value else value
+        return None
+
+    def _id_value(self, user_id: str) -> Any:
+        """A parsed user id as the id columns hold it."""
+        return int(user_id) if self._preset.integer_ids else user_id
+
+    def _id_text(self, column: Any) -> Any:
+        """An id column as text, the type of ``asgi_session_extra.key``."""
+        return sa.cast(column, sa.Text) if self._preset.integer_ids else column
+
+    def _split(self, kind: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Python-named fields as column values, and the fields that have no column."""
+        columns = self._columns[kind]
+        spec: TableSpec = self._preset.tables[kind]  # type: ignore[index]
+        row: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for name, value in fields.items():
+            column = columns.get(name)
+            if column is None:
+                extra[name] = value
+                continue
+            described = spec.column(column)
+            if described is not None and described.type in ("int", "bigint", "serial"):
+                value = _whole(value, f"{name}")
+            if name == "user_id" and value is not None:
+                value = self._id_value(value)
+            row[column] = value
+        return row, extra
+
+    def _stamp(self, kind: str, row: dict[str, Any], *, created: bool) -> None:
+        """Fill the times the preset's ORM keeps itself (Prisma's createdAt, updatedAt)."""
+        now = records.utc(datetime.now(UTC))
+        for column in self._preset.tables[kind].columns:  # type: ignore[index]
+            if column.managed == "updated" or (column.managed == "created" and created):
+                row.setdefault(column.name, now)
+
+    def _fields(self, kind: str, row: _RowData, extra: Mapping[str, Any]) -> dict[str, Any]:
+        fields = dict(extra)
+        fields.pop("id", None)
+        for name, column in self._columns[kind].items():
+            if column in row:
+                fields[name] = row[column]
+        if fields.get("user_id") is not None:
+            fields["user_id"] = str(fields["user_id"])
+        return fields
+
+    def _user(self, row: _RowData, extra: _RowData) -> User:
+        return records.user_record(str(row["id"]), self._fields("users", row, extra))
+
+    def _account(self, row: _RowData, extra: Mapping[str, Any]) -> Account:
+        fields = self._fields("accounts", row, extra)
+        key = _account_key(row["provider"], row["providerAccountId"])
+        return records.account_record(_record_id(row, extra, key), fields)
+
+    def _session(self, row: _RowData, extra: Mapping[str, Any]) -> SessionRecord:
+        fields = self._fields("sessions", row, extra)
+        return records.session_record(_record_id(row, extra, row["sessionToken"]), fields)
+
+    def _authenticator(self, row: _RowData, extra: Mapping[str, Any]) -> Authenticator:
+        return records.authenticator_record(self._fields("authenticators", row, extra))
+
+    async def _update_row(
+        self, connection: AsyncConnection, table: sa.Table, where: Any, row: _RowData
+    ) -> _RowData | None:
+        """The row after setting ``row`` (locked for the transaction), or ``None``."""
+        if row:
+            statement: Any = table.update().where(where).values(dict(row)).returning(table)
+        else:
+            statement = sa.select(table).where(where)
+            if self._dialect == "postgresql":
+                statement = statement.with_for_update()
+        found = (await connection.execute(statement)).first()
+        return found._mapping if found is not None else None
+
+    async def _find(
+        self, connection: AsyncConnection, kind: str, extra_kind: str, key: str, where: Any
+    ) -> tuple[_RowData, dict[str, Any]] | None:
+        """One record's row and extra fields, in one query."""
+        table, extra = self._live[kind], self._tables["extra"]
+        query = (
+            sa.select(table, extra.c.data.label("__extra"))
+            .select_from(table.outerjoin(extra, _extra_key(extra, extra_kind, key)))
+            .where(where)
+            .limit(1)
+        )
+        found = await _first(connection, query)
+        return (found, _load(found["__extra"])) if found is not None else None
+
+    async def _find_all(
+        self, connection: AsyncConnection, kind: str, extra_kind: str, where: Any
+    ) -> list[tuple[_RowData, dict[str, Any], int]]:
+        """Rows, extra fields and insertion order of the records ``where`` finds."""
+        table, extra = self._live[kind], self._tables["extra"]
+        key = table.c.sessionToken if kind == "sessions" else table.c.credentialID
+        query = (
+            sa.select(table, extra.c.data.label("__extra"), extra.c.seq.label("__seq"))
+            .select_from(table.outerjoin(extra, _extra_key(extra, extra_kind, key)))
+            .where(where)
+        )
+        rows = await _all(connection, query)
+        return [
+            (row, _load(row["__extra"]), row["__seq"] or int(row.get("id") or 0)) for row in rows
+        ]
+
+    async def _put_extra(
+        self,
+        connection: AsyncConnection,
+        kind: str,
+        key: str,
+        user_id: str,
+        data: Mapping[str, Any],
+    ) -> None:
+        """Store a new record's extra fields, replacing any a record of the same key
+        left behind (a session Auth.js deleted, an account it unlinked)."""
+        extra = self._tables["extra"]
+        if not data:
+            await connection.execute(extra.delete().where(_extra_key(extra, kind, key)))
+            return
+        statement = self._insert(extra).values(
+            kind=kind, key=key, user_id=str(user_id), data=_dump(data)
+        )
+        await connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[extra.c.kind, extra.c.key],
+                set_={"data": statement.excluded.data, "user_id": statement.excluded.user_id},
+            )
+        )
+
+    async def _merge_extra(
+        self,
+        connection: AsyncConnection,
+        kind: str,
+        key: str,
+        user_id: str,
+        changes: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """The record's extra fields with ``changes`` set; read under a row lock."""
+        extra = self._tables["extra"]
+        query: Any = sa.select(extra.c.data).where(_extra_key(extra, kind, key))
+        if self._dialect == "postgresql" and changes:
+            query = query.with_for_update()
+        found = (await connection.execute(query)).scalar()
+        fields = _load(found)
+        if changes:
+            fields.update(changes)
+            await self._put_extra(connection, kind, key, user_id, fields)
+        return fields
+
+    async def _drop_extra(self, connection: AsyncConnection, kind: str, key: str) -> dict[str, Any]:
+        extra = self._tables["extra"]
+        found = (
+            await connection.execute(
+                extra.delete().where(_extra_key(extra, kind, key)).returning(extra.c.data)
+            )
+        ).scalar()
+        return _load(found)
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction; on SQLite, one at a time."""
+        if self._serial is None:
+            async with self._engine.begin() as connection:
+                yield connection
+            return
+        async with self._serial, self._engine.begin() as connection:
+            yield connection
+
+    async def _run(
+        self,
+        work: Callable[[AsyncConnection], Awaitable[_T]],
+        *,
+        duplicate: Mapping[str, str] | None = None,
+    ) -> _T:
+        """Run ``work`` in one transaction, the tables made ready first.
+
+        ``duplicate`` gives the message of the :class:`DuplicateRecordError` raised when
+        a unique key refuses the write, by the key's first column.
+        """
+        if not self._ready:
+            await self._first_use()
+
+        async def transaction() -> _T:
+            async with self._connection() as connection:
+                return await work(connection)
+
+        try:
+            return await self._guarded(transaction)
+        except sa_exc.IntegrityError as exc:
+            raise self._refused(exc, duplicate) from exc
+
+    async def _guarded(self, operation: Callable[[], Awaitable[_T]]) -> _T:
+        """Bound an operation by ``operation_timeout`` and turn outages into one error
+        type; a value the column cannot hold is a ``ValueError``."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await operation()
+        except (TimeoutError, OSError, sa_exc.TimeoutError) as exc:
+            raise self._outage(exc) from exc
+        except sa_exc.DBAPIError as exc:
+            if self._is_outage(exc):
+                raise self._outage(exc) from exc
+            self._reachable()
+            if isinstance(exc, sa_exc.DataError):
+                raise ValueError(f"a value does not fit its column: {_describe(exc.orig)}") from exc
+            raise
+        self._reachable()
+        return result
+
+    def _refused(
+        self, exc: sa_exc.IntegrityError, duplicate: Mapping[str, str] | None
+    ) -> ValueError:
+        """What a constraint refusing a write means, as an error that says so."""
+        text = _describe(exc.orig, lines=10)
+        columns = _unique_columns(exc)
+        if columns is not None:
+            message = (duplicate or {}).get(columns[0], "a record with the same unique key exists")
+            return DuplicateRecordError(message)
+        if "NOT NULL" in text.upper() or "null value" in text:
+            return ValueError(
+                f"a field the {self.schema!r} preset's tables require is missing: {text}"
+            )
+        if "FOREIGN KEY" in text.upper():
+            return ValueError(
+                f"the user_id names no stored user (a foreign key requires one): {text}"
+            )
+        return ValueError(f"the database refused the write: {text}")
+
+    def _is_outage(self, exc: sa_exc.DBAPIError) -> bool:
+        if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
+            return True
+        if not isinstance(exc, sa_exc.OperationalError):
+            return False
+        if self._dialect != "sqlite":
+            return True
+        # SQLite says "operational" of a missing table too: only these are the file's.
+        text = str(exc.orig).lower()
+        return any(word in text for word in ("unable to open", "locked", "disk", "readonly"))
+
+    def _outage(self, cause: BaseException) -> BackendUnavailableError:
+        if not self._unreachable:
+            self._unreachable = True
+            _logger.warning("The SQL database is unreachable: %s", _describe(cause))
+        return BackendUnavailableError(f"the SQL database is unreachable ({type(cause).__name__})")
+
+    def _reachable(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            _logger.info("The SQL database is reachable again")
+
+
+class SQLRateLimitStore:
+    """Rate limit counters in the adapter's database, shared by every app instance on it.
+
+    One row per limit, window and (hashed) subject in ``asgi_session_rate_limits``
+    (``key``, ``count``, ``expires``), counted by an atomic upsert
+    (``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 RETURNING count``), so
+    concurrent instances never lose a count; ended windows are deleted as counting goes
+    on (at most once a minute). Made by :meth:`SQLAdapter.rate_limit_store`: it shares
+    the adapter's engine, ``operation_timeout`` and outage handling
+    (:class:`~asgi_session.errors.BackendUnavailableError`).
+    """
+
+    def __init__(self, adapter: SQLAdapter) -> None:
+        self._adapter = adapter
+        self._table = adapter._tables["rate_limits"]
+        self._next_sweep = 0.0
+
+    async def hit(self, windows: Sequence[Window], now: float) -> list[int]:
+        """Count in every window, in one transaction: the counts, this request included."""
+        table, insert = self._table, self._adapter._insert
+        sweep = now >= self._next_sweep
+        if sweep:
+            self._next_sweep = now + _RATE_LIMIT_SWEEP
+
+        async def count(connection: AsyncConnection) -> list[int]:
+            if sweep:
+                await connection.execute(table.delete().where(table.c.expires <= now))
+            counts = []
+            for window in windows:
+                statement = insert(table).values(key=window.key, count=1, expires=window.expires)
+                upsert = statement.on_conflict_do_update(
+                    index_elements=[table.c.key], set_={"count": table.c.count + 1}
+                ).returning(table.c.count)
+                counts.append(int((await connection.execute(upsert)).scalar_one()))
+            return counts
+
+        return await self._adapter._run(count)
+
+    async def release(self, windows: Sequence[Window], now: float) -> None:
+        """Take one count back from every window, in one write."""
+        table = self._table
+        keys = [window.key for window in windows]
+        statement = (
+            table.update()
+            .where(table.c.key.in_(keys), table.c.count > 0)
+            .values(count=table.c.count - 1)
+        )
+        await self._adapter._run(lambda c: c.execute(statement))
+
+    async def peek(self, windows: Sequence[Window], now: float) -> list[int]:
+        """The counts of the windows, counting nothing (one query): for inspection."""
+        table = self._table
+        keys = [window.key for window in windows]
+        query = sa.select(table.c.key, table.c.count).where(table.c.key.in_(keys))
+        rows = await self._adapter._run(lambda c: _all(c, query))
+        counts = {row["key"]: int(row["count"]) for row in rows}
+        return [counts.get(key, 0) for key in keys]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _engine(database: object, timeout: float) -> tuple[AsyncEngine, bool]:
+    """The engine to run on, and whether the adapter made it."""
+    if isinstance(database, AsyncEngine):
+        return database, False
+    if not isinstance(database, str):
+        raise ConfigurationError(
+            "SQLAdapter needs a database URL (postgresql+asyncpg://..., sqlite+aiosqlite:///...) "
+            f"or an AsyncEngine, not {type(database).__name__}"
+        )
+    try:
+        url = make_url(database)
+    except sa_exc.ArgumentError as exc:
+        raise ConfigurationError(f"SQLAdapter: {database!r} is not a database URL") from exc
+    backend = url.get_backend_name()
+    if backend == "postgresql":
+        url = url.set(drivername="postgresql+asyncpg")
+        engine = create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": timeout})
+    elif backend == "sqlite":
+        url = url.set(drivername="sqlite+aiosqlite")
+        engine = create_async_engine(url, pool_pre_ping=True)
+    else:
+        raise ConfigurationError(
+            f"SQLAdapter works with PostgreSQL and SQLite, not {backend!r}: "
+            "use a postgresql+asyncpg:// or sqlite+aiosqlite:/// URL"
+        )
+    return engine, True
+
+
+def _sqlite_settings(connection: Any, _record: Any) -> None:
+    """Foreign keys on (tables made by Drizzle or Prisma cascade through them), and a
+    wait instead of an error while another process writes."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+async def _first(
+    connection: AsyncConnection, statement: Any, parameters: Mapping[str, Any] | None = None
+) -> _RowData | None:
+    found: Row[Any] | None = (await connection.execute(statement, parameters)).first()
+    return found._mapping if found is not None else None
+
+
+async def _all(connection: AsyncConnection, statement: Any) -> list[_RowData]:
+    return [row._mapping for row in await connection.execute(statement)]
+
+
+def _extra_key(extra: Any, kind: str, key: Any) -> Any:
+    return sa.and_(extra.c.kind == kind, extra.c.key == key)
+
+
+def _account_key(provider: str, provider_account_id: str) -> str:
+    """An account's key in ``asgi_session_extra``: both parts, unambiguously."""
+    return json.dumps([provider, provider_account_id], separators=(",", ":"))
+
+
+def _record_id(row: _RowData, extra: Mapping[str, Any], key: str) -> str:
+    """An account's or a session's id: its id column, else the one we keep with its
+    extra fields, else (one written by Auth.js into a table without ids) one made of
+    its key, the same at every read."""
+    if row.get("id") is not None:
+        return str(row["id"])
+    stored = extra.get("id")
+    if isinstance(stored, str):
+        return stored
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=_ID_BYTES).hexdigest()
+
+
+def _new_id() -> str:
+    return secrets.token_hex(_ID_BYTES)
+
+
+def _whole(value: Any, name: str) -> Any:
+    """An integer column's value: a whole-number float (JavaScript numbers) as an int."""
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{name} must be a whole number")
+        return int(value)
+    return value
+
+
+def _unique_columns(exc: sa_exc.IntegrityError) -> list[str] | None:
+    """The columns of the unique key a write collided with; ``None`` when it was no
+    unique key that refused it."""
+    cause = getattr(exc.orig, "__cause__", None)
+    sqlstate = getattr(cause, "sqlstate", None) or getattr(exc.orig, "sqlstate", None)
+    text = str(exc.orig)
+    if sqlstate == "23505":
+        detail = str(getattr(cause, "detail", "") or "")
+        match = re.search(r"Key \((.*?)\)=", detail)
+        if match is None:
+            return [""]
+        return [name.strip().strip('"') for name in match.group(1).split(",")]
+    if "UNIQUE constraint failed:" in text:
+        listed = text.split("UNIQUE constraint failed:", 1)[1].strip().splitlines()[0]
+        return [name.strip().rsplit(".", 1)[-1] for name in listed.split(",")]
+    return None
+
+
+def _describe(exc: BaseException | None, *, lines: int = 1) -> str:
+    if exc is None:
+        return ""
+    text = " ".join(str(exc).splitlines()[:lines]) if str(exc) else ""
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _newest_first(item: tuple[SessionRecord, int]) -> tuple[bool, float, int]:
+    session, order = item
+    if session.created_at is None:
+        return (True, 0.0, -order)
+    return (False, -session.created_at.timestamp(), -order)
+
+
+def _oldest_first(item: tuple[Authenticator, int]) -> tuple[bool, float, int]:
+    authenticator, order = item
+    if authenticator.created_at is None:
+        return (False, 0.0, order)
+    return (True, authenticator.created_at.timestamp(), order)
+
+
+# -- extra fields as JSON ----------------------------------------------------------------
+
+
+def _dump(data: Mapping[str, Any]) -> str:
+    return json.dumps(_encode(data, "a field"), separators=(",", ":"), allow_nan=False)
+
+
+def _load(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    loaded = json.loads(text, object_hook=_decode)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _encode(value: Any, name: str) -> Any:
+    """A value as JSON can hold it: datetimes and bytes tagged, as MongoDB keeps them."""
+    if isinstance(value, datetime):
+        return {_DATE: records.utc(value).isoformat(timespec="milliseconds")}
+    if isinstance(value, bytes):
+        return {_BYTES: base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {str(key): _encode(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(item, name) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise ValueError(f"{name} of type {type(value).__name__} cannot be stored")
+
+
+def _decode(document: dict[str, Any]) -> Any:
+    if len(document) == 1:
+        if isinstance(document.get(_DATE), str):
+            return datetime.fromisoformat(document[_DATE]).astimezone(UTC)
+        if isinstance(document.get(_BYTES), str):
+            return base64.b64decode(document[_BYTES])
+    return document
