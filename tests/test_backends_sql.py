@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import pathlib
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -26,6 +28,8 @@ from asgi_session.models import User
 from tests.support.records import MALFORMED_IDS, account_data, later, make_session, make_user
 
 PRESET_NAMES = sorted(PRESETS)
+#: The presets whose user ids are text (the others number users in the database).
+TEXT_ID_PRESETS = [name for name in PRESET_NAMES if not PRESETS[name].integer_ids]
 OUR_TABLES = {"asgi_session_extra", "asgi_session_revocations", "asgi_session_rate_limits"}
 PASSKEY = {
     "credential_id": "AAECAwQFBgcICQoLDA0ODw==",
@@ -130,11 +134,10 @@ async def test_rows_use_exactly_the_preset_tables_and_columns(sql: SQLAdapter, p
     assert (await sql.get_session_and_user("tok") or (None,))[0] is not None
 
 
+@pytest.mark.parametrize("preset", TEXT_ID_PRESETS)
 async def test_text_ids_written_by_prisma_and_drizzle_are_found(
     sql: SQLAdapter, preset: str
 ) -> None:
-    if PRESETS[preset].integer_ids:
-        pytest.skip("the database numbers users in this preset")
     await sql.create_tables()
     users = tables_of(preset)["users"]
     columns = '"id", "email"' + (', "createdAt", "updatedAt"' if preset == "prisma" else "")
@@ -147,6 +150,50 @@ async def test_text_ids_written_by_prisma_and_drizzle_are_found(
         assert found is not None and found.email == f"{id}@example.com"
         session = await make_session(sql, found)
         assert session.user_id == id
+
+
+@pytest.mark.parametrize("preset", TEXT_ID_PRESETS)
+async def test_text_ids_an_app_made_itself_are_found(sql: SQLAdapter, preset: str) -> None:
+    await sql.create_tables()
+    users = tables_of(preset)["users"]
+    columns = '"id", "email"' + (', "createdAt", "updatedAt"' if preset == "prisma" else "")
+    stamp = ", CURRENT_TIMESTAMP, CURRENT_TIMESTAMP" if preset == "prisma" else ""
+    id = "usr_V1StGXR8Z5jdHi6B"
+    await execute(
+        sql, f"INSERT INTO \"{users}\" ({columns}) VALUES ('{id}', 'n@example.com'{stamp})"
+    )
+
+    found = await sql.get_user(id)
+    assert found is not None and found.id == id
+    session = await make_session(sql, found, "tok")
+    assert session.user_id == id
+    assert await sql.get_session_and_user("tok") == (session, found)
+    assert await sql.list_sessions(id) == [session]
+    account = await sql.link_account(account_data(found))
+    assert account.user_id == id
+    assert await sql.delete_sessions(id) == 1
+    assert await sql.get_user(id.lower()) is None, "taken as it is"
+    assert await sql.get_user("x" * 256) is None
+    deleted = await sql.delete_user(id)
+    assert deleted is not None and deleted.id == id
+    with pytest.raises(ValueError, match=r"^user_id 'usr_V1StGXR8Z5jdHi6B' is not a valid id$"):
+        await make_session(sql, found, "again")
+
+
+@pytest.mark.parametrize("bad_id", ["00001", "01", "+1", " 1", "1 "])
+async def test_serial_ids_are_canonical_numbers(database_url: str, bad_id: str) -> None:
+    adapter = SQLAdapter(database_url, schema="authjs-pg")
+    try:
+        user = await make_user(adapter)
+        await make_session(adapter, user)
+        assert user.id == "1"
+        assert await adapter.get_user(bad_id) is None
+        assert await adapter.list_sessions(bad_id) == []
+        assert await adapter.delete_sessions(bad_id) == 0
+        assert await adapter.delete_user(bad_id) is None
+        assert await adapter.get_user("1") == user
+    finally:
+        await adapter.close()
 
 
 @pytest.mark.parametrize(
@@ -251,7 +298,7 @@ async def test_a_failure_inside_delete_user_leaves_everything(sql: SQLAdapter, p
     # The sessions table is gone: the transaction fails after the user's row was deleted.
     await execute(sql, f'DROP TABLE "{sessions}"')
 
-    with pytest.raises(sa.exc.DBAPIError):
+    with pytest.raises((sa.exc.DBAPIError, BackendUnavailableError)):
         await sql.delete_user(user.id)
 
     assert await sql.get_user(user.id) == user, "rolled back"
@@ -313,6 +360,69 @@ async def test_a_sqlite_file_that_cannot_be_opened_is_unavailable_until_it_can(
         assert await adapter.get_user(user.id) == user
     finally:
         await adapter.close()
+
+
+async def test_sqlite_waits_for_a_locked_file_as_long_as_operation_timeout(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "auth.db"
+    adapter = SQLAdapter(f"sqlite+aiosqlite:///{path}", operation_timeout=8)
+    try:
+        user = await make_user(adapter)
+        async with adapter.engine.connect() as connection:
+            busy = (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert busy == 8000
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process writing, for 5.5 seconds
+        loop = asyncio.get_running_loop()
+        loop.call_later(5.5, other.execute, "COMMIT")
+        renamed = await adapter.update_user({"id": user.id, "name": "Ada L."})
+        assert renamed is not None and renamed.name == "Ada L."
+        other.close()
+    finally:
+        await adapter.close()
+
+
+async def test_a_sqlite_file_broken_or_replaced_after_start_up_is_unavailable(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = tmp_path / "auth.db"
+    adapter = SQLAdapter(f"sqlite+aiosqlite:///{path}")
+    try:
+        user = await make_user(adapter)
+        await adapter.engine.dispose()
+        sqlite3.connect(tmp_path / "empty.db").close()
+        (tmp_path / "empty.db").replace(path)  # another (empty) database in its place
+        with pytest.raises(BackendUnavailableError):
+            await adapter.get_user(user.id)
+        await adapter.engine.dispose()
+        path.write_bytes(b"not a database, " * 512)
+        with pytest.raises(BackendUnavailableError):
+            await adapter.get_user(user.id)
+        with pytest.raises(BackendUnavailableError):
+            await make_user(adapter, "other@example.com")
+    finally:
+        await adapter.close()
+
+
+async def test_two_adapters_on_one_sqlite_file_lose_no_update(tmp_path: pathlib.Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}"
+    first, second = SQLAdapter(url), SQLAdapter(url)  # as two processes would
+    try:
+        user = await make_user(first)
+        await second.create_tables()
+
+        async def count(adapter: SQLAdapter, field: str) -> None:
+            for number in range(1, 26):
+                await adapter.update_user({"id": user.id, field: number})
+
+        await asyncio.gather(count(first, "a"), count(second, "b"))
+
+        found = await first.get_user(user.id)
+        assert found is not None and found.extra == {"a": 25, "b": 25}
+    finally:
+        await first.close()
+        await second.close()
 
 
 class _Proxy:
@@ -426,6 +536,36 @@ async def test_the_apps_own_column_comes_back_in_extra(database_url: str, preset
         await adapter.close()
 
 
+@pytest.mark.parametrize(
+    ("database_url", "declared"),
+    # SQLite has one kind of time column.
+    [("sqlite", "TIMESTAMP"), ("postgres", "TIMESTAMP"), ("postgres", "TIMESTAMP WITH TIME ZONE")],
+    indirect=["database_url"],
+)
+async def test_the_apps_own_time_columns_are_aware_utc_to_the_millisecond(
+    database_url: str, preset: str, declared: str
+) -> None:
+    setup = SQLAdapter(database_url, schema=preset)
+    users = tables_of(preset)["users"]
+    try:
+        await setup.create_tables()
+        await execute(setup, f'ALTER TABLE "{users}" ADD COLUMN "lastLogin" {declared}')
+    finally:
+        await setup.close()
+    adapter = SQLAdapter(database_url, schema=preset)
+    try:
+        user = await make_user(adapter)
+        when = datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=timezone(timedelta(hours=2)))
+        updated = await adapter.update_user({"id": user.id, "lastLogin": when})
+        expected = datetime(2030, 5, 6, 5, 8, 9, 123000, tzinfo=UTC)
+        assert updated is not None and updated.extra["lastLogin"] == expected
+        found = await adapter.get_user(user.id)
+        assert found is not None and found.extra["lastLogin"] == expected
+        assert found.extra["lastLogin"].tzinfo is UTC
+    finally:
+        await adapter.close()
+
+
 def test_metadata_holds_every_table(preset: str) -> None:
     metadata, _ = build_metadata(PRESETS[preset])
     adapter = SQLAdapter("sqlite+aiosqlite:///:memory:", schema=preset)
@@ -463,3 +603,109 @@ async def test_ended_rate_limit_windows_are_deleted(sql: SQLAdapter) -> None:
     assert await store.hit([Window("new", 1e9 + 60)], 1e9) == [1]
 
     assert [row["key"] for row in await rows(sql, "asgi_session_rate_limits")] == ["new"]
+
+
+# -- values no column can hold -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
+async def test_lookups_with_strings_no_column_holds_find_nothing(sql: SQLAdapter, bad: str) -> None:
+    user = await make_user(sql)
+    await make_session(sql, user, "tok")
+
+    assert await sql.get_session_and_user(bad) is None
+    assert await sql.get_session(bad) is None
+    assert await sql.get_user(bad) is None
+    assert await sql.get_user_by_email(bad) is None
+    assert await sql.get_user_by_account(provider=bad, provider_account_id=bad) is None
+    assert await sql.get_account(provider="github", provider_account_id=bad) is None
+    assert await sql.use_verification_token(identifier=bad, token=bad) is None
+    assert await sql.delete_verification_tokens(bad) == 0
+    assert await sql.tokens_revoked_before(bad) is None
+    assert await sql.get_authenticator(bad) is None
+    assert await sql.delete_authenticator(bad) is None
+    assert await sql.delete_session(bad) is None
+    assert await sql.list_sessions(bad) == []
+    assert await sql.delete_sessions(bad) == 0
+    assert await sql.update_user({"id": bad, "name": "x"}) is None
+    assert await sql.get_session_and_user("tok") is not None
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
+async def test_writes_of_strings_no_column_holds_are_value_errors(
+    sql: SQLAdapter, bad: str
+) -> None:
+    user = await make_user(sql)
+
+    with pytest.raises(ValueError):
+        await sql.update_user({"id": user.id, "name": bad})
+    with pytest.raises(ValueError):
+        await sql.create_verification_token(
+            {"identifier": bad, "token": "t", "expires": later(hours=1)}
+        )
+    with pytest.raises(ValueError):
+        await sql.revoke_tokens_issued_before(bad, later())
+    with pytest.raises(ValueError):
+        await make_session(sql, user, bad)
+    with pytest.raises(ValueError):
+        await sql.link_account(account_data(user, provider_account_id=bad))
+    assert await sql.get_user(user.id) == user
+
+
+async def test_integers_out_of_range_are_value_errors(database_url: str, preset: str) -> None:
+    setup = SQLAdapter(database_url, schema=preset)
+    users = tables_of(preset)["users"]
+    try:
+        await setup.create_tables()
+        await execute(setup, f'ALTER TABLE "{users}" ADD COLUMN logins INTEGER')
+    finally:
+        await setup.close()
+    adapter = SQLAdapter(database_url, schema=preset)
+    try:
+        user = await make_user(adapter)
+        with pytest.raises(ValueError):
+            await adapter.link_account(account_data(user, expires_at=2**64))
+        if "postgresql" in database_url:
+            with pytest.raises(ValueError):
+                await adapter.update_user({"id": user.id, "logins": 2**40})
+            with pytest.raises(ValueError):
+                await adapter.update_user({"id": user.id, "logins": "abc"})
+        assert await adapter.get_user(user.id) == user
+    finally:
+        await adapter.close()
+
+
+# -- extra fields as JSON --------------------------------------------------------------------
+
+
+async def test_extra_values_shaped_like_tags_come_back_as_stored(sql: SQLAdapter) -> None:
+    stored: dict[str, Any] = {
+        "a": {"$date": "x"},
+        "b": {"$bytes": "!!"},
+        "c": {"$date": "2020-01-01T00:00:00.000+00:00"},
+        "d": {"$$date": 1},
+        "e": [{"$other": True}],
+    }
+    user = await make_user(sql, "ada@example.com", **stored)
+    assert user.extra == stored
+    found = await sql.get_user(user.id)
+    assert found is not None and found.extra == stored
+    when = datetime(2020, 1, 1, tzinfo=UTC)
+    updated = await sql.update_user({"id": user.id, "when": when, "raw": b"\x00\xff"})
+    assert updated is not None
+    found = await sql.get_user(user.id)
+    assert found is not None and found.extra == {**stored, "when": when, "raw": b"\x00\xff"}
+
+
+async def test_tags_other_tools_wrote_are_read_leniently(sql: SQLAdapter, preset: str) -> None:
+    user = await make_user(sql, plan="pro")
+    data = (
+        '{"plan":"pro","n":{"$date":"2020-01-01T00:00:00"},"x":{"$date":"x"},"b":{"$bytes":"!!"}}'
+    )
+    await execute(sql, f"UPDATE asgi_session_extra SET data = '{data}' WHERE kind = 'user'")
+
+    found = await sql.get_user(user.id)
+
+    assert found is not None
+    assert found.extra["n"] == datetime(2020, 1, 1, tzinfo=UTC), "naive is UTC"
+    assert found.extra["x"] == {"$date": "x"} and found.extra["b"] == {"$bytes": "!!"}

@@ -26,7 +26,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeGuard, TypeVar
 
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 
@@ -53,6 +53,7 @@ from asgi_session.backends._sql_schema import (
     DEFAULT_PRESET,
     KINDS,
     PRESETS,
+    Moment,
     Preset,
     TableSpec,
     build_metadata,
@@ -75,12 +76,27 @@ _P = ParamSpec("_P")
 # A row as SQLAlchemy gives it, or a dict of its columns.
 _RowData = Mapping[Any, Any]
 
-# Ids written by Prisma (cuid, cuid2) and Drizzle (UUID): found as they are.
+# Ids written by Prisma (cuid, cuid2) and Drizzle (UUID): taken as they are, unchecked.
 _TEXT_ID = re.compile(
     r"c[a-z0-9]{24}|[a-z][a-z0-9]{23,31}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
+# The longest text id looked up (an app's own ids may have any shape, within reason).
+_MAX_TEXT_ID = 255
 _MAX_SERIAL = 2**31 - 1
 _ID_BYTES = 12  # 24 hex digits, the shape every adapter of this package gives ids
+# The execution option asking for a write transaction on SQLite.
+_IMMEDIATE = "asgi_session_immediate"
+# What SQLite's errors say when the file, not the statement, is wrong.
+_SQLITE_OUTAGES = (
+    "unable to open",
+    "locked",
+    "disk",
+    "readonly",
+    "not a database",
+    "malformed",
+    "corrupt",
+    "no such table",
+)
 # Ended rate limit windows are deleted at most this often (seconds).
 _RATE_LIMIT_SWEEP = 60.0
 # Keys of the JSON kept in asgi_session_extra for values JSON has no type for.
@@ -139,7 +155,9 @@ class SQLAdapter:
         self._engine, self._owns_engine = _engine(database, self._timeout)
         self._dialect = self._engine.dialect.name
         if self._dialect == "sqlite":
-            sa.event.listen(self._engine.sync_engine, "connect", _sqlite_settings)
+            settings = functools.partial(_sqlite_settings, busy_ms=int(self._timeout * 1000))
+            sa.event.listen(self._engine.sync_engine, "connect", settings)
+            sa.event.listen(self._engine.sync_engine, "begin", _sqlite_begin)
         self._preset: Preset = preset
         self.metadata, self._tables = build_metadata(preset)
         # The tables as they are, the app's own columns included: set by _prepare.
@@ -215,7 +233,7 @@ class SQLAdapter:
         self._ready = True
 
     async def _inspect(self, create: bool) -> dict[str, list[sa.Column[Any]]]:
-        async with self._connection() as connection:
+        async with self._connection(write=create) as connection:
             return await connection.run_sync(self._inspect_sync, create)
 
     def _inspect_sync(
@@ -237,7 +255,7 @@ class SQLAdapter:
                 self._check_column(table.name, column, found.get(column.name))
             if kind in KINDS:
                 extra_columns[kind] = [
-                    sa.Column(name, info["type"], nullable=info.get("nullable", True))
+                    sa.Column(name, _own_type(info["type"]), nullable=info.get("nullable", True))
                     for name, info in found.items()
                     if name not in table.c
                 ]
@@ -316,14 +334,14 @@ class SQLAdapter:
     @_prepared
     async def get_user_by_email(self, email: str) -> User | None:
         """The user with exactly this email, or ``None``."""
-        if not isinstance(email, str):
+        if not _text(email):
             return None
         return await self._find_user(self._live["users"].c.email == email)
 
     @_prepared
     async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> User | None:
         """The user a provider account is linked to, in one round trip."""
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        if not _text(provider) or not _text(provider_account_id):
             return None
         users, accounts = self._live["users"], self._live["accounts"]
         joined = accounts.join(users, users.c.id == accounts.c.userId)
@@ -402,7 +420,7 @@ class SQLAdapter:
             extra, sa.and_(extra.c.kind == "user", extra.c.key == self._id_text(users.c.id))
         )
         query = sa.select(users, extra.c.data.label("__extra")).select_from(joined)
-        found = await self._run(lambda c: _first(c, query.where(where).limit(1)))
+        found = await self._run(lambda c: _first(c, query.where(where).limit(1)), write=False)
         if found is None:
             return None
         return self._user(found, _load(found["__extra"]))
@@ -426,6 +444,7 @@ class SQLAdapter:
         accounts = self._live["accounts"]
 
         async def link(connection: AsyncConnection) -> Account:
+            await self._check_owner(connection, fields["user_id"])
             stored = (
                 await connection.execute(accounts.insert().values(row).returning(accounts))
             ).one()
@@ -465,7 +484,9 @@ class SQLAdapter:
         if where is None:
             return None
         key = _account_key(provider, provider_account_id)
-        found = await self._run(lambda c: self._find(c, "accounts", "account", key, where))
+        found = await self._run(
+            lambda c: self._find(c, "accounts", "account", key, where), write=False
+        )
         return self._account(*found) if found is not None else None
 
     @_prepared
@@ -502,7 +523,7 @@ class SQLAdapter:
     def _account_where(self, provider: object, provider_account_id: object) -> Any:
         """The condition finding one linked account; ``None`` when the key is not two
         strings."""
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        if not _text(provider) or not _text(provider_account_id):
             return None
         accounts = self._live["accounts"]
         return sa.and_(
@@ -528,6 +549,7 @@ class SQLAdapter:
         token = fields["session_token"]
 
         async def create(connection: AsyncConnection) -> SessionRecord:
+            await self._check_owner(connection, fields["user_id"])
             stored = (
                 await connection.execute(sessions.insert().values(row).returning(sessions))
             ).one()
@@ -540,13 +562,13 @@ class SQLAdapter:
     async def get_session_and_user(self, session_token: str) -> tuple[SessionRecord, User] | None:
         """The session and its user, in one round trip (one join); ``None`` when either is
         missing. Expiry is not checked: the caller decides."""
-        if not isinstance(session_token, str):
+        if not _text(session_token):
             return None
         sessions, users = self._live["sessions"], self._live["users"]
         query = self._session_and_user_query
         if query is None:
             query = self._session_and_user_query = self._build_session_and_user_query()
-        found = await self._run(lambda c: _first(c, query, {"token": session_token}))
+        found = await self._run(lambda c: _first(c, query, {"token": session_token}), write=False)
         if found is None:
             return None
         session_row = {column.name: found[f"s_{column.name}"] for column in sessions.c}
@@ -584,11 +606,11 @@ class SQLAdapter:
     async def get_session(self, session_token: str) -> SessionRecord | None:
         """The session alone, without its user, or ``None``: what a session cache that
         holds the user already needs. Expiry is not checked."""
-        if not isinstance(session_token, str):
+        if not _text(session_token):
             return None
         where = self._live["sessions"].c.sessionToken == session_token
         found = await self._run(
-            lambda c: self._find(c, "sessions", "session", session_token, where)
+            lambda c: self._find(c, "sessions", "session", session_token, where), write=False
         )
         return self._session(*found) if found is not None else None
 
@@ -600,7 +622,7 @@ class SQLAdapter:
         cannot change; ``expires`` and ``user_id`` cannot become ``None``.
         """
         token, changes = records.session_changes(session, parse_id=self._user_id)
-        if token is None:
+        if not _text(token):
             return None
         sessions = self._live["sessions"]
         row, extra = self._split("sessions", changes)
@@ -609,6 +631,8 @@ class SQLAdapter:
         where = sessions.c.sessionToken == token
 
         async def update(connection: AsyncConnection) -> SessionRecord | None:
+            if changes.get("user_id") is not None:
+                await self._check_owner(connection, changes["user_id"])
             stored = await self._update_row(connection, sessions, where, row)
             if stored is None:
                 return None
@@ -622,7 +646,7 @@ class SQLAdapter:
     @_prepared
     async def delete_session(self, session_token: str) -> SessionRecord | None:
         """Delete a session; returns it, or ``None`` when there was none."""
-        if not isinstance(session_token, str):
+        if not _text(session_token):
             return None
         sessions = self._live["sessions"]
         where = sessions.c.sessionToken == session_token
@@ -644,7 +668,9 @@ class SQLAdapter:
         if wanted is None:
             return []
         where = self._live["sessions"].c.userId == self._id_value(wanted)
-        found = await self._run(lambda c: self._find_all(c, "sessions", "session", where))
+        found = await self._run(
+            lambda c: self._find_all(c, "sessions", "session", where), write=False
+        )
         listed = [(self._session(row, fields), order) for row, fields, order in found]
         listed.sort(key=_newest_first)
         return [session for session, _ in listed]
@@ -657,7 +683,7 @@ class SQLAdapter:
             return 0
         sessions, extra = self._live["sessions"], self._tables["extra"]
         where = sessions.c.userId == self._id_value(wanted)
-        if except_token is not None:
+        if except_token is not None and _text(str(except_token)):
             where = sa.and_(where, sessions.c.sessionToken != str(except_token))
 
         async def delete(connection: AsyncConnection) -> int:
@@ -695,6 +721,7 @@ class SQLAdapter:
             "token": created.token,
             "expires": created.expires,
         }
+        _storable(values)
         await self._run(
             lambda c: c.execute(tokens.insert().values(values)),
             duplicate={
@@ -710,7 +737,7 @@ class SQLAdapter:
     ) -> VerificationToken | None:
         """Delete and return the token, in one ``DELETE ... RETURNING``: of concurrent
         uses, one gets it. Expiry is not checked."""
-        if not isinstance(identifier, str) or not isinstance(token, str):
+        if not _text(identifier) or not _text(token):
             return None
         tokens = self._live["verification_tokens"]
         statement = (
@@ -724,7 +751,7 @@ class SQLAdapter:
     @_prepared
     async def delete_verification_tokens(self, identifier: str) -> int:
         """Delete every token of ``identifier``; how many there were."""
-        if not isinstance(identifier, str):
+        if not _text(identifier):
             return 0
         tokens = self._live["verification_tokens"]
         statement = (
@@ -749,6 +776,7 @@ class SQLAdapter:
         credential_id = fields["credential_id"]
 
         async def create(connection: AsyncConnection) -> Authenticator:
+            await self._check_owner(connection, fields["user_id"])
             stored = (await connection.execute(table.insert().values(row).returning(table))).one()
             await self._put_extra(
                 connection, "authenticator", credential_id, fields["user_id"], extra
@@ -766,11 +794,12 @@ class SQLAdapter:
     @_prepared
     async def get_authenticator(self, credential_id: str) -> Authenticator | None:
         """The authenticator with this credential id, or ``None``."""
-        if not isinstance(credential_id, str):
+        if not _text(credential_id):
             return None
         where = self._live["authenticators"].c.credentialID == credential_id
         found = await self._run(
-            lambda c: self._find(c, "authenticators", "authenticator", credential_id, where)
+            lambda c: self._find(c, "authenticators", "authenticator", credential_id, where),
+            write=False,
         )
         return self._authenticator(*found) if found is not None else None
 
@@ -783,7 +812,7 @@ class SQLAdapter:
             return []
         where = self._live["authenticators"].c.userId == self._id_value(wanted)
         found = await self._run(
-            lambda c: self._find_all(c, "authenticators", "authenticator", where)
+            lambda c: self._find_all(c, "authenticators", "authenticator", where), write=False
         )
         listed = [(self._authenticator(row, fields), order) for row, fields, order in found]
         listed.sort(key=_oldest_first)
@@ -803,7 +832,7 @@ class SQLAdapter:
         wrong type.
         """
         counter, used_at = records.counter_input(counter, used_at)
-        if not isinstance(credential_id, str):
+        if not _text(credential_id):
             return None
         table = self._live["authenticators"]
         changes: dict[str, Any] = {"counter": counter}
@@ -836,7 +865,7 @@ class SQLAdapter:
         (``ValueError``; see :func:`~asgi_session.backends._records.authenticator_changes`).
         """
         changes = records.authenticator_changes(data)
-        if not isinstance(credential_id, str):
+        if not _text(credential_id):
             return None
         table = self._live["authenticators"]
         row, extra = self._split("authenticators", changes)
@@ -856,7 +885,7 @@ class SQLAdapter:
     @_prepared
     async def delete_authenticator(self, credential_id: str) -> Authenticator | None:
         """Delete an authenticator; returns it, or ``None`` when there was none."""
-        if not isinstance(credential_id, str):
+        if not _text(credential_id):
             return None
         table = self._live["authenticators"]
         where = table.c.credentialID == credential_id
@@ -881,6 +910,7 @@ class SQLAdapter:
         JWT mode need not be stored.
         """
         user_id, cutoff = records.revocation_input(user_id, when)
+        _storable({"user_id": user_id})
         table = self._tables["revocations"]
         statement = self._insert(table).values(user_id=user_id, revoked_before=cutoff)
         later = (sa.func.greatest if self._dialect == "postgresql" else sa.func.max)(
@@ -894,28 +924,48 @@ class SQLAdapter:
     @_prepared
     async def tokens_revoked_before(self, user_id: str) -> datetime | None:
         """The user's revocation cut-off, or ``None`` when nothing was revoked."""
-        if not isinstance(user_id, str):
+        if not _text(user_id):
             return None
         table = self._tables["revocations"]
         query = sa.select(table.c.revoked_before).where(table.c.user_id == user_id)
-        found = await self._run(lambda c: _first(c, query))
+        found = await self._run(lambda c: _first(c, query), write=False)
         return found["revoked_before"] if found is not None else None
 
     # -- rows and records --------------------------------------------------------------
 
     def _user_id(self, value: object) -> str | None:
-        """A user id's one spelling, or ``None`` when no user of this preset has it."""
+        """A user id's one spelling, or ``None`` when no user of this preset can have it.
+
+        Serial ids are canonical numbers ("00001" is not user 1). Text ids may be any
+        string an app wrote (a Node app may make its own, ``usr_...``): ours and the
+        ORMs' known shapes are normalised, any other is taken as it is.
+        """
+        if not _text(value):
+            return None
         if self._preset.integer_ids:
-            if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 11:
-                number = int(value)
-                return str(number) if 0 < number <= _MAX_SERIAL else None
+            if value.isascii() and value.isdigit() and len(value) < 11 and value == str(int(value)):
+                return value if 0 < int(value) <= _MAX_SERIAL else None
             return None
         hex_id = records.hex_id(value)
         if hex_id is not None:
             return hex_id
-        if isinstance(value, str) and _TEXT_ID.fullmatch(value.lower()):
+        if _TEXT_ID.fullmatch(value.lower()):
             return value.lower() if "-" in value else value
-        return None
+        return value if 0 < len(value) <= _MAX_TEXT_ID else None
+
+    async def _check_owner(self, connection: AsyncConnection, user_id: str) -> None:
+        """Refuse a record naming a user id of no known shape unless that user exists:
+        a typo in an id is a ``ValueError``, not a record nobody owns."""
+        if (
+            self._preset.integer_ids
+            or records.hex_id(user_id) is not None
+            or _TEXT_ID.fullmatch(user_id.lower())
+        ):
+            return
+        users = self._live["users"]
+        query = sa.select(sa.literal(1)).where(users.c.id == user_id).limit(1)
+        if (await connection.execute(query)).scalar() is None:
+            raise ValueError(f"user_id {user_id!r} is not a valid id")
 
     def _id_value(self, user_id: str) -> Any:
         """A parsed user id as the id columns hold it."""
@@ -942,6 +992,7 @@ class SQLAdapter:
             if name == "user_id" and value is not None:
                 value = self._id_value(value)
             row[column] = value
+        _storable(row)
         return row, extra
 
     def _stamp(self, kind: str, row: dict[str, Any], *, created: bool) -> None:
@@ -1075,22 +1126,29 @@ class SQLAdapter:
     # -- plumbing ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction; on SQLite, one at a time."""
+    async def _connection(self, *, write: bool = True) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction; on SQLite, one at a time, and one that writes
+        holding the file's write lock from its start (``BEGIN IMMEDIATE``): another
+        process cannot write between what it reads and what it writes from that. A
+        read (``write=False``) on SQLite is one statement, run without ``BEGIN``."""
         if self._serial is None:
             async with self._engine.begin() as connection:
                 yield connection
             return
-        async with self._serial, self._engine.begin() as connection:
-            yield connection
+        async with self._serial, self._engine.connect() as connection:
+            await connection.execution_options(**{_IMMEDIATE: write})
+            async with connection.begin():
+                yield connection
 
     async def _run(
         self,
         work: Callable[[AsyncConnection], Awaitable[_T]],
         *,
         duplicate: Mapping[str, str] | None = None,
+        write: bool = True,
     ) -> _T:
-        """Run ``work`` in one transaction, the tables made ready first.
+        """Run ``work`` in one transaction, the tables made ready first; ``write=False``
+        for one that only reads.
 
         ``duplicate`` gives the message of the :class:`DuplicateRecordError` raised when
         a unique key refuses the write, by the key's first column.
@@ -1099,7 +1157,7 @@ class SQLAdapter:
             await self._first_use()
 
         async def transaction() -> _T:
-            async with self._connection() as connection:
+            async with self._connection(write=write) as connection:
                 return await work(connection)
 
         try:
@@ -1115,11 +1173,14 @@ class SQLAdapter:
                 result = await operation()
         except (TimeoutError, OSError, sa_exc.TimeoutError) as exc:
             raise self._outage(exc) from exc
+        except OverflowError as exc:  # sqlite3 refuses an integer beyond 64 bits so
+            self._reachable()
+            raise ValueError(f"a value does not fit its column: {_describe(exc)}") from exc
         except sa_exc.DBAPIError as exc:
             if self._is_outage(exc):
                 raise self._outage(exc) from exc
             self._reachable()
-            if isinstance(exc, sa_exc.DataError):
+            if _is_data_error(exc):
                 raise ValueError(f"a value does not fit its column: {_describe(exc.orig)}") from exc
             raise
         self._reachable()
@@ -1147,13 +1208,15 @@ class SQLAdapter:
     def _is_outage(self, exc: sa_exc.DBAPIError) -> bool:
         if exc.connection_invalidated or isinstance(exc, sa_exc.InterfaceError):
             return True
-        if not isinstance(exc, sa_exc.OperationalError):
-            return False
         if self._dialect != "sqlite":
-            return True
-        # SQLite says "operational" of a missing table too: only these are the file's.
+            return isinstance(exc, sa_exc.OperationalError)
+        if not isinstance(exc, sa_exc.DatabaseError):
+            return False
+        # SQLite says "operational" (or "database error") of what is wrong with the
+        # file: gone, locked, full, replaced by another or broken. Tables were checked
+        # at start-up, so one missing since means the file is not the one checked.
         text = str(exc.orig).lower()
-        return any(word in text for word in ("unable to open", "locked", "disk", "readonly"))
+        return any(word in text for word in _SQLITE_OUTAGES)
 
     def _outage(self, cause: BaseException) -> BackendUnavailableError:
         if not self._unreachable:
@@ -1221,7 +1284,7 @@ class SQLRateLimitStore:
         table = self._table
         keys = [window.key for window in windows]
         query = sa.select(table.c.key, table.c.count).where(table.c.key.in_(keys))
-        rows = await self._adapter._run(lambda c: _all(c, query))
+        rows = await self._adapter._run(lambda c: _all(c, query), write=False)
         counts = {row["key"]: int(row["count"]) for row in rows}
         return [counts.get(key, 0) for key in keys]
 
@@ -1257,13 +1320,28 @@ def _engine(database: object, timeout: float) -> tuple[AsyncEngine, bool]:
     return engine, True
 
 
-def _sqlite_settings(connection: Any, _record: Any) -> None:
+def _sqlite_settings(connection: Any, _record: Any, *, busy_ms: int) -> None:
     """Foreign keys on (tables made by Drizzle or Prisma cascade through them), and a
-    wait instead of an error while another process writes."""
+    wait instead of an error while another process writes, as long as a call may last
+    (``operation_timeout``)."""
+    connection.isolation_level = None  # transactions begun by _sqlite_begin, not pysqlite
     cursor = connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    """Begin SQLite transactions ourselves (SQLAlchemy's recipe for pysqlite, which
+    would begin at the first write only): a write transaction ``IMMEDIATE``, taking the
+    write lock before it reads what it merges. Our reads are one statement each, whole
+    by itself: they begin none (no extra round trip); any other use of the engine a
+    deferred one, as pysqlite would."""
+    immediate = connection.get_execution_options().get(_IMMEDIATE)
+    if immediate is None:
+        connection.exec_driver_sql("BEGIN")
+    elif immediate:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def _first(
@@ -1309,6 +1387,52 @@ def _whole(value: Any, name: str) -> Any:
             raise ValueError(f"{name} must be a whole number")
         return int(value)
     return value
+
+
+def _own_type(reflected: Any) -> Any:
+    """The type an app's own column is used with: a time, as every other, aware UTC to
+    the millisecond (read and written so), else the column's own type."""
+    if isinstance(reflected, sa.DateTime):
+        return Moment(
+            timezone=bool(reflected.timezone), precision=getattr(reflected, "precision", None)
+        )
+    return reflected
+
+
+def _is_data_error(exc: sa_exc.DBAPIError) -> bool:
+    """Whether the database refused a value (SQLSTATE class 22, "data exception"), not
+    the statement: the asyncpg dialect reports those as a bare ``DBAPIError``, the
+    driver's own error (a ``ValueError`` when asyncpg refused to encode the value) its
+    cause."""
+    if isinstance(exc, sa_exc.DataError):
+        return True
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(error, ValueError | OverflowError):
+            return True
+        if str(getattr(error, "sqlstate", None) or "").startswith("22"):
+            return True
+    return False
+
+
+def _text(value: object) -> TypeGuard[str]:
+    """Whether ``value`` is a string a text column can hold: neither database holds a
+    lone surrogate, nor PostgreSQL a NUL. A lookup of any other finds nothing."""
+    if not isinstance(value, str):
+        return False
+    if value.isascii():
+        return "\x00" not in value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(row: Mapping[str, Any], name: str = "a field") -> None:
+    """Refuse (``ValueError``) a string no column can hold, before writing it."""
+    for column, value in row.items():
+        if isinstance(value, str) and not _text(value):
+            raise ValueError(f"{name} {column!r} holds a NUL or a lone surrogate")
 
 
 def _unique_columns(exc: sa_exc.IntegrityError) -> list[str] | None:
@@ -1373,7 +1497,8 @@ def _encode(value: Any, name: str) -> Any:
     if isinstance(value, bytes):
         return {_BYTES: base64.b64encode(value).decode("ascii")}
     if isinstance(value, Mapping):
-        return {str(key): _encode(item, str(key)) for key, item in value.items()}
+        encoded = {str(key): _encode(item, str(key)) for key, item in value.items()}
+        return _escaped(encoded)
     if isinstance(value, list | tuple):
         return [_encode(item, name) for item in value]
     if value is None or isinstance(value, str | int | float | bool):
@@ -1381,10 +1506,39 @@ def _encode(value: Any, name: str) -> Any:
     raise ValueError(f"{name} of type {type(value).__name__} cannot be stored")
 
 
-def _decode(document: dict[str, Any]) -> Any:
+def _escaped(document: dict[str, Any]) -> dict[str, Any]:
+    """An app's own mapping that would read as a tag (one key starting with ``$``) with
+    one more ``$``, taken off again on reading: ``{"$date": "x"}`` stays a mapping."""
     if len(document) == 1:
-        if isinstance(document.get(_DATE), str):
-            return datetime.fromisoformat(document[_DATE]).astimezone(UTC)
-        if isinstance(document.get(_BYTES), str):
-            return base64.b64decode(document[_BYTES])
+        [(key, item)] = document.items()
+        if key.startswith("$"):
+            return {"$" + key: item}
     return document
+
+
+def _decode(document: dict[str, Any]) -> Any:
+    """A tagged value; any other mapping as it is (what does not parse as its tag says,
+    written by another tool, included), an escaped one unescaped."""
+    if len(document) != 1:
+        return document
+    [(key, item)] = document.items()
+    if key.startswith("$$"):
+        return {key[1:]: item}
+    if key == _DATE and isinstance(item, str):
+        return _decoded_date(item, document)
+    if key == _BYTES and isinstance(item, str):
+        try:
+            return base64.b64decode(item, validate=True)
+        except ValueError:
+            return document
+    return document
+
+
+def _decoded_date(text: str, document: dict[str, Any]) -> Any:
+    """A tagged time as aware UTC (naive is UTC, as everywhere), or the mapping itself
+    when it holds no time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return document
+    return records.utc(moment)
