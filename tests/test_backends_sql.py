@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi_session._ratelimit import Window
 from asgi_session.backends._sql_schema import PRESETS, build_metadata
@@ -90,6 +91,61 @@ async def execute(adapter: SQLAdapter, statement: str) -> None:
 
 
 # -- tables ------------------------------------------------------------------------------
+
+
+async def test_tables_may_have_names_of_the_apps_own(database_url: str, preset: str) -> None:
+    renamed = {"users": "app_users", "sessions": "app_sessions"}
+    adapter = SQLAdapter(database_url, schema=preset, tables=renamed)
+    try:
+        await adapter.create_tables()
+        user = await make_user(adapter)
+        await make_session(adapter, user, token="tok")
+        found = await adapter.get_session_and_user("tok")
+        names = await table_names(adapter)
+        [stored] = await rows(adapter, "app_users")
+        [session] = await rows(adapter, "app_sessions")
+    finally:
+        await adapter.close()
+
+    assert found is not None and found[1].id == user.id
+    assert {"app_users", "app_sessions"} <= names
+    assert not {tables_of(preset)["users"], tables_of(preset)["sessions"]} & names
+    assert stored["email"] == "ada@example.com" and session["sessionToken"] == "tok"
+
+
+def test_a_table_name_for_no_table_is_refused_at_start_up() -> None:
+    with pytest.raises(ConfigurationError, match="names no table 'user'"):
+        SQLAdapter("sqlite+aiosqlite://", tables={"user": "people"})
+    with pytest.raises(ConfigurationError, match="needs a table name"):
+        SQLAdapter("sqlite+aiosqlite://", tables={"users": " "})
+
+
+async def test_tables_in_another_postgresql_schema(postgres_url: str) -> None:
+    """Drizzle's ``pgSchema("auth")``: an engine whose connections look there first."""
+    setup = create_async_engine(postgres_url)
+    async with setup.begin() as connection:
+        await connection.execute(sa.text("CREATE SCHEMA auth"))
+    await setup.dispose()
+    engine = create_async_engine(
+        postgres_url, connect_args={"server_settings": {"search_path": "auth"}}
+    )
+    adapter = SQLAdapter(engine)
+    try:
+        await adapter.create_tables()
+        user = await make_user(adapter)
+        async with engine.connect() as connection:
+            schemas = await connection.run_sync(
+                lambda sync: sa.inspect(sync).get_table_names(schema="auth")
+            )
+            public = await connection.run_sync(
+                lambda sync: sa.inspect(sync).get_table_names(schema="public")
+            )
+        found = await adapter.get_user(user.id)
+    finally:
+        await engine.dispose()
+
+    assert "user" in schemas and "user" not in public
+    assert found == user
 
 
 async def test_create_tables_creates_only_what_is_missing_and_is_idempotent(

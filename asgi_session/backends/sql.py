@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -26,6 +27,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeGuard, TypeVar
 
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
@@ -104,6 +106,27 @@ _DATE = "$date"
 _BYTES = "$bytes"
 
 
+def _renamed(preset: Preset, tables: Mapping[str, str]) -> Preset:
+    """``preset`` with the tables ``tables`` names under other names (an app's own
+    ``app_users``): the same columns, wherever the rows live."""
+    unknown = sorted(set(tables) - set(KINDS))
+    if unknown:
+        raise ConfigurationError(
+            f"SQLAdapter(tables=...) names no table {unknown[0]!r}; the tables are "
+            + ", ".join(repr(kind) for kind in KINDS)
+        )
+    for kind, name in tables.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigurationError(
+                f"SQLAdapter(tables={{{kind!r}: {name!r}}}) needs a table name"
+            )
+    renamed = {
+        kind: dataclasses.replace(spec, name=tables.get(kind, spec.name))
+        for kind, spec in preset.tables.items()
+    }
+    return dataclasses.replace(preset, tables=MappingProxyType(renamed))
+
+
 def _prepared(
     method: Callable[Concatenate[SQLAdapter, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[SQLAdapter, _P], Coroutine[Any, Any, _T]]:
@@ -124,7 +147,12 @@ class SQLAdapter:
 
     ``database`` is a URL (``postgresql+asyncpg://user@host/db``,
     ``sqlite+aiosqlite:///auth.db``) or an ``AsyncEngine`` of your own; ``schema`` the
-    table layout: ``"drizzle"`` (default), ``"prisma"`` or ``"authjs-pg"``.
+    table layout: ``"drizzle"`` (default), ``"prisma"`` or ``"authjs-pg"``; ``tables``
+    other names for its tables, by kind (``{"users": "app_users"}``: ``users``,
+    ``accounts``, ``sessions``, ``verification_tokens``, ``authenticators``). Tables in
+    another PostgreSQL schema (Drizzle's ``pgSchema("auth")``): an engine whose
+    connections set ``search_path``, ``create_async_engine(url, connect_args={
+    "server_settings": {"search_path": "auth"}})``.
 
     Tables are created on first use when missing (:meth:`create_tables`), never altered:
     an existing table whose columns do not fit the preset is a
@@ -143,12 +171,15 @@ class SQLAdapter:
         database: str | AsyncEngine,
         *,
         schema: str = DEFAULT_PRESET,
+        tables: Mapping[str, str] | None = None,
         operation_timeout: float = 5.0,
     ) -> None:
         preset = PRESETS.get(schema) if isinstance(schema, str) else None
         if preset is None:
             known = ", ".join(repr(name) for name in PRESETS)
             raise ConfigurationError(f"SQLAdapter(schema={schema!r}) must be one of {known}")
+        if tables:
+            preset = _renamed(preset, tables)
         if not operation_timeout > 0:
             raise ConfigurationError("operation_timeout must be a positive number of seconds")
         self._timeout = float(operation_timeout)
