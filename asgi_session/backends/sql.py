@@ -500,11 +500,8 @@ class SQLAdapter:
         key = _account_key(provider, provider_account_id)
 
         async def unlink(connection: AsyncConnection) -> Account | None:
-            stored = (
-                await connection.execute(accounts.delete().where(where).returning(accounts))
-            ).first()
-            fields = await self._drop_extra(connection, "account", key)
-            return self._account(stored._mapping, fields) if stored is not None else None
+            found = await self._delete_row(connection, accounts, where, "account", key)
+            return self._account(*found) if found is not None else None
 
         return await self._run(unlink)
 
@@ -683,11 +680,8 @@ class SQLAdapter:
         where = sessions.c.sessionToken == session_token
 
         async def delete(connection: AsyncConnection) -> SessionRecord | None:
-            stored = (
-                await connection.execute(sessions.delete().where(where).returning(sessions))
-            ).first()
-            fields = await self._drop_extra(connection, "session", session_token)
-            return self._session(stored._mapping, fields) if stored is not None else None
+            found = await self._delete_row(connection, sessions, where, "session", session_token)
+            return self._session(*found) if found is not None else None
 
         return await self._run(delete)
 
@@ -922,11 +916,8 @@ class SQLAdapter:
         where = table.c.credentialID == credential_id
 
         async def delete(connection: AsyncConnection) -> Authenticator | None:
-            stored = (
-                await connection.execute(table.delete().where(where).returning(table))
-            ).first()
-            fields = await self._drop_extra(connection, "authenticator", credential_id)
-            return self._authenticator(stored._mapping, fields) if stored is not None else None
+            found = await self._delete_row(connection, table, where, "authenticator", credential_id)
+            return self._authenticator(*found) if found is not None else None
 
         return await self._run(delete)
 
@@ -1144,6 +1135,15 @@ class SQLAdapter:
             fields.update(changes)
             await self._put_extra(connection, kind, key, user_id, fields)
         return fields
+
+    async def _delete_row(
+        self, connection: AsyncConnection, table: sa.Table, where: Any, kind: str, key: str
+    ) -> tuple[_RowData, dict[str, Any]] | None:
+        """Delete the row ``where`` names and the fields kept aside for it: the row and
+        those fields, or ``None`` when there was no row."""
+        stored = (await connection.execute(table.delete().where(where).returning(table))).first()
+        fields = await self._drop_extra(connection, kind, key)
+        return None if stored is None else (stored._mapping, fields)
 
     async def _drop_extra(self, connection: AsyncConnection, kind: str, key: str) -> dict[str, Any]:
         extra = self._tables["extra"]
