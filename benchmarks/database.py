@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from pymongo.monitoring import CommandListener
 
     from asgi_session.backends.mongodb import MongoDBAdapter
-    from tests.support.mongod import MongodServer
 
 # Run as a script, Python puts benchmarks/ on the path, not the repository: the database
 # rows borrow the test suite's mongod launcher from tests/support.
@@ -73,8 +72,8 @@ _SEEDS_IN_FLIGHT = 4
 # -- the server ------------------------------------------------------------------------
 
 
-class MongoDB:
-    """The MongoDB server of a run: ``MONGODB_URL``, or a ``mongod`` started on first use.
+class Server:
+    """A database server of a run, found or started on first use (:meth:`_connect`).
 
     A server this run started is stopped (by its own PID) and its data deleted by
     :meth:`close`. When no server can be had, every case asking for one is skipped with
@@ -82,12 +81,12 @@ class MongoDB:
     """
 
     def __init__(self) -> None:
-        self._server: MongodServer | None = None
+        self._server: Any = None
         self._url: str | None = None
         self._unavailable: str | None = None
 
     async def url(self) -> str:
-        """The connection string; raises :class:`CaseSkipped` when there is no server."""
+        """The server's URL; raises :class:`CaseSkipped` when there is none."""
         if self._unavailable is not None:
             raise CaseSkipped(self._unavailable)
         if self._url is None:
@@ -97,6 +96,19 @@ class MongoDB:
                 self._unavailable = str(exc)
                 raise
         return self._url
+
+    async def _connect(self) -> str:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the server this run started, if any."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+
+class MongoDB(Server):
+    """The MongoDB server of a run: ``MONGODB_URL``, or a ``mongod`` started on first use."""
 
     async def _connect(self) -> str:
         if importlib.util.find_spec("pymongo") is None:
@@ -123,12 +135,6 @@ class MongoDB:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CaseSkipped(f"cannot start mongod: {first_line}") from exc
         return server.url
-
-    def close(self) -> None:
-        """Stop the mongod this run started, if any."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
 
 
 async def _ping(url: str) -> None:

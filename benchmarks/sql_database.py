@@ -37,7 +37,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_session import AuthConfig, AuthMiddleware, Session
-from database import _uncached
+from database import Server, _uncached
 from fixtures import CLAIMS, COOKIE, SECRET, check_ok, session_app
 from harness import (
     COMMON_HEADERS,
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from asgi_session.backends.sql import SQLAdapter
-    from tests.support.postgres import PostgresServer
 
 # Run as a script, Python puts benchmarks/ on the path, not the repository: the
 # PostgreSQL rows borrow the test suite's launcher from tests/support.
@@ -90,30 +89,9 @@ def _missing_driver(driver: str) -> str | None:
     return None
 
 
-class PostgreSQL:
-    """The PostgreSQL server of a run: ``DATABASE_URL``, or one started on first use.
-
-    A server this run started is stopped (by its own PID) and its cluster deleted by
-    :meth:`close`. When no server can be had, every case asking for one is skipped with
-    the same reason, found once.
-    """
-
-    def __init__(self) -> None:
-        self._server: PostgresServer | None = None
-        self._url: str | None = None
-        self._unavailable: str | None = None
-
-    async def url(self) -> str:
-        """The server's SQLAlchemy URL; raises :class:`CaseSkipped` when there is none."""
-        if self._unavailable is not None:
-            raise CaseSkipped(self._unavailable)
-        if self._url is None:
-            try:
-                self._url = await self._connect()
-            except CaseSkipped as exc:
-                self._unavailable = str(exc)
-                raise
-        return self._url
+class PostgreSQL(Server):
+    """The PostgreSQL server of a run: ``DATABASE_URL``, or one started on first use
+    (its cluster deleted at the end)."""
 
     async def _connect(self) -> str:
         missing = _missing_driver("asyncpg")
@@ -142,12 +120,6 @@ class PostgreSQL:
             self.close()
             raise CaseSkipped(f"cannot start PostgreSQL: {_first_line(exc)}") from exc
         return server.url
-
-    def close(self) -> None:
-        """Stop the server this run started, if any, and delete its cluster."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
 
 
 def _first_line(exc: BaseException) -> str:
