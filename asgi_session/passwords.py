@@ -1,14 +1,19 @@
 """Password hashing, and the rules a new password must pass.
 
-:class:`PasswordHasher` makes argon2id hashes and verifies argon2 and bcrypt ones, so the
-hashes a Node app stored (bcrypt, by ``bcrypt``, ``bcryptjs`` or a Mongoose schema) keep
-working; a verified old hash comes back replaced by a new one, to store in its place::
+:class:`PasswordHasher` makes argon2id hashes and verifies argon2, bcrypt and Better
+Auth's scrypt ones, so the hashes a Node app stored (bcrypt, by ``bcrypt``, ``bcryptjs``
+or a Mongoose schema; scrypt, by Better Auth) keep working; a verified old hash comes
+back replaced by a new one, to store in its place::
 
     hasher = PasswordHasher()
     stored = await hasher.hash_async("correct horse battery staple")
     verified = await hasher.verify_async("correct horse battery staple", stored)
     if verified.ok and verified.rehashed is not None:
         ...  # store verified.rehashed instead of the old hash
+
+An app that shares its accounts with a Better Auth app, both signing people in, makes
+its new hashes in Better Auth's format instead, which both can verify:
+``PasswordHasher(new_hashes="scrypt")``.
 
 :class:`PasswordRules` are NIST SP 800-63B's: a minimum and a maximum length, no
 password that is the address or one of the most common, and no composition rules
@@ -23,6 +28,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import hmac
 import importlib.resources
 import inspect
 import os
@@ -31,7 +38,7 @@ import threading
 import unicodedata
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 try:
     import anyio
@@ -40,6 +47,7 @@ try:
     from anyio.lowlevel import RunVar
     from pwdlib import PasswordHash
     from pwdlib.hashers.argon2 import Argon2Hasher
+    from pwdlib.hashers.base import HasherProtocol
     from pwdlib.hashers.bcrypt import BcryptHasher
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -57,6 +65,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+# The schemes PasswordHasher(new_hashes=...) can make new hashes in.
+_NEW_HASHES: Final = ("argon2id", "scrypt")
 
 # New hashes follow OWASP's Password Storage Cheat Sheet, whose first argon2id
 # configuration is 19 MiB of memory, 2 passes and 1 lane. Its other configurations trade
@@ -77,6 +88,20 @@ _ARGON2_HASH: Final = re.compile(
     r"\$[A-Za-z0-9+/]{1,1024}\$[A-Za-z0-9+/]{1,1024}"
 )
 _BCRYPT_HASH: Final = re.compile(r"\$2[aby]\$(?:0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# Better Auth's: 16 random bytes in hex, a colon, the 64-byte key in hex, both in the
+# lower case Node's ``toString("hex")`` writes (Better Auth compares the key's hex as a
+# string, so it would refuse any other).
+_SCRYPT_HASH: Final = re.compile(r"([0-9a-f]{32}):([0-9a-f]{128})")
+
+# Better Auth's scrypt parameters (``@better-auth/utils/password``), fixed: its hashes do
+# not say which they used. N=2^14 and r=16 take 32 MiB of memory and 50-100 ms; its
+# maxmem (twice what scrypt needs) is passed along as it is.
+_SCRYPT_N: Final = 16384
+_SCRYPT_R: Final = 16
+_SCRYPT_P: Final = 1
+_SCRYPT_KEY_LENGTH: Final = 64
+_SCRYPT_SALT_LENGTH: Final = 16  # bytes, written as 32 hex digits
+_SCRYPT_MAXMEM: Final = 128 * _SCRYPT_N * _SCRYPT_R * 2
 
 # bcrypt's key schedule reads 72 bytes of the key; the C library and bcryptjs ignore the
 # rest, the bcrypt package (since 5.0) refuses it.
@@ -125,12 +150,18 @@ def _decoy_key(password: object) -> bytes:
     return b""
 
 
+class _Unreadable(ValueError):
+    """A hash that matched its scheme's pattern, but that its library refused."""
+
+
 class _Argon2(Argon2Hasher):
-    """pwdlib's argon2 hasher; a hash it cannot read costs a verification all the same.
+    """pwdlib's argon2 hasher, telling a hash it cannot read from a wrong password.
 
     libargon2 refuses impossible parameters (``m=1``) and undecodable salts before doing
     any work, and pwdlib answers ``False`` as for a wrong password: the difference in
-    time would tell an attacker which accounts have a broken hash.
+    time would tell an attacker which accounts have a broken hash. This one raises
+    :class:`_Unreadable` instead, for :class:`PasswordHasher` to spend a dummy
+    verification of its preferred scheme on.
     """
 
     def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
@@ -151,9 +182,11 @@ class _Argon2(Argon2Hasher):
             return self._checker.verify(hash, password)
         except argon2.exceptions.VerifyMismatchError:
             return False
-        except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
-            self.verify_dummy(password)
-            return False
+        except (
+            argon2.exceptions.VerificationError,
+            argon2.exceptions.InvalidHashError,
+        ) as unreadable:
+            raise _Unreadable("an argon2 hash libargon2 cannot read") from unreadable
 
     def verify_dummy(self, password: str | bytes) -> None:
         """Verify ``password`` against a hash of the current parameters, for its cost."""
@@ -173,7 +206,7 @@ class _Bcrypt(BcryptHasher):
 
     Node's ``bcrypt`` and ``bcryptjs`` hash a longer password's first 72 bytes, so it
     verifies with those; the bcrypt package refuses it instead. (A cut through a
-    character is what they hashed too.) Only verifies: new hashes are argon2id.
+    character is what they hashed too.) Only verifies: new hashes are argon2id or scrypt.
     """
 
     @classmethod
@@ -185,30 +218,98 @@ class _Bcrypt(BcryptHasher):
         return super().verify(key[:_BCRYPT_MAX_KEY], hash)
 
 
+def _scrypt(key: bytes, salt: bytes) -> bytes:
+    return hashlib.scrypt(
+        key,
+        salt=salt,
+        n=_SCRYPT_N,
+        r=_SCRYPT_R,
+        p=_SCRYPT_P,
+        dklen=_SCRYPT_KEY_LENGTH,
+        maxmem=_SCRYPT_MAXMEM,
+    )
+
+
+class _Scrypt(HasherProtocol):
+    """Better Auth's scrypt hashes (``@better-auth/utils/password``), made and verified.
+
+    A hash is ``<salt>:<key>``: the salt is 16 random bytes written as 32 hex digits, and
+    those 32 characters (not the bytes they spell) are scrypt's salt; the key is scrypt's
+    64 bytes in hex. Better Auth hashes the password's NFKC form in UTF-8, as
+    :class:`PasswordHasher` does. OpenSSL's scrypt lets go of the GIL while it works.
+    """
+
+    def __init__(self) -> None:
+        # A dummy costs what a real verification does: the same derivation, then a
+        # comparison of as many bytes.
+        self._dummy_salt = os.urandom(_SCRYPT_SALT_LENGTH).hex().encode()
+        self._dummy_key = os.urandom(_SCRYPT_KEY_LENGTH)
+
+    @classmethod
+    def identify(cls, hash: str | bytes) -> bool:
+        return isinstance(hash, str) and _SCRYPT_HASH.fullmatch(hash) is not None
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        key = password.encode() if isinstance(password, str) else password
+        text_salt = (salt if salt is not None else os.urandom(_SCRYPT_SALT_LENGTH)).hex()
+        return f"{text_salt}:{_scrypt(key, text_salt.encode()).hex()}"
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:
+        match = _SCRYPT_HASH.fullmatch(hash) if isinstance(hash, str) else None
+        if match is None:
+            raise _Unreadable("not a Better Auth scrypt hash")
+        key = password.encode() if isinstance(password, str) else password
+        text_salt, expected = match.groups()
+        return hmac.compare_digest(_scrypt(key, text_salt.encode()), bytes.fromhex(expected))
+
+    def check_needs_rehash(self, hash: str | bytes) -> bool:
+        # Better Auth's parameters are fixed: there is nothing newer to move to.
+        return False
+
+    def verify_dummy(self, password: str | bytes) -> None:
+        """Spend a verification's time on ``password``."""
+        key = password.encode(errors="surrogatepass") if isinstance(password, str) else password
+        hmac.compare_digest(_scrypt(key, self._dummy_salt), self._dummy_key)
+
+
 @dataclass(frozen=True, slots=True)
 class Verified:
     """The outcome of :meth:`PasswordHasher.verify`."""
 
     ok: bool
-    #: A new argon2id hash of the same password when ``ok`` and the stored hash is bcrypt
-    #: or argon2 with other parameters, to store in its place; else ``None``.
+    #: A new hash of the same password (of the ``new_hashes`` scheme) when ``ok`` and the
+    #: stored hash is of another scheme, or argon2id with other parameters, to store in
+    #: its place; else ``None``.
     rehashed: str | None = None
 
 
 class PasswordHasher:
-    """New hashes are argon2id with OWASP's parameters (m=19456 KiB, t=2, p=1); it verifies
-    argon2 hashes of any parameters (argon2id/i/d) and bcrypt ($2a$, $2b$, $2y$ -- what
-    Node's bcrypt/bcryptjs and Mongoose apps store), and says when a verified hash should be
-    replaced.
+    """Makes new hashes in one scheme, verifies those of several, and says when a verified
+    hash should be replaced by one of the new kind.
 
-    A hash costs 20-50 ms of CPU and ``memory_cost`` KiB of memory: the ``_async``
-    methods run it in a worker thread, at most ``max_threads`` at once (by default one
-    fewer than the CPUs, at least 1: a core stays free for the event loop, or hashes
-    filling every core would delay every other request), so a burst of sign-ins queues
-    instead of exhausting memory or stalling the event loop.
+    It verifies argon2 hashes of any parameters (argon2id/i/d), bcrypt ($2a$, $2b$, $2y$
+    -- what Node's bcrypt/bcryptjs and Mongoose apps store) and Better Auth's scrypt
+    (``<salt hex>:<key hex>``, N=16384, r=16, p=1, 64 bytes). ``new_hashes`` picks what
+    new hashes are:
+
+    - ``"argon2id"`` (the default): argon2id with ``time_cost``, ``memory_cost`` and
+      ``parallelism``, by default OWASP's (t=2, m=19456 KiB, p=1). Verified bcrypt and
+      scrypt hashes, and argon2 ones of other parameters, come back rehashed.
+    - ``"scrypt"``: Better Auth's format and parameters, for accounts a Better Auth app
+      signs in too, which verifies these as they are. Verified argon2 and bcrypt hashes
+      come back rehashed as scrypt; ``time_cost``, ``memory_cost`` and ``parallelism``
+      are then unused.
+
+    A hash costs 20-50 ms of CPU and ``memory_cost`` KiB of memory (scrypt: 50-100 ms
+    and 32 MiB): the ``_async`` methods run it in a worker thread, at most
+    ``max_threads`` at once (by default one fewer than the CPUs, at least 1: a core stays
+    free for the event loop, or hashes filling every core would delay every other
+    request), so a burst of sign-ins queues instead of exhausting memory or stalling the
+    event loop.
 
     Anything that cannot be verified (no hash, another format, a corrupt one) verifies
-    as a wrong password would, after the same work, and never raises: the time a
+    as a wrong password would, after a dummy verification of the ``new_hashes`` scheme
+    (the work an account with a current hash costs), and never raises: the time a
     sign-in takes does not tell which accounts have a usable password.
     """
 
@@ -219,7 +320,14 @@ class PasswordHasher:
         memory_cost: int = _MEMORY_COST,
         parallelism: int = _PARALLELISM,
         max_threads: int | None = None,
+        new_hashes: Literal["argon2id", "scrypt"] = "argon2id",
     ) -> None:
+        if not isinstance(new_hashes, str) or new_hashes not in _NEW_HASHES:
+            raise ConfigurationError(
+                f'PasswordHasher(new_hashes={new_hashes!r}) must be "argon2id" (the '
+                'default) or "scrypt" (Better Auth\'s format, for accounts a Better Auth '
+                "app signs in too)"
+            )
         for option, value, advice in (
             ("time_cost", time_cost, f"the number of passes; OWASP's is {_TIME_COST}"),
             ("memory_cost", memory_cost, f"in KiB; OWASP's is {_MEMORY_COST}"),
@@ -242,8 +350,15 @@ class PasswordHasher:
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
         )
         self._bcrypt = _Bcrypt()
+        self._scrypt = _Scrypt()
         # The first hasher makes new hashes; a hash of any other needs replacing.
-        self._engine = PasswordHash((self._argon2, self._bcrypt))
+        self._preferred: _Argon2 | _Scrypt
+        if new_hashes == "scrypt":
+            self._preferred = self._scrypt
+            self._engine = PasswordHash((self._scrypt, self._argon2, self._bcrypt))
+        else:
+            self._preferred = self._argon2
+            self._engine = PasswordHash((self._argon2, self._bcrypt, self._scrypt))
         self._max_threads = (
             max_threads if max_threads is not None else max(1, (os.cpu_count() or 1) - 1)
         )
@@ -255,7 +370,8 @@ class PasswordHasher:
         )
 
     def hash(self, password: str) -> str:
-        """An argon2id hash of ``password`` (NFKC), with this hasher's parameters.
+        """A new hash of ``password`` (NFKC): argon2id with this hasher's parameters, or
+        Better Auth's scrypt with ``new_hashes="scrypt"``.
 
         Raises ``TypeError`` for a non-string and ``ValueError`` for a string UTF-8
         cannot encode (a lone surrogate); :meth:`PasswordRules.check` refuses both.
@@ -271,7 +387,7 @@ class PasswordHasher:
         return self._engine.hash(key)
 
     def identifies(self, stored: object) -> bool:
-        """Whether ``stored`` is a hash this hasher can verify (argon2 or bcrypt)."""
+        """Whether ``stored`` is a hash this hasher can verify (argon2, bcrypt or scrypt)."""
         return self._hasher_for(stored) is not None
 
     def verify(self, password: str, stored: str | None) -> Verified:
@@ -284,12 +400,12 @@ class PasswordHasher:
         key = _key(password)
         hasher = self._hasher_for(stored)
         if key is None or hasher is None or not isinstance(stored, str):
-            self._argon2.verify_dummy(_decoy_key(password))
+            self._preferred.verify_dummy(_decoy_key(password))
             return Verified(ok=False)
         try:
             ok, rehashed = self._engine.verify_and_update(key, stored)
-        except ValueError:  # a bcrypt salt the pattern let through but the library refuses
-            self._argon2.verify_dummy(key)
+        except ValueError:  # a hash the pattern let through but the library refuses
+            self._preferred.verify_dummy(key)
             return Verified(ok=False)
         if not ok and hasher is self._bcrypt:
             typed = password.encode()
@@ -309,21 +425,21 @@ class PasswordHasher:
     async def verify_nothing(self, password: str) -> None:
         """Spend a verification's time, in a worker thread, on an address no account has.
 
-        The password is verified against a dummy argon2id hash of the current parameters,
-        made on first use, so the answer takes as long as for a real account.
+        The password is verified against a dummy of the ``new_hashes`` scheme: an argon2id
+        hash of the current parameters, made on first use, or a scrypt key of Better
+        Auth's, so the answer takes as long as for an account with a current hash.
         """
         await self._in_thread(self._verify_nothing, password)
 
     def _verify_nothing(self, password: str) -> None:
-        self._argon2.verify_dummy(_key(password) or _decoy_key(password))
+        self._preferred.verify_dummy(_key(password) or _decoy_key(password))
 
-    def _hasher_for(self, stored: object) -> _Argon2 | _Bcrypt | None:
+    def _hasher_for(self, stored: object) -> _Argon2 | _Bcrypt | _Scrypt | None:
         if not isinstance(stored, str):
             return None
-        if self._argon2.identify(stored):
-            return self._argon2
-        if self._bcrypt.identify(stored):
-            return self._bcrypt
+        for hasher in (self._argon2, self._bcrypt, self._scrypt):
+            if hasher.identify(stored):
+                return hasher
         return None
 
     async def _in_thread(self, function: Callable[..., _T], *args: object) -> _T:

@@ -1,13 +1,17 @@
 """Password hashing and password rules.
 
-bcrypt hashes come from the real ``bcryptjs`` (``tests/support/bcryptjs_hash.mjs``), made
-once for the module; argon2 hashes of other parameters from argon2-cffi directly. A
-hash costs 20-50 ms, so each test makes only a few.
+bcrypt hashes come from the real ``bcryptjs`` (``tests/support/bcryptjs_hash.mjs``), and
+scrypt ones from the real ``better-auth`` (``tests/support/better_auth_hash.mjs``, which
+also verifies the scrypt hashes made here), made once for the module; argon2 hashes of
+other parameters from argon2-cffi directly. A hash costs 20-100 ms, so each test makes
+only a few.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib.resources
 import re
 import threading
@@ -35,6 +39,11 @@ LONG = "x" * 71 + "é" * 14 + "y"
 # Not in NFKC: what a Node app that does not normalise hashed as typed.
 LIGATURES = "ﬁnancial ﬂows"
 BCRYPTJS_PASSWORDS = [PASSWORD, NON_ASCII, LONG, LIGATURES]
+BETTER_AUTH_PASSWORDS = [PASSWORD, NON_ASCII, LIGATURES]
+
+# Better Auth's scrypt hashes, and the parameters of @better-auth/utils/password.
+_BETTER_AUTH_HASH = re.compile(r"([0-9a-f]{32}):([0-9a-f]{128})")
+BETTER_AUTH_SCRYPT = {"n": 16384, "r": 16, "p": 1, "dklen": 64, "maxmem": 128 * 16384 * 16 * 2}
 
 
 def _params(hashed: str) -> tuple[str, int, int, int, int]:
@@ -78,9 +87,73 @@ def argon2_calls(monkeypatch: pytest.MonkeyPatch) -> Argon2Calls:
     return Argon2Calls(monkeypatch)
 
 
+class ScryptCalls:
+    """Records what hashlib's scrypt is asked to do, and in which thread."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.threads: list[int] = []
+        real = hashlib.scrypt
+
+        def scrypt(
+            password: bytes,
+            *,
+            salt: bytes,
+            n: int,
+            r: int,
+            p: int,
+            maxmem: int = 0,
+            dklen: int = 64,
+        ) -> bytes:
+            options = {"n": n, "r": r, "p": p, "dklen": dklen, "maxmem": maxmem}
+            self.calls.append({"password": len(password), "salt": len(salt), **options})
+            self.threads.append(threading.get_ident())
+            return real(password, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=dklen)
+
+        monkeypatch.setattr(hashlib, "scrypt", scrypt)
+
+    def better_auths(self) -> int:
+        """Derivations with Better Auth's parameters and a salt of its length."""
+        return sum(
+            1
+            for call in self.calls
+            if call["salt"] == 32
+            and all(call[key] == BETTER_AUTH_SCRYPT[key] for key in BETTER_AUTH_SCRYPT)
+        )
+
+
+@pytest.fixture
+def scrypt_calls(monkeypatch: pytest.MonkeyPatch) -> ScryptCalls:
+    return ScryptCalls(monkeypatch)
+
+
 @pytest.fixture(scope="module")
 def hasher() -> PasswordHasher:
     return PasswordHasher()
+
+
+@pytest.fixture(scope="module")
+def scrypt_hasher() -> PasswordHasher:
+    return PasswordHasher(new_hashes="scrypt")
+
+
+@pytest.fixture(scope="module")
+def better_auth_hashes() -> list[str]:
+    """:data:`BETTER_AUTH_PASSWORDS` hashed by better-auth, in order."""
+    hashes: list[str] = run_node_script(
+        "better_auth_hash.mjs", {"op": "hash", "passwords": BETTER_AUTH_PASSWORDS}
+    )
+    return hashes
+
+
+def better_auth_verifies(checks: list[tuple[str, str]]) -> list[bool]:
+    """Whether better-auth verifies each ``(hash, password)``; fails the test if it throws."""
+    results = run_node_script(
+        "better_auth_hash.mjs",
+        {"op": "verify", "checks": [{"hash": h, "password": pw} for h, pw in checks]},
+    )
+    assert all(result["ok"] for result in results), results
+    return [result["value"] for result in results]
 
 
 @pytest.fixture(scope="module")
@@ -226,6 +299,157 @@ def test_2y_bcrypt_hashes_verify(hasher: PasswordHasher) -> None:
     assert not hasher.verify(PASSWORD + ".", stored).ok
 
 
+# -- Better Auth's scrypt hashes ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(len(BETTER_AUTH_PASSWORDS)))
+def test_better_auth_hashes_verify_and_are_rehashed_as_argon2id(
+    hasher: PasswordHasher, better_auth_hashes: list[str], index: int
+) -> None:
+    password = BETTER_AUTH_PASSWORDS[index]
+    stored = better_auth_hashes[index]
+    assert _BETTER_AUTH_HASH.fullmatch(stored), stored
+    assert hasher.identifies(stored)
+    verified = hasher.verify(password, stored)
+    assert verified.ok
+    assert verified.rehashed is not None
+    assert _params(verified.rehashed) == CURRENT
+    assert hasher.verify(password, verified.rehashed) == Verified(ok=True, rehashed=None)
+
+
+def test_better_auth_hashes_are_current_when_new_hashes_are_scrypt(
+    scrypt_hasher: PasswordHasher, better_auth_hashes: list[str]
+) -> None:
+    for password, stored in zip(BETTER_AUTH_PASSWORDS, better_auth_hashes, strict=True):
+        assert scrypt_hasher.identifies(stored)
+        assert scrypt_hasher.verify(password, stored) == Verified(ok=True, rehashed=None)
+
+
+@pytest.mark.parametrize("new_hashes", ["argon2id", "scrypt"])
+def test_a_wrong_password_fails_on_a_better_auth_hash(
+    better_auth_hashes: list[str], new_hashes: Any
+) -> None:
+    hasher = PasswordHasher(new_hashes=new_hashes)
+    stored = better_auth_hashes[0]
+    assert hasher.verify(PASSWORD.upper(), stored) == Verified(ok=False)
+    assert hasher.verify(PASSWORD[:-1], stored) == Verified(ok=False)
+    assert hasher.verify("", stored) == Verified(ok=False)
+    # Another account's hash of the same password: the salt counts.
+    assert hasher.verify(PASSWORD, stored[:32] + better_auth_hashes[1][32:]) == Verified(ok=False)
+
+
+def test_better_auth_hashes_the_nfkc_form_as_python_does(
+    hasher: PasswordHasher, scrypt_hasher: PasswordHasher, better_auth_hashes: list[str]
+) -> None:
+    stored = better_auth_hashes[BETTER_AUTH_PASSWORDS.index(LIGATURES)]
+    normalised = unicodedata.normalize("NFKC", LIGATURES)
+    assert normalised == "financial flows"
+    salt, key = stored.split(":")
+    # The salt is the 32 characters, not the 16 bytes they spell; the key is of the NFKC
+    # form, not of the password as typed.
+    salt_bytes = salt.encode()
+    assert hashlib.scrypt(normalised.encode(), salt=salt_bytes, **BETTER_AUTH_SCRYPT).hex() == key
+    assert hashlib.scrypt(LIGATURES.encode(), salt=salt_bytes, **BETTER_AUTH_SCRYPT).hex() != key
+    for either in (hasher, scrypt_hasher):
+        assert either.verify(LIGATURES, stored).ok
+        assert either.verify(normalised, stored).ok
+        assert not either.verify("financial ﬂow", stored).ok
+
+
+def test_new_scrypt_hashes_are_better_auths_format_and_parameters(
+    scrypt_hasher: PasswordHasher,
+) -> None:
+    hashed = scrypt_hasher.hash("ﬁsh and cafe\u0301")
+    match = _BETTER_AUTH_HASH.fullmatch(hashed)
+    assert match is not None, hashed
+    salt, key = match.groups()
+    expected = hashlib.scrypt("fish and café".encode(), salt=salt.encode(), **BETTER_AUTH_SCRYPT)
+    assert key == expected.hex()
+    assert scrypt_hasher.verify("fish and café", hashed) == Verified(ok=True, rehashed=None)
+    assert scrypt_hasher.hash("fish and café")[:32] != salt  # salted
+
+
+def test_better_auth_verifies_the_scrypt_hashes_made_here(scrypt_hasher: PasswordHasher) -> None:
+    hashes = [scrypt_hasher.hash(password) for password in BETTER_AUTH_PASSWORDS]
+
+    def checks_of(made: list[str]) -> list[tuple[str, str]]:
+        return list(zip(made, BETTER_AUTH_PASSWORDS, strict=True))
+
+    ligatures = hashes[BETTER_AUTH_PASSWORDS.index(LIGATURES)]
+    checks = [
+        *checks_of(hashes),
+        (ligatures, "financial flows"),
+        *((hashed, f"{password}!") for hashed, password in checks_of(hashes)),
+    ]
+    assert better_auth_verifies(checks) == [True] * 4 + [False] * 3
+
+
+def test_new_hashes_scrypt_rehashes_argon2_and_bcrypt_as_better_auths(
+    hasher: PasswordHasher, scrypt_hasher: PasswordHasher, bcryptjs_hashes: dict[str, list[str]]
+) -> None:
+    stored = [
+        (PASSWORD, hasher.hash(PASSWORD)),
+        (PASSWORD, argon2.PasswordHasher(time_cost=1, memory_cost=8192).hash(PASSWORD)),
+        (PASSWORD, bcryptjs_hashes["2a"][0]),
+        (NON_ASCII, bcryptjs_hashes["2b"][BCRYPTJS_PASSWORDS.index(NON_ASCII)]),
+        # Hashed as typed, not normalised: the new hash is of the NFKC form.
+        (LIGATURES, bcryptjs_hashes["2b"][BCRYPTJS_PASSWORDS.index(LIGATURES)]),
+    ]
+    rehashes: list[tuple[str, str]] = []
+    for password, old in stored:
+        verified = scrypt_hasher.verify(password, old)
+        assert verified.ok, old
+        assert verified.rehashed is not None
+        assert _BETTER_AUTH_HASH.fullmatch(verified.rehashed), verified.rehashed
+        assert scrypt_hasher.verify(password, verified.rehashed) == Verified(ok=True)
+        rehashes.append((verified.rehashed, password))
+    assert scrypt_hasher.verify(PASSWORD + "!", stored[0][1]) == Verified(ok=False)
+    assert scrypt_hasher.verify(PASSWORD + "!", stored[2][1]) == Verified(ok=False)
+    ligatures = rehashes[-1][0]
+    assert better_auth_verifies([*rehashes, (ligatures, "financial flows")]) == [True] * 6
+
+
+def test_switching_new_hashes_moves_hashes_both_ways(
+    hasher: PasswordHasher, scrypt_hasher: PasswordHasher
+) -> None:
+    as_scrypt = scrypt_hasher.hash(PASSWORD)
+    to_argon2 = hasher.verify(PASSWORD, as_scrypt)
+    assert to_argon2.ok
+    assert to_argon2.rehashed is not None
+    assert _params(to_argon2.rehashed) == CURRENT
+    back = scrypt_hasher.verify(PASSWORD, to_argon2.rehashed)
+    assert back.ok
+    assert back.rehashed is not None
+    assert _BETTER_AUTH_HASH.fullmatch(back.rehashed)
+    assert hasher.verify(PASSWORD, back.rehashed).rehashed is not None
+
+
+async def test_scrypt_runs_in_a_worker_thread(
+    scrypt_hasher: PasswordHasher, better_auth_hashes: list[str], scrypt_calls: ScryptCalls
+) -> None:
+    stored = await scrypt_hasher.hash_async(PASSWORD)
+    assert (await scrypt_hasher.verify_async(PASSWORD, stored)).ok
+    assert (await PasswordHasher().verify_async(PASSWORD, better_auth_hashes[0])).ok
+    assert scrypt_calls.better_auths() == 3
+    assert threading.get_ident() not in scrypt_calls.threads
+
+
+def test_scrypt_keys_are_compared_in_constant_time(
+    scrypt_hasher: PasswordHasher, better_auth_hashes: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: Any, b: Any) -> bool:
+        compared.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)
+    assert scrypt_hasher.verify(PASSWORD, better_auth_hashes[0]).ok
+    assert not scrypt_hasher.verify(PASSWORD + "!", better_auth_hashes[0]).ok
+    assert compared == [(64, 64), (64, 64)]
+
+
 # -- what cannot be verified --------------------------------------------------------------
 
 _REAL_BCRYPT = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
@@ -249,13 +473,68 @@ UNREADABLE: list[object] = [
 ]
 
 
-@pytest.mark.parametrize("stored", UNREADABLE, ids=repr)
+_SCRYPT_SALT = "0123456789abcdef" * 2
+_SCRYPT_KEY = "89abcdef01234567" * 8
+# Not what Better Auth makes: another shape, case, length or alphabet.
+MALFORMED_SCRYPT = [
+    "a:b",
+    ":",
+    f"{_SCRYPT_SALT}:",
+    f":{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT[:-1]}:{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}0:{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY[:-2]}",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY}00",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY.upper()}",
+    f"{_SCRYPT_SALT.upper()}:{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY[:-1]}g",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY}:{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY}\n",
+    f" {_SCRYPT_SALT}:{_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}${_SCRYPT_KEY}",
+    f"{_SCRYPT_SALT}:{_SCRYPT_KEY[:-1]}\u0660",  # a digit, but not a hex one
+]
+
+
+@pytest.mark.parametrize("stored", UNREADABLE + MALFORMED_SCRYPT, ids=repr)
 def test_an_unreadable_hash_fails_after_a_dummy_verification(
-    hasher: PasswordHasher, argon2_calls: Argon2Calls, stored: object
+    hasher: PasswordHasher, argon2_calls: Argon2Calls, scrypt_calls: ScryptCalls, stored: object
 ) -> None:
     assert hasher.verify(PASSWORD, cast(Any, stored)) == Verified(ok=False)
     # The same work as a real account's: one argon2 verification of the current cost.
     assert argon2_calls.current_verifications() == 1
+    assert scrypt_calls.calls == []
+
+
+@pytest.mark.parametrize("stored", UNREADABLE + MALFORMED_SCRYPT, ids=repr)
+def test_an_unreadable_hash_costs_a_scrypt_verification_when_new_hashes_are_scrypt(
+    scrypt_hasher: PasswordHasher,
+    argon2_calls: Argon2Calls,
+    scrypt_calls: ScryptCalls,
+    stored: object,
+) -> None:
+    assert scrypt_hasher.verify(PASSWORD, cast(Any, stored)) == Verified(ok=False)
+    assert scrypt_calls.better_auths() == 1
+    assert len(scrypt_calls.calls) == 1
+    assert argon2_calls.current_verifications() == 0
+
+
+@pytest.mark.parametrize("stored", MALFORMED_SCRYPT, ids=repr)
+def test_malformed_scrypt_hashes_are_not_identified(
+    hasher: PasswordHasher, scrypt_hasher: PasswordHasher, stored: str
+) -> None:
+    assert not hasher.identifies(stored)
+    assert not scrypt_hasher.identifies(stored)
+
+
+def test_a_well_formed_scrypt_hash_of_another_password_is_a_wrong_password(
+    scrypt_hasher: PasswordHasher, scrypt_calls: ScryptCalls
+) -> None:
+    stored = f"{_SCRYPT_SALT}:{_SCRYPT_KEY}"
+    assert scrypt_hasher.identifies(stored)
+    assert scrypt_hasher.verify(PASSWORD, stored) == Verified(ok=False)
+    assert better_auth_verifies([(stored, PASSWORD)]) == [False]
+    assert scrypt_calls.better_auths() == 1
 
 
 @pytest.mark.parametrize("stored", UNREADABLE[:9], ids=repr)
@@ -264,11 +543,17 @@ def test_unreadable_hashes_are_not_identified(hasher: PasswordHasher, stored: ob
 
 
 def test_the_hashes_it_verifies_are_identified(
-    hasher: PasswordHasher, bcryptjs_hashes: dict[str, list[str]]
+    hasher: PasswordHasher,
+    scrypt_hasher: PasswordHasher,
+    bcryptjs_hashes: dict[str, list[str]],
+    better_auth_hashes: list[str],
 ) -> None:
-    assert hasher.identifies(hasher.hash(PASSWORD))
-    assert hasher.identifies(bcryptjs_hashes["2a"][0])
-    assert hasher.identifies("$2y$" + bcryptjs_hashes["2b"][0][4:])
+    for either in (hasher, scrypt_hasher):
+        assert either.identifies(hasher.hash(PASSWORD))
+        assert either.identifies(bcryptjs_hashes["2a"][0])
+        assert either.identifies("$2y$" + bcryptjs_hashes["2b"][0][4:])
+        assert either.identifies(better_auth_hashes[0])
+        assert either.identifies(scrypt_hasher.hash(PASSWORD))
 
 
 @pytest.mark.parametrize("password", [None, 42, b"bytes", "lone \ud800 surrogate"], ids=repr)
@@ -279,6 +564,16 @@ def test_a_password_that_cannot_be_hashed_is_wrong_after_a_dummy_verification(
     argon2_calls.verified.clear()
     assert hasher.verify(cast(Any, password), stored) == Verified(ok=False)
     assert argon2_calls.current_verifications() == 1
+
+
+@pytest.mark.parametrize("password", [None, 42, b"bytes", "lone \ud800 surrogate"], ids=repr)
+def test_a_password_that_cannot_be_hashed_costs_a_scrypt_verification_when_new_hashes_are_scrypt(
+    scrypt_hasher: PasswordHasher, scrypt_calls: ScryptCalls, password: object
+) -> None:
+    stored = scrypt_hasher.hash(PASSWORD)
+    scrypt_calls.calls.clear()
+    assert scrypt_hasher.verify(cast(Any, password), stored) == Verified(ok=False)
+    assert scrypt_calls.better_auths() == 1
 
 
 async def test_verify_nothing_verifies_a_dummy_made_once_in_a_worker_thread(
@@ -296,6 +591,24 @@ async def test_verify_nothing_verifies_a_dummy_made_once_in_a_worker_thread(
     assert hasher.verify(PASSWORD, "not-a-hash") == Verified(ok=False)
     assert argon2_calls.hashes == 1
     assert argon2_calls.verified[2] == argon2_calls.verified[0]
+
+
+async def test_verify_nothing_costs_a_real_scrypt_verification_when_new_hashes_are_scrypt(
+    argon2_calls: Argon2Calls, scrypt_calls: ScryptCalls
+) -> None:
+    hasher = PasswordHasher(new_hashes="scrypt")
+    stored = hasher.hash(PASSWORD)
+    scrypt_calls.calls.clear()
+    scrypt_calls.threads.clear()
+    await hasher.verify_nothing(PASSWORD)
+    assert (await hasher.verify_async(PASSWORD, stored)).ok
+    # The same derivation as a real account's: parameters, salt length, password.
+    dummy, real = scrypt_calls.calls
+    assert dummy == real
+    assert scrypt_calls.better_auths() == 2
+    assert threading.get_ident() not in scrypt_calls.threads
+    assert argon2_calls.hashes == 0
+    assert argon2_calls.verified == []
 
 
 # -- off the event loop -------------------------------------------------------------------
@@ -436,6 +749,12 @@ def test_a_hasher_made_outside_any_event_loop_serves_several() -> None:
 def test_impossible_hasher_parameters_are_refused(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigurationError, match=named):
         PasswordHasher(**options)
+
+
+@pytest.mark.parametrize("new_hashes", ["bcrypt", "Argon2id", "argon2", "", None, 1, b"scrypt"])
+def test_an_unknown_new_hashes_scheme_is_refused_with_the_choices(new_hashes: object) -> None:
+    with pytest.raises(ConfigurationError, match=r'new_hashes=.*"argon2id".*"scrypt"'):
+        PasswordHasher(new_hashes=cast(Any, new_hashes))
 
 
 @pytest.mark.parametrize(
