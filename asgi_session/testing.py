@@ -61,6 +61,8 @@ _TAKEN_ACCOUNT = "^this provider account is already linked to a user$"
 _TAKEN_SESSION_TOKEN = "^a session with this token already exists$"
 _TAKEN_VERIFICATION_TOKEN = "^this verification token already exists$"
 _TAKEN_CREDENTIAL = "^an authenticator with this credential id is already registered$"
+_EMAIL_NEEDED = "^a user needs email$"
+_EMAIL_KEPT = "^a user's email cannot be None$"
 
 #: Values that are not datetimes, though each names a moment one way or another.
 _NOT_DATETIMES = [
@@ -184,11 +186,16 @@ class AdapterContract:
     - ``exact_messages``: also check what each ``ValueError`` and
       ``DuplicateRecordError`` says, word for word as the package's adapters say it.
       Off by default: callers rely on the exception types, not on the wording.
+    - ``users_need_an_email``: the store requires every user to have an email (Better
+      Auth's ``user.email`` is ``NOT NULL``): creating a user without one, or setting it
+      to ``None``, is then expected to raise ``ValueError`` and change nothing, where
+      otherwise any number of users may have none. Off by default.
     """
 
     unknown_id: ClassVar[str] = "0123456789abcdef01234567"
     id_pattern: ClassVar[re.Pattern[str] | None] = None
     exact_messages: ClassVar[bool] = False
+    users_need_an_email: ClassVar[bool] = False
 
     @pytest.fixture
     def adapter(self) -> Adapter:
@@ -419,6 +426,11 @@ class AdapterContract:
         assert await adapter.get_user_by_email("old@example.com") is None
         other = await _make_user(adapter, "old@example.com")
         assert await adapter.get_user_by_email("old@example.com") == other
+        if self.users_need_an_email:
+            with self.refused(_EMAIL_KEPT):
+                await adapter.update_user({"id": user.id, "email": None})
+            assert await adapter.get_user_by_email("new@example.com") == moved, "unchanged"
+            return
         await adapter.update_user({"id": user.id, "email": None})
         assert await adapter.get_user_by_email("new@example.com") is None
 
@@ -429,6 +441,11 @@ class AdapterContract:
             await _make_user(adapter)
 
     async def test_many_users_may_have_no_email(self, adapter: Adapter) -> None:
+        if self.users_need_an_email:
+            for user in ({"name": "one"}, {"name": "two", "email": None}):
+                with self.refused(_EMAIL_NEEDED):
+                    await adapter.create_user(user)
+            return
         one = await adapter.create_user({"name": "one"})
         two = await adapter.create_user({"name": "two", "email": None})
 

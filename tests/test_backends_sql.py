@@ -1,8 +1,9 @@
 """The SQL adapter on real databases, SQLite and PostgreSQL, in each preset's tables.
 
-The adapter contract itself is tried in tests/test_backends_adapter.py (default preset);
-here: what is particular to SQL. Rows are read back with plain SQL, so what another
-tool (Prisma, Drizzle, Auth.js's pg adapter) would see is what is checked.
+The adapter contract itself is tried in tests/test_backends_adapter.py (default preset)
+and here in the "better-auth" preset's tables; here besides: what is particular to SQL.
+Rows are read back with plain SQL, so what another tool (Prisma, Drizzle, Auth.js's pg
+adapter, Better Auth) would see is what is checked.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import pathlib
+import re
 import socket
 import sqlite3
 from collections.abc import AsyncIterator
@@ -22,10 +24,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from asgi_session._ratelimit import Window
-from asgi_session.backends._sql_schema import PRESETS, build_metadata
+from asgi_session.backends import Adapter
+from asgi_session.backends._sql_schema import PRESETS, Kind, build_metadata
 from asgi_session.backends.sql import SQLAdapter
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 from asgi_session.models import User
+from tests import test_backends_adapter
+from tests.support.node import SUPPORT_DIR
 from tests.support.records import MALFORMED_IDS, account_data, later, make_session, make_user
 
 PRESET_NAMES = sorted(PRESETS)
@@ -71,6 +76,23 @@ def tables_of(preset: str) -> dict[str, str]:
     return {kind: spec.name for kind, spec in PRESETS[preset].tables.items()}
 
 
+def column_of(preset: str, kind: Kind, field: str) -> str:
+    """The column holding a record field (a Python name) in the preset."""
+    return PRESETS[preset].tables[kind].fields[field]
+
+
+def insert_user(preset: str, id: str, email: str) -> str:
+    """SQL inserting a user with this id and email, and what the table requires besides."""
+    values = {"id": f"'{id}'", "email": f"'{email}'"}
+    for column in PRESETS[preset].tables["users"].columns:
+        if not column.nullable and column.name not in values:
+            values[column.name] = {"time": "CURRENT_TIMESTAMP", "bool": "false"}.get(
+                column.type, "''"
+            )
+    names, listed = ", ".join(f'"{name}"' for name in values), ", ".join(values.values())
+    return f'INSERT INTO "{tables_of(preset)["users"]}" ({names}) VALUES ({listed})'
+
+
 async def table_names(adapter: SQLAdapter) -> set[str]:
     async with adapter.engine.connect() as connection:
         names: list[str] = await connection.run_sync(
@@ -110,7 +132,8 @@ async def test_tables_may_have_names_of_the_apps_own(database_url: str, preset: 
     assert found is not None and found[1].id == user.id
     assert {"app_users", "app_sessions"} <= names
     assert not {tables_of(preset)["users"], tables_of(preset)["sessions"]} & names
-    assert stored["email"] == "ada@example.com" and session["sessionToken"] == "tok"
+    assert stored["email"] == "ada@example.com"
+    assert session[column_of(preset, "sessions", "session_token")] == "tok"
 
 
 def test_a_table_name_for_no_table_is_refused_at_start_up() -> None:
@@ -183,10 +206,15 @@ async def test_rows_use_exactly_the_preset_tables_and_columns(sql: SQLAdapter, p
     [stored_user] = await rows(sql, names["users"])
     assert (str(stored_user["id"]), stored_user["email"]) == (user.id, "ada@example.com")
     [account] = await rows(sql, names["accounts"])
-    assert (str(account["userId"]), account["providerAccountId"]) == (user.id, "gh-1")
+    assert str(account[column_of(preset, "accounts", "user_id")]) == user.id
+    assert account[column_of(preset, "accounts", "provider_account_id")] == "gh-1"
     [session] = await rows(sql, names["sessions"])
-    assert session["sessionToken"] == "tok" and str(session["userId"]) == user.id
-    assert "userAgent" not in session, "no column for it: kept aside"
+    assert session[column_of(preset, "sessions", "session_token")] == "tok"
+    assert str(session[column_of(preset, "sessions", "user_id")]) == user.id
+    if "user_agent" in PRESETS[preset].tables["sessions"].fields:
+        assert session[column_of(preset, "sessions", "user_agent")] == "Firefox"
+    else:
+        assert "userAgent" not in session, "no column for it: kept aside"
     assert (await sql.get_session_and_user("tok") or (None,))[0] is not None
 
 
@@ -195,13 +223,8 @@ async def test_text_ids_written_by_prisma_and_drizzle_are_found(
     sql: SQLAdapter, preset: str
 ) -> None:
     await sql.create_tables()
-    users = tables_of(preset)["users"]
-    columns = '"id", "email"' + (', "createdAt", "updatedAt"' if preset == "prisma" else "")
-    stamp = ", CURRENT_TIMESTAMP, CURRENT_TIMESTAMP" if preset == "prisma" else ""
     for id in ("clh3am8hi0000wbq0g9gkdm4a", "3f2c9a0e-8d4b-4c1e-9f5a-2b7d6e8c1a90"):
-        await execute(
-            sql, f"INSERT INTO \"{users}\" ({columns}) VALUES ('{id}', '{id}@example.com'{stamp})"
-        )
+        await execute(sql, insert_user(preset, id, f"{id}@example.com"))
         found = await sql.get_user(id)
         assert found is not None and found.email == f"{id}@example.com"
         session = await make_session(sql, found)
@@ -211,13 +234,8 @@ async def test_text_ids_written_by_prisma_and_drizzle_are_found(
 @pytest.mark.parametrize("preset", TEXT_ID_PRESETS)
 async def test_text_ids_an_app_made_itself_are_found(sql: SQLAdapter, preset: str) -> None:
     await sql.create_tables()
-    users = tables_of(preset)["users"]
-    columns = '"id", "email"' + (', "createdAt", "updatedAt"' if preset == "prisma" else "")
-    stamp = ", CURRENT_TIMESTAMP, CURRENT_TIMESTAMP" if preset == "prisma" else ""
     id = "usr_V1StGXR8Z5jdHi6B"
-    await execute(
-        sql, f"INSERT INTO \"{users}\" ({columns}) VALUES ('{id}', 'n@example.com'{stamp})"
-    )
+    await execute(sql, insert_user(preset, id, "n@example.com"))
 
     found = await sql.get_user(id)
     assert found is not None and found.id == id
@@ -342,7 +360,8 @@ async def test_delete_user_is_one_transaction(sql: SQLAdapter, preset: str) -> N
     assert [str(row["id"]) for row in await rows(sql, names["users"])] == [other.id]
     for kind in ("accounts", "authenticators"):
         assert await rows(sql, names[kind]) == [], kind
-    assert [row["sessionToken"] for row in await rows(sql, names["sessions"])] == ["theirs"]
+    token = column_of(preset, "sessions", "session_token")
+    assert [row[token] for row in await rows(sql, names["sessions"])] == ["theirs"]
     assert {row["user_id"] for row in await rows(sql, "asgi_session_extra")} <= {other.id}
 
 
@@ -765,3 +784,299 @@ async def test_tags_other_tools_wrote_are_read_leniently(sql: SQLAdapter, preset
     assert found is not None
     assert found.extra["n"] == datetime(2020, 1, 1, tzinfo=UTC), "naive is UTC"
     assert found.extra["x"] == {"$date": "x"} and found.extra["b"] == {"$bytes": "!!"}
+
+
+# -- Better Auth's tables ------------------------------------------------------------------
+# The "better-auth" preset against the SQL better-auth 1.7.25's own migration creates
+# (tests/support/better_auth_*_schema.sql, generated by the package), on both databases.
+
+BETTER_AUTH_SQL = {
+    "sqlite": "better_auth_sqlite_schema.sql",
+    "postgresql": "better_auth_pg_schema.sql",
+}
+BETTER_AUTH_TABLES = ("session", "account", "verification", "user")  # the referencing first
+#: A time as Better Auth's Kysely adapter writes it on SQLite: Date.toISOString().
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+VERIFIED = datetime(2031, 5, 6, 7, 8, 9, 123_000, tzinfo=UTC)
+EXPIRES = datetime(2032, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
+
+
+class TestBetterAuthContract(test_backends_adapter.TestAdapterContract):
+    """The adapter contract, and what the package's adapters keep besides, in the
+    tables of the "better-auth" preset, on SQLite and PostgreSQL. Better Auth's
+    ``user.email`` is ``NOT NULL``: no user goes without one."""
+
+    users_need_an_email = True
+
+    @pytest.fixture
+    async def adapter(self, database_url: str) -> AsyncIterator[Adapter]:
+        adapter = SQLAdapter(database_url, schema="better-auth")
+        try:
+            yield adapter
+        finally:
+            await adapter.close()
+
+
+@pytest.fixture
+async def better_auth(database_url: str) -> AsyncIterator[SQLAdapter]:
+    """The "better-auth" preset over the tables Better Auth's migration made."""
+    adapter = SQLAdapter(database_url, schema="better-auth")
+    try:
+        await better_auth_tables(adapter)
+        yield adapter
+    finally:
+        await adapter.close()
+
+
+async def better_auth_tables(adapter: SQLAdapter) -> None:
+    """Run the SQL of Better Auth's migration (several statements in one)."""
+    ddl = (SUPPORT_DIR / BETTER_AUTH_SQL[adapter.engine.dialect.name]).read_text()
+    async with adapter.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        if adapter.engine.dialect.name == "sqlite":
+            await driver.executescript(ddl)
+        else:
+            await driver.execute(ddl)
+
+
+async def shape(adapter: SQLAdapter) -> dict[str, dict[str, Any]]:
+    """Columns (type, nullable), primary key, indexes and unique keys of Better Auth's
+    tables, as the database has them."""
+
+    def inspect(sync: sa.Connection) -> dict[str, dict[str, Any]]:
+        inspector = sa.inspect(sync)
+        found: dict[str, dict[str, Any]] = {}
+        for table in BETTER_AUTH_TABLES:
+            # SQLite's indexes for UNIQUE columns too (those it makes itself).
+            indexes = inspector.get_indexes(table, include_auto_indexes=True)
+            keys = {tuple(index["column_names"]) for index in indexes if index["unique"]}
+            keys |= {tuple(key["column_names"]) for key in inspector.get_unique_constraints(table)}
+            found[table] = {
+                "columns": {
+                    column["name"]: (str(column["type"]).lower(), column["nullable"])
+                    for column in inspector.get_columns(table)
+                },
+                "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+                "indexes": {
+                    str(index["name"]): index["column_names"]
+                    for index in indexes
+                    if not index["unique"]
+                },
+                "unique": keys,
+            }
+        return found
+
+    async with adapter.engine.connect() as connection:
+        return await connection.run_sync(inspect)
+
+
+async def test_the_better_auth_preset_is_the_tables_better_auth_makes(database_url: str) -> None:
+    adapter = SQLAdapter(database_url, schema="better-auth")
+    try:
+        await better_auth_tables(adapter)
+        by_better_auth = await shape(adapter)
+        for table in BETTER_AUTH_TABLES:
+            await execute(adapter, f'DROP TABLE "{table}"')
+        await adapter.create_tables()
+        by_python = await shape(adapter)
+    finally:
+        await adapter.close()
+
+    # The departure (see _sql_schema): account ids are unique per provider.
+    by_python["account"]["unique"].remove(("providerId", "accountId"))
+    assert by_python == by_better_auth
+    assert by_better_auth["session"]["indexes"] == {"session_userId_idx": ["userId"]}
+    assert ("email",) in by_better_auth["user"]["unique"]
+
+
+async def test_better_auths_tables_are_taken_as_they_are(better_auth: SQLAdapter) -> None:
+    with pytest.raises(ConfigurationError, match="asgi_session_"):
+        await better_auth.check_tables()
+    await better_auth.create_tables()
+    await better_auth.check_tables()
+
+    assert await table_names(better_auth) == set(better_auth.metadata.tables)
+    assert {("providerId", "accountId")} <= (await shape(better_auth))["account"]["unique"]
+
+
+async def test_rows_are_written_as_better_auth_writes_them(
+    better_auth: SQLAdapter, database_url: str
+) -> None:
+    sqlite = database_url.startswith("sqlite")
+    user = await better_auth.create_user({"email": "ada@example.com", "email_verified": VERIFIED})
+    bob = await better_auth.create_user({"name": "Bob", "email": "bob@example.com"})
+    password = await better_auth.link_account(
+        {
+            "user_id": user.id,
+            "type": "credentials",
+            "provider": "password",
+            "provider_account_id": user.id,
+            "password": "scrypt-hash",
+        }
+    )
+    github = await better_auth.link_account(
+        account_data(user, expires_at=1_900_000_000, refresh_token_expires_at=1_900_086_400)
+    )
+    session = await better_auth.create_session(
+        {
+            "session_token": "tok",
+            "user_id": user.id,
+            "expires": EXPIRES,
+            "created_at": VERIFIED,
+            "user_agent": "Firefox",
+            "ip_address": "203.0.113.7",
+        }
+    )
+    await better_auth.create_verification_token(
+        {"identifier": "ada@example.com", "token": "hashed", "expires": EXPIRES}
+    )
+
+    def time(value: datetime) -> object:
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z") if sqlite else value
+
+    users = {row["email"]: row for row in await rows(better_auth, "user")}
+    assert (users["ada@example.com"]["name"], users["bob@example.com"]["name"]) == ("", "Bob")
+    assert users["ada@example.com"]["emailVerified"] == (1 if sqlite else True)
+    assert users["bob@example.com"]["emailVerified"] == (0 if sqlite else False)
+    accounts = {row["providerId"]: row for row in await rows(better_auth, "account")}
+    assert set(accounts) == {"credential", "github"}
+    credential = accounts["credential"]
+    assert (credential["accountId"], credential["password"]) == (user.id, "scrypt-hash")
+    assert accounts["github"]["accessTokenExpiresAt"] == time(
+        datetime(2030, 3, 17, 17, 46, 40, tzinfo=UTC)
+    )
+    assert accounts["github"]["refreshTokenExpiresAt"] == time(
+        datetime(2030, 3, 18, 17, 46, 40, tzinfo=UTC)
+    )
+    [stored] = await rows(better_auth, "session")
+    assert (stored["token"], stored["userAgent"], stored["ipAddress"]) == (
+        "tok",
+        "Firefox",
+        "203.0.113.7",
+    )
+    assert (stored["expiresAt"], stored["createdAt"], stored["updatedAt"]) == (
+        time(EXPIRES),
+        time(VERIFIED),
+        time(VERIFIED),
+    )
+    [verification] = await rows(better_auth, "verification")
+    assert (verification["identifier"], verification["value"]) == ("ada@example.com", "hashed")
+    assert verification["expiresAt"] == time(EXPIRES)
+    every = [*users.values(), *accounts.values(), stored, verification]
+    assert all(row["id"] and row["createdAt"] and row["updatedAt"] for row in every)
+    if sqlite:
+        assert all(ISO_TIME.fullmatch(row["createdAt"]) for row in every)
+
+    # Read back as written; what Better Auth has no column for, kept aside.
+    assert await better_auth.get_user(user.id) == user
+    assert user.name is None and user.email_verified == VERIFIED
+    assert bob.email_verified is None
+    assert (
+        await better_auth.get_account(provider="password", provider_account_id=user.id) == password
+    )
+    assert password.extra == {"password": "scrypt-hash"}
+    found = await better_auth.get_account(provider="github", provider_account_id="gh-1")
+    assert found == github and found.expires_at == 1_900_000_000
+    assert found.token_type == "bearer"
+    assert found.extra == {"refresh_token_expires_at": 1_900_086_400}
+    assert await better_auth.get_session_and_user("tok") == (session, user)
+    assert session.extra == {"ip_address": "203.0.113.7"} and session.last_seen_at == VERIFIED
+
+
+async def test_what_better_auth_writes_is_read(better_auth: SQLAdapter, database_url: str) -> None:
+    sqlite = database_url.startswith("sqlite")
+    true, false = ("1", "0") if sqlite else ("true", "false")
+    made, updated = "'2031-05-06T07:08:09.123Z'", "'2031-05-07T08:09:10.456Z'"
+    uid = "K3pXq9ZrT2mWv8LbN4cYd7HsF1gJe6Aa"  # Better Auth's ids: 32 letters and digits
+    statements = [
+        'INSERT INTO "user" (id, name, email, "emailVerified", image, "createdAt", "updatedAt") '
+        f"VALUES ('{uid}', '', 'ada@example.com', {true}, NULL, {made}, {updated}), "
+        f"('other', 'Cy', 'cy@example.com', {false}, 'https://example.com/cy.png', {made}, {made})",
+        'INSERT INTO account (id, "accountId", "providerId", "userId", password, "createdAt", '
+        f"\"updatedAt\") VALUES ('a1', '{uid}', 'credential', '{uid}', 'salt:key', {made}, {made})",
+        'INSERT INTO account (id, "accountId", "providerId", "userId", "accessToken", '
+        '"accessTokenExpiresAt", scope, "createdAt", "updatedAt") VALUES '
+        f"('a2', '583231', 'github', '{uid}', 'gho_x', '2030-03-17T17:46:40.999Z', 'read:user', "
+        f"{made}, {made})",
+        'INSERT INTO session (id, "expiresAt", token, "createdAt", "updatedAt", "ipAddress", '
+        f"\"userAgent\", \"userId\") VALUES ('s1', '2032-01-02T03:04:05.678Z', 'ba-token', {made}, "
+        f"{updated}, '198.51.100.4', 'Safari', '{uid}')",
+        'INSERT INTO verification (id, identifier, value, "expiresAt", "createdAt", "updatedAt") '
+        f"VALUES ('v1', 'reset-password:abc', '{uid}', '2032-01-02T03:04:05.678Z', {made}, {made})",
+    ]
+    for statement in statements:
+        await execute(better_auth, statement)
+    at = datetime(2031, 5, 7, 8, 9, 10, 456_000, tzinfo=UTC)
+
+    user = await better_auth.get_user(uid)
+    assert user == User(id=uid, email="ada@example.com", email_verified=at), (
+        "verified: when last written"
+    )
+    other = await better_auth.get_user_by_email("cy@example.com")
+    assert other == User(
+        id="other", name="Cy", email="cy@example.com", image="https://example.com/cy.png"
+    )
+    assert (
+        await better_auth.get_user_by_account(provider="password", provider_account_id=uid) == user
+    )
+    password = await better_auth.get_account(provider="password", provider_account_id=uid)
+    assert password is not None and password.id == "a1"
+    assert (password.type, password.user_id, password.extra) == (
+        "credentials",
+        uid,
+        {"password": "salt:key"},
+    )
+    github = await better_auth.get_account(provider="github", provider_account_id="583231")
+    assert github is not None
+    assert (github.type, github.access_token, github.scope) == ("oauth", "gho_x", "read:user")
+    assert github.expires_at == 1_900_000_000, "whole seconds"
+    found = await better_auth.get_session_and_user("ba-token")
+    assert found is not None and found[1] == user
+    assert found[0].id == "s1" and found[0].expires == EXPIRES
+    assert (found[0].created_at, found[0].last_seen_at) == (VERIFIED, at)
+    assert (found[0].user_agent, found[0].extra) == ("Safari", {"ip_address": "198.51.100.4"})
+    assert [session.session_token for session in await better_auth.list_sessions(uid)] == [
+        "ba-token"
+    ]
+    used = await better_auth.use_verification_token(identifier="reset-password:abc", token=uid)
+    assert used is not None and used.expires == EXPIRES
+    renamed = await better_auth.update_user({"id": uid, "name": "Ada"})
+    assert renamed is not None and renamed.name == "Ada" and renamed.email_verified is not None
+    assert await better_auth.delete_user(uid) == renamed
+    assert await better_auth.get_session_and_user("ba-token") is None
+    assert await rows(better_auth, "account") == []
+
+
+async def test_twins_are_refused_in_better_auths_tables(better_auth: SQLAdapter) -> None:
+    user = await make_user(better_auth)
+    await better_auth.link_account(account_data(user))
+    token = {"identifier": "a@example.com", "token": "t", "expires": later(hours=1)}
+    await better_auth.create_verification_token(token)
+
+    with pytest.raises(DuplicateRecordError, match="already linked"):
+        await better_auth.link_account(account_data(user))
+    with pytest.raises(DuplicateRecordError, match="verification token"):
+        await better_auth.create_verification_token(token)
+    assert len(await rows(better_auth, "account")) == 1
+    assert len(await rows(better_auth, "verification")) == 1
+
+
+async def test_twin_accounts_in_better_auths_tables_are_a_configuration_error(
+    better_auth: SQLAdapter,
+) -> None:
+    await execute(
+        better_auth,
+        'INSERT INTO "user" (id, name, email, "emailVerified", "createdAt", "updatedAt") '
+        "VALUES ('u', '', 'u@example.com', false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    for id in ("a1", "a2"):
+        await execute(
+            better_auth,
+            'INSERT INTO account (id, "accountId", "providerId", "userId", "createdAt", '
+            f"\"updatedAt\") VALUES ('{id}', 'gh-1', 'github', 'u', CURRENT_TIMESTAMP, "
+            "CURRENT_TIMESTAMP)",
+        )
+
+    with pytest.raises(ConfigurationError, match="'account' has rows with the same 'providerId'"):
+        await better_auth.create_tables()

@@ -1,13 +1,14 @@
 """Users, accounts, sessions, verification tokens and passkeys in PostgreSQL or SQLite,
-in the tables Auth.js's SQL adapters use.
+in the tables Auth.js's SQL adapters use, or Better Auth's.
 
 ``schema`` names the layout (see :mod:`asgi_session.backends._sql_schema` for where
-each comes from): ``"drizzle"`` (the default), ``"prisma"`` or ``"authjs-pg"``. Rows are
-written as those adapters write them, so a Next.js app and a Python app can share one
-database. Fields a table has no column for (a session's ``lastSeenAt``, a passkey's
-``name``, an app's own fields) go to a side table, ``asgi_session_extra``, as JSON, and
-come back exactly as on MongoDB; columns an app added to a table itself are read and
-written as fields of their own name (``User.extra``).
+each comes from): ``"drizzle"`` (the default), ``"prisma"``, ``"authjs-pg"`` or
+``"better-auth"``. Rows are written as those adapters (and Better Auth's Kysely adapter)
+write them, so a Next.js app and a Python app can share one database. Fields a table
+has no column for (a session's ``lastSeenAt``, a passkey's ``name``, an app's own
+fields) go to a side table, ``asgi_session_extra``, as JSON, and come back exactly as on
+MongoDB; columns an app added to a table itself are read and written as fields of
+their own name (``User.extra``).
 
 SQLAlchemy's asynchronous Core, over asyncpg or aiosqlite
 (``pip install 'asgi-session[sql]'``).
@@ -25,6 +26,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -55,9 +57,9 @@ from asgi_session.backends._sql_schema import (
     DEFAULT_PRESET,
     KINDS,
     PRESETS,
+    ColumnSpec,
     Moment,
     Preset,
-    TableSpec,
     build_metadata,
     expected_types,
     type_family,
@@ -147,14 +149,16 @@ class SQLAdapter:
 
     ``database`` is a URL (``postgresql+asyncpg://user@host/db``,
     ``sqlite+aiosqlite:///auth.db``) or an ``AsyncEngine`` of your own; ``schema`` the
-    table layout: ``"drizzle"`` (default), ``"prisma"`` or ``"authjs-pg"``; ``tables``
+    table layout: ``"drizzle"`` (default), ``"prisma"``, ``"authjs-pg"`` or
+    ``"better-auth"`` (Better Auth's tables, made by its migration); ``tables``
     other names for its tables, by kind (``{"users": "app_users"}``: ``users``,
     ``accounts``, ``sessions``, ``verification_tokens``, ``authenticators``). Tables in
     another PostgreSQL schema (Drizzle's ``pgSchema("auth")``): an engine whose
     connections set ``search_path``, ``create_async_engine(url, connect_args={
     "server_settings": {"search_path": "auth"}})``.
 
-    Tables are created on first use when missing (:meth:`create_tables`), never altered:
+    Tables are created on first use when missing (:meth:`create_tables`), never altered
+    (but for the unique index ``"better-auth"`` adds to Better Auth's ``account``):
     an existing table whose columns do not fit the preset is a
     :class:`~asgi_session.errors.ConfigurationError` naming the table, the column and
     the preset. :attr:`metadata` holds every table, for an app's own migrations.
@@ -196,6 +200,10 @@ class SQLAdapter:
         self._columns: dict[str, dict[str, str]] = {
             kind: dict(preset.tables[kind].fields) for kind in KINDS
         }
+        # The preset's columns by kind and name: how each holds its field.
+        self._specs: dict[str, dict[str, ColumnSpec]] = {
+            kind: {column.name: column for column in preset.tables[kind].columns} for kind in KINDS
+        }
         self._insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         self._serial = asyncio.Lock() if self._dialect == "sqlite" else None
         self._ready = False
@@ -222,7 +230,9 @@ class SQLAdapter:
     # -- setup -------------------------------------------------------------------------
 
     async def create_tables(self) -> None:
-        """Create the tables that are missing (only those), then :meth:`check_tables`.
+        """Create the tables that are missing (only those), then :meth:`check_tables`;
+        add the preset's unique indexes an existing table lacks (Better Auth's
+        ``account`` has none on ``("providerId", "accountId")``).
 
         Safe to call any number of times, and from several processes at start-up.
         """
@@ -286,11 +296,32 @@ class SQLAdapter:
                 self._check_column(table.name, column, found.get(column.name))
             if kind in KINDS:
                 extra_columns[kind] = [
-                    sa.Column(name, _own_type(info["type"]), nullable=info.get("nullable", True))
+                    sa.Column(
+                        name, self._own_type(info["type"]), nullable=info.get("nullable", True)
+                    )
                     for name, info in found.items()
                     if name not in table.c
                 ]
+        if create:
+            self._add_unique_indexes(connection)
         return extra_columns
+
+    def _add_unique_indexes(self, connection: Connection) -> None:
+        """Add the preset's unique indexes to the tables another tool made without them
+        (Better Auth's ``account`` has none on its provider and account id)."""
+        for table in self._tables.values():
+            for index in sorted(table.indexes, key=lambda index: str(index.name)):
+                if not index.unique:
+                    continue
+                try:
+                    index.create(connection, checkfirst=True)
+                except sa_exc.IntegrityError as exc:
+                    names = ", ".join(repr(column.name) for column in index.columns)
+                    raise ConfigurationError(
+                        f"table {table.name!r} has rows with the same {names}, which the "
+                        f"{self.schema!r} preset keeps unique (index {index.name!r}): "
+                        "remove the duplicates, then start again"
+                    ) from exc
 
     def _check_column(
         self, table: str, column: sa.Column[Any], found: Mapping[str, Any] | None
@@ -308,6 +339,21 @@ class SQLAdapter:
                 f"{self.schema!r} preset keeps {' or '.join(sorted(allowed))}: "
                 "fix the column type, or choose the preset the table was made for"
             )
+
+    def _own_type(self, reflected: Any) -> Any:
+        """The type an app's own column is used with: a time, as every other, aware UTC
+        to the millisecond (read and written so, on SQLite as the preset writes times:
+        a Better Auth ``date`` column holds ISO text), else the column's own type."""
+        iso = self._preset.sqlite_times == "iso"
+        if isinstance(reflected, sa.DateTime) or (
+            iso and self._dialect == "sqlite" and isinstance(reflected, sa.Date)
+        ):
+            return Moment(
+                timezone=bool(getattr(reflected, "timezone", True)),
+                precision=getattr(reflected, "precision", None),
+                iso=iso,
+            )
+        return reflected
 
     def _adopt(self, extra_columns: Mapping[str, list[sa.Column[Any]]]) -> None:
         """Read and write the app's own columns as fields of their own name."""
@@ -341,6 +387,7 @@ class SQLAdapter:
         if not self._preset.integer_ids:
             row["id"] = chosen or _new_id()
         self._stamp("users", row, created=True)
+        self._require_user_columns(row, created=True)
         users = self._live["users"]
 
         async def create(connection: AsyncConnection) -> User:
@@ -372,17 +419,12 @@ class SQLAdapter:
     @_prepared
     async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> User | None:
         """The user a provider account is linked to, in one round trip."""
-        if not _text(provider) or not _text(provider_account_id):
+        where = self._account_where(provider, provider_account_id)
+        if where is None:
             return None
         users, accounts = self._live["users"], self._live["accounts"]
-        joined = accounts.join(users, users.c.id == accounts.c.userId)
-        return await self._find_user(
-            sa.and_(
-                accounts.c.provider == provider,
-                accounts.c.providerAccountId == provider_account_id,
-            ),
-            joined,
-        )
+        joined = accounts.join(users, users.c.id == self._column("accounts", "user_id"))
+        return await self._find_user(where, joined)
 
     @_prepared
     async def update_user(self, user: UserInput) -> User | None:
@@ -400,6 +442,7 @@ class SQLAdapter:
         row, extra = self._split("users", changes)
         if row:
             self._stamp("users", row, created=False)
+        self._require_user_columns(row, created=False)
         where = users.c.id == self._id_value(user_id)
 
         async def update(connection: AsyncConnection) -> User | None:
@@ -438,7 +481,9 @@ class SQLAdapter:
             )
             for kind in ("accounts", "sessions", "authenticators"):
                 table = self._live[kind]
-                await connection.execute(table.delete().where(table.c.userId == value))
+                await connection.execute(
+                    table.delete().where(self._column(kind, "user_id") == value)
+                )
             return self._user(stored._mapping, fields)
 
         return await self._run(delete)
@@ -485,8 +530,8 @@ class SQLAdapter:
         return await self._run(
             link,
             duplicate={
-                "provider": records.DUPLICATE_ACCOUNT,
-                "providerAccountId": records.DUPLICATE_ACCOUNT,
+                self._columns["accounts"]["provider"]: records.DUPLICATE_ACCOUNT,
+                self._columns["accounts"]["provider_account_id"]: records.DUPLICATE_ACCOUNT,
             },
         )
 
@@ -542,7 +587,7 @@ class SQLAdapter:
             if stored is None:
                 return None
             merged = await self._merge_extra(
-                connection, "account", key, str(stored["userId"]), extra
+                connection, "account", key, self._owner("accounts", stored), extra
             )
             return self._account(stored, merged)
 
@@ -553,9 +598,9 @@ class SQLAdapter:
         strings."""
         if not _text(provider) or not _text(provider_account_id):
             return None
-        accounts = self._live["accounts"]
         return sa.and_(
-            accounts.c.provider == provider, accounts.c.providerAccountId == provider_account_id
+            self._column("accounts", "provider") == self._value("accounts", "provider", provider),
+            self._column("accounts", "provider_account_id") == provider_account_id,
         )
 
     # -- sessions ----------------------------------------------------------------------
@@ -584,7 +629,10 @@ class SQLAdapter:
             await self._put_extra(connection, "session", token, fields["user_id"], extra)
             return self._session(stored._mapping, dict(extra))
 
-        return await self._run(create, duplicate={"sessionToken": records.DUPLICATE_SESSION})
+        return await self._run(
+            create,
+            duplicate={self._columns["sessions"]["session_token"]: records.DUPLICATE_SESSION},
+        )
 
     @_prepared
     async def get_session_and_user(self, session_token: str) -> tuple[SessionRecord, User] | None:
@@ -613,9 +661,10 @@ class SQLAdapter:
         sessions, users = self._live["sessions"], self._live["users"]
         session_extra = self._tables["extra"].alias("session_extra")
         user_extra = self._tables["extra"].alias("user_extra")
+        token = self._column("sessions", "session_token")
         joined = (
-            sessions.join(users, users.c.id == sessions.c.userId)
-            .outerjoin(session_extra, _extra_key(session_extra, "session", sessions.c.sessionToken))
+            sessions.join(users, users.c.id == self._column("sessions", "user_id"))
+            .outerjoin(session_extra, _extra_key(session_extra, "session", token))
             .outerjoin(user_extra, _extra_key(user_extra, "user", self._id_text(users.c.id)))
         )
         return (
@@ -626,7 +675,7 @@ class SQLAdapter:
                 user_extra.c.data.label("u__extra"),
             )
             .select_from(joined)
-            .where(sessions.c.sessionToken == sa.bindparam("token"))
+            .where(token == sa.bindparam("token"))
             .limit(1)
         )
 
@@ -636,7 +685,7 @@ class SQLAdapter:
         holds the user already needs. Expiry is not checked."""
         if not _text(session_token):
             return None
-        where = self._live["sessions"].c.sessionToken == session_token
+        where = self._column("sessions", "session_token") == session_token
         found = await self._run(
             lambda c: self._find(c, "sessions", "session", session_token, where), write=False
         )
@@ -656,7 +705,7 @@ class SQLAdapter:
         row, extra = self._split("sessions", changes)
         if row:
             self._stamp("sessions", row, created=False)
-        where = sessions.c.sessionToken == token
+        where = self._column("sessions", "session_token") == token
 
         async def update(connection: AsyncConnection) -> SessionRecord | None:
             if changes.get("user_id") is not None:
@@ -665,7 +714,7 @@ class SQLAdapter:
             if stored is None:
                 return None
             merged = await self._merge_extra(
-                connection, "session", token, str(stored["userId"]), extra
+                connection, "session", token, self._owner("sessions", stored), extra
             )
             return self._session(stored, merged)
 
@@ -677,7 +726,7 @@ class SQLAdapter:
         if not _text(session_token):
             return None
         sessions = self._live["sessions"]
-        where = sessions.c.sessionToken == session_token
+        where = self._column("sessions", "session_token") == session_token
 
         async def delete(connection: AsyncConnection) -> SessionRecord | None:
             found = await self._delete_row(connection, sessions, where, "session", session_token)
@@ -692,7 +741,7 @@ class SQLAdapter:
         wanted = self._user_id(user_id)
         if wanted is None:
             return []
-        where = self._live["sessions"].c.userId == self._id_value(wanted)
+        where = self._column("sessions", "user_id") == self._id_value(wanted)
         found = await self._run(
             lambda c: self._find_all(c, "sessions", "session", where), write=False
         )
@@ -707,16 +756,15 @@ class SQLAdapter:
         if wanted is None:
             return 0
         sessions, extra = self._live["sessions"], self._tables["extra"]
-        where = sessions.c.userId == self._id_value(wanted)
+        token = self._column("sessions", "session_token")
+        where = self._column("sessions", "user_id") == self._id_value(wanted)
         if except_token is not None and _text(str(except_token)):
-            where = sa.and_(where, sessions.c.sessionToken != str(except_token))
+            where = sa.and_(where, token != str(except_token))
 
         async def delete(connection: AsyncConnection) -> int:
             tokens = list(
                 (
-                    await connection.execute(
-                        sessions.delete().where(where).returning(sessions.c.sessionToken)
-                    )
+                    await connection.execute(sessions.delete().where(where).returning(token))
                 ).scalars()
             )
             if tokens:
@@ -738,22 +786,31 @@ class SQLAdapter:
         Other fields are dropped. Raises :class:`DuplicateRecordError` when the same
         identifier and token are stored already, and ``ValueError`` when a field is
         missing or of the wrong type.
+
+        One ``INSERT ... SELECT ... WHERE NOT EXISTS``: Better Auth's ``verification``
+        table has no unique key on the pair (its own values may repeat), so the insert
+        looks for a twin itself. Where the pair is the primary key (Auth.js's tables),
+        the database also refuses a twin inserted at the same moment; in Better Auth's,
+        two such inserts racing on PostgreSQL may both succeed (tokens are random).
         """
         created = records.verification_input(verification_token)
+        row, _ = self._split("verification_tokens", dataclasses.asdict(created))
+        self._stamp("verification_tokens", row, created=True)
         tokens = self._live["verification_tokens"]
-        values = {
-            "identifier": created.identifier,
-            "token": created.token,
-            "expires": created.expires,
+        identifier = self._column("verification_tokens", "identifier")
+        token = self._column("verification_tokens", "token")
+        twin = sa.exists().where(identifier == created.identifier, token == created.token)
+        values = sa.select(
+            *(sa.literal(value, tokens.c[name].type).label(name) for name, value in row.items())
+        ).where(~twin)
+        statement = tokens.insert().from_select(list(row), values).returning(identifier)
+        duplicate = {
+            identifier.name: records.DUPLICATE_VERIFICATION,
+            token.name: records.DUPLICATE_VERIFICATION,
         }
-        _storable(values)
-        await self._run(
-            lambda c: c.execute(tokens.insert().values(values)),
-            duplicate={
-                "identifier": records.DUPLICATE_VERIFICATION,
-                "token": records.DUPLICATE_VERIFICATION,
-            },
-        )
+        stored = await self._run(lambda c: _first(c, statement), duplicate=duplicate)
+        if stored is None:
+            raise DuplicateRecordError(records.DUPLICATE_VERIFICATION)
         return created
 
     @_prepared
@@ -767,20 +824,25 @@ class SQLAdapter:
         tokens = self._live["verification_tokens"]
         statement = (
             tokens.delete()
-            .where(tokens.c.identifier == identifier, tokens.c.token == token)
-            .returning(tokens.c.identifier, tokens.c.token, tokens.c.expires)
+            .where(
+                self._column("verification_tokens", "identifier") == identifier,
+                self._column("verification_tokens", "token") == token,
+            )
+            .returning(tokens)
         )
         found = await self._run(lambda c: _first(c, statement))
-        return records.verification_record(found) if found is not None else None
+        if found is None:
+            return None
+        return records.verification_record(self._fields("verification_tokens", found, {}))
 
     @_prepared
     async def delete_verification_tokens(self, identifier: str) -> int:
         """Delete every token of ``identifier``; how many there were."""
         if not _text(identifier):
             return 0
-        tokens = self._live["verification_tokens"]
+        column = self._column("verification_tokens", "identifier")
         statement = (
-            tokens.delete().where(tokens.c.identifier == identifier).returning(tokens.c.token)
+            self._live["verification_tokens"].delete().where(column == identifier).returning(column)
         )
         deleted = await self._run(lambda c: _all(c, statement))
         return len(deleted)
@@ -797,6 +859,7 @@ class SQLAdapter:
         """
         fields = records.authenticator_input(authenticator, parse_id=self._user_id)
         row, extra = self._split("authenticators", fields)
+        self._stamp("authenticators", row, created=True)
         table = self._live["authenticators"]
         credential_id = fields["credential_id"]
 
@@ -997,10 +1060,25 @@ class SQLAdapter:
         """An id column as text, the type of ``asgi_session_extra.key``."""
         return sa.cast(column, sa.Text) if self._preset.integer_ids else column
 
+    def _column(self, kind: str, field: str) -> sa.Column[Any]:
+        """The column holding ``field`` (a Python name) of the records of ``kind``."""
+        return self._live[kind].c[self._columns[kind][field]]
+
+    def _value(self, kind: str, field: str, value: Any) -> Any:
+        """A field's value as its column holds it, to look it up."""
+        described = self._specs[kind].get(self._columns[kind][field])
+        if described is None or described.convert is None:
+            return value
+        return described.convert.write(value, field)
+
+    def _owner(self, kind: str, row: _RowData) -> str:
+        """The user id a stored row names, as text."""
+        return str(row[self._columns[kind]["user_id"]])
+
     def _split(self, kind: str, fields: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Python-named fields as column values, and the fields that have no column."""
-        columns = self._columns[kind]
-        spec: TableSpec = self._preset.tables[kind]  # type: ignore[index]
+        """Python-named fields as column values, and the fields that have no column (or
+        whose value the column keeps only in part, kept aside whole too)."""
+        columns, specs = self._columns[kind], self._specs[kind]
         row: dict[str, Any] = {}
         extra: dict[str, Any] = {}
         for name, value in fields.items():
@@ -1008,9 +1086,13 @@ class SQLAdapter:
             if column is None:
                 extra[name] = value
                 continue
-            described = spec.column(column)
+            described = specs.get(column)
             if described is not None and described.type in ("int", "bigint", "serial"):
                 value = _whole(value, f"{name}")
+            if described is not None and described.convert is not None:
+                if described.convert.keeps_aside:
+                    extra[name] = value
+                value = described.convert.write(value, name)
             if name == "user_id" and value is not None:
                 value = self._id_value(value)
             row[column] = value
@@ -1018,18 +1100,53 @@ class SQLAdapter:
         return row, extra
 
     def _stamp(self, kind: str, row: dict[str, Any], *, created: bool) -> None:
-        """Fill the times the preset's ORM keeps itself (Prisma's createdAt, updatedAt)."""
+        """Fill what the preset's tool fills itself: times (Prisma's and Better Auth's
+        createdAt, updatedAt), ids (Better Auth's, in every table) and, on insert, what
+        a required column holds for a field not given (Better Auth's ``name``, ``""``)."""
         now = records.utc(datetime.now(UTC))
-        for column in self._preset.tables[kind].columns:  # type: ignore[index]
+        for column in self._specs[kind].values():
             if column.managed == "updated" or (column.managed == "created" and created):
                 row.setdefault(column.name, now)
+            elif not created or column.name in row:
+                continue
+            elif column.managed == "id":
+                row[column.name] = _ordered_id()
+            elif column.convert is not None and column.field is not None:
+                default = column.convert.write(None, column.field)
+                if default is not None:
+                    row[column.name] = default
+
+    def _require_user_columns(self, row: Mapping[str, Any], *, created: bool) -> None:
+        """Refuse (``ValueError``) a user without a field the preset's users table
+        requires: an email, in Prisma's and Better Auth's (a name is ``""`` there)."""
+        for column in self._specs["users"].values():
+            if column.nullable or column.field is None:
+                continue
+            if created and row.get(column.name) is None:
+                raise ValueError(f"a user needs {column.field}")
+            if not created and column.name in row and row[column.name] is None:
+                raise ValueError(f"a user's {column.field} cannot be None")
 
     def _fields(self, kind: str, row: _RowData, extra: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored row's fields (and those kept aside) under Python names."""
+        specs = self._specs[kind]
         fields = dict(extra)
         fields.pop("id", None)
         for name, column in self._columns[kind].items():
-            if column in row:
-                fields[name] = row[column]
+            if column not in row:
+                continue
+            value = row[column]
+            described = specs.get(column)
+            if described is not None:
+                if value is None and described.extra:
+                    continue
+                if described.convert is not None:
+                    spec = self._preset.tables[kind]  # type: ignore[index]
+                    value = described.convert.read(value, extra.get(name), row, spec)
+            fields[name] = value
+        for name, derive in self._preset.tables[kind].derived.items():  # type: ignore[index]
+            if fields.get(name) is None:
+                fields[name] = derive(fields)
         if fields.get("user_id") is not None:
             fields["user_id"] = str(fields["user_id"])
         return fields
@@ -1039,12 +1156,12 @@ class SQLAdapter:
 
     def _account(self, row: _RowData, extra: Mapping[str, Any]) -> Account:
         fields = self._fields("accounts", row, extra)
-        key = _account_key(row["provider"], row["providerAccountId"])
+        key = _account_key(fields["provider"], fields["provider_account_id"])
         return records.account_record(_record_id(row, extra, key), fields)
 
     def _session(self, row: _RowData, extra: Mapping[str, Any]) -> SessionRecord:
         fields = self._fields("sessions", row, extra)
-        return records.session_record(_record_id(row, extra, row["sessionToken"]), fields)
+        return records.session_record(_record_id(row, extra, fields["session_token"]), fields)
 
     def _authenticator(self, row: _RowData, extra: Mapping[str, Any]) -> Authenticator:
         return records.authenticator_record(self._fields("authenticators", row, extra))
@@ -1079,18 +1196,24 @@ class SQLAdapter:
     async def _find_all(
         self, connection: AsyncConnection, kind: str, extra_kind: str, where: Any
     ) -> list[tuple[_RowData, dict[str, Any], int]]:
-        """Rows, extra fields and insertion order of the records ``where`` finds."""
+        """Rows, extra fields and insertion order of the records ``where`` finds: the
+        order of their ids where the table has ids (serial numbers, or ids we made, which
+        sort as they were made), else of their extra fields."""
         table, extra = self._live[kind], self._tables["extra"]
-        key = table.c.sessionToken if kind == "sessions" else table.c.credentialID
+        key = self._column(kind, "session_token" if kind == "sessions" else "credential_id")
         query = (
             sa.select(table, extra.c.data.label("__extra"), extra.c.seq.label("__seq"))
             .select_from(table.outerjoin(extra, _extra_key(extra, extra_kind, key)))
             .where(where)
         )
         rows = await _all(connection, query)
-        return [
-            (row, _load(row["__extra"]), row["__seq"] or int(row.get("id") or 0)) for row in rows
-        ]
+        by_id = "id" in table.c
+        made = sorted(
+            range(len(rows)),
+            key=lambda index: rows[index]["id"] if by_id else rows[index]["__seq"] or 0,
+        )
+        order = {index: rank for rank, index in enumerate(made)}
+        return [(row, _load(row["__extra"]), order[index]) for index, row in enumerate(rows)]
 
     async def _put_extra(
         self,
@@ -1411,6 +1534,23 @@ def _new_id() -> str:
     return secrets.token_hex(_ID_BYTES)
 
 
+class _OrderedIds:
+    """Ids of 24 hex digits that sort in the order they were made: the microsecond
+    (never the same twice in one process), then random digits. The ids we put in the
+    id columns of Better Auth's tables (and of our passkeys table beside them):
+    records made at one moment list in the order they were made."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def __call__(self) -> str:
+        self._last = max(time.time_ns() // 1000, self._last + 1)
+        return f"{self._last:013x}{secrets.token_hex(6)[:11]}"
+
+
+_ordered_id = _OrderedIds()
+
+
 def _whole(value: Any, name: str) -> Any:
     """An integer column's value: a whole-number float (JavaScript numbers) as an int."""
     if isinstance(value, float):
@@ -1418,16 +1558,6 @@ def _whole(value: Any, name: str) -> Any:
             raise ValueError(f"{name} must be a whole number")
         return int(value)
     return value
-
-
-def _own_type(reflected: Any) -> Any:
-    """The type an app's own column is used with: a time, as every other, aware UTC to
-    the millisecond (read and written so), else the column's own type."""
-    if isinstance(reflected, sa.DateTime):
-        return Moment(
-            timezone=bool(reflected.timezone), precision=getattr(reflected, "precision", None)
-        )
-    return reflected
 
 
 def _is_data_error(exc: sa_exc.DBAPIError) -> bool:
