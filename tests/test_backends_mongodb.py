@@ -1,18 +1,22 @@
 """MongoDBAdapter against a real mongod, through PyMongo's async client and Motor.
 
-These are what is particular to MongoDB: the documents it stores (Auth.js's shapes),
-indexes, TTL expiry, outages, round trips and interoperability with Auth.js. The
-contract every adapter keeps is tested in test_backends_adapter.py.
+These are what is particular to MongoDB: the documents it stores (Auth.js's shapes, and
+Better Auth's with ``schema="better-auth"``), indexes, TTL expiry, outages, round trips
+and interoperability with Auth.js and Better Auth. The contract every adapter keeps is
+tested in test_backends_adapter.py, in Auth.js's layout; here it runs again in Better
+Auth's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import ANY
 
@@ -23,14 +27,34 @@ from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from asgi_session.backends.mongodb import MongoDBAdapter, _duplicate_key
+from asgi_session.backends import Adapter
+from asgi_session.backends.mongodb import (
+    DEFAULT_COLLECTIONS,
+    MongoDBAdapter,
+    _duplicate_key,
+    _index_name,
+)
 from asgi_session.errors import BackendUnavailableError, ConfigurationError, DuplicateRecordError
 from asgi_session.models import Account, Authenticator, SessionRecord, User, VerificationToken
+from tests import test_backends_adapter
 from tests.support.mongod import MongodServer
-from tests.support.node import run_node_script
+from tests.support.node import NODE_PROJECT_DIR, node_binary, run_node_script
 from tests.support.records import account_data, later, make_session, make_user
 
 RawDb = AsyncDatabase[dict[str, Any]]
+
+#: The collections of each layout, by the keys ``collections=`` renames them with.
+COLLECTIONS: dict[str, dict[str, str]] = {
+    "authjs": dict(DEFAULT_COLLECTIONS),
+    "better-auth": {
+        "users": "user",
+        "accounts": "account",
+        "sessions": "session",
+        "verification_tokens": "verification",
+        "revocations": "revocations",
+        "authenticators": "authenticators",
+    },
+}
 
 
 def _aware(value: datetime) -> datetime:
@@ -73,15 +97,35 @@ async def _close(client: Any) -> None:
         await result
 
 
+@pytest.fixture(params=["authjs", "better-auth"])
+def schema(request: pytest.FixtureRequest) -> str:
+    """The document layout, for the tests of what both layouts do alike."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def either(client_kind: str, schema: str, mongo_db: RawDb, motor_db: Any) -> MongoDBAdapter:
+    """A backend in either layout, through either client."""
+    return MongoDBAdapter(mongo_db if client_kind == "pymongo" else motor_db, schema=schema)
+
+
+@pytest.fixture
+def better_auth(client_kind: str, mongo_db: RawDb, motor_db: Any) -> MongoDBAdapter:
+    """A backend in Better Auth's layout, through either client."""
+    database = mongo_db if client_kind == "pymongo" else motor_db
+    return MongoDBAdapter(database, schema="better-auth")
+
+
 @pytest.fixture
 async def watched(
-    client_kind: str, mongodb_url: str, mongo_db_name: str
+    client_kind: str, schema: str, mongodb_url: str, mongo_db_name: str
 ) -> AsyncIterator[tuple[MongoDBAdapter, _CommandLog]]:
-    """A backend on its own client whose commands are recorded."""
+    """A backend, in either layout, on its own client whose commands are recorded."""
     log = _CommandLog()
     client = _make_client(client_kind, mongodb_url, event_listeners=[log])
     try:
-        yield MongoDBAdapter(client[mongo_db_name]), log
+        yield MongoDBAdapter(client[mongo_db_name], schema=schema), log
     finally:
         await _close(client)
 
@@ -208,6 +252,8 @@ def _duplicate_key_error(details: dict[str, Any]) -> DuplicateKeyError:
             "identifier",
         ),
         ({"errmsg": "E11000 something else"}, None),
+        # Better Auth's names: the adapter looks them up in the indexes it made.
+        ({"errmsg": "E11000 ... index: user_email_uidx dup key"}, "user_email_uidx"),
     ],
 )
 def test_a_duplicate_key_error_names_the_index_field(
@@ -554,9 +600,12 @@ async def test_revoking_for_an_id_that_is_not_an_object_id_stores_no_user(
 # -- indexes -----------------------------------------------------------------------------
 
 
-async def _index_summary(db: RawDb) -> dict[str, dict[str, Any]]:
+async def _index_summary(
+    db: RawDb, names: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
     summary: dict[str, dict[str, Any]] = {}
-    for collection in ("users", "accounts", "sessions", "verification_tokens", "authenticators"):
+    for key in ("users", "accounts", "sessions", "verification_tokens", "authenticators"):
+        collection = (names or COLLECTIONS["authjs"])[key]
         for name, info in (await db[collection].index_information()).items():
             if name == "_id_":
                 continue
@@ -634,11 +683,20 @@ async def test_duplicate_emails_left_by_authjs_stop_index_creation(
 
 
 async def test_ttl_monitor_removes_expired_sessions_and_tokens(
-    adapter: MongoDBAdapter, mongo_db: RawDb, mongo_client: AsyncMongoClient[dict[str, Any]]
+    either: MongoDBAdapter,
+    schema: str,
+    mongo_db: RawDb,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
 ) -> None:
     # The fixture's mongod runs the monitor every second; make sure a MONGODB_URL
     # server does too.
     await mongo_client.admin.command({"setParameter": 1, "ttlMonitorSleepSecs": 1})
+    adapter, names = either, COLLECTIONS[schema]
+    sessions, tokens = mongo_db[names["sessions"]], mongo_db[names["verification_tokens"]]
+    # Where each layout keeps a session's token and a verification token's.
+    session_token, token = (
+        ("token", "value") if schema == "better-auth" else ("sessionToken", "token")
+    )
     user = await make_user(adapter)
     past = later(minutes=-1)
     await make_session(adapter, user, "expired", expires=past)
@@ -650,14 +708,13 @@ async def test_ttl_monitor_removes_expired_sessions_and_tokens(
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        sessions = await mongo_db["sessions"].distinct("sessionToken")
-        tokens = await mongo_db["verification_tokens"].distinct("token")
-        if sessions == ["valid"] and tokens == ["new"]:
+        left = (await sessions.distinct(session_token), await tokens.distinct(token))
+        if left == (["valid"], ["new"]):
             break
         await asyncio.sleep(0.2)
 
-    assert await mongo_db["sessions"].distinct("sessionToken") == ["valid"]
-    assert await mongo_db["verification_tokens"].distinct("token") == ["new"]
+    assert await sessions.distinct(session_token) == ["valid"]
+    assert await tokens.distinct(token) == ["new"]
 
 
 # -- outages -----------------------------------------------------------------------------
@@ -950,10 +1007,14 @@ async def _next_change(feed: Any) -> Any:
 
 
 async def test_session_changes_name_what_changed(
-    adapter: MongoDBAdapter, mongo_db: RawDb, mongo_client: AsyncMongoClient[dict[str, Any]]
+    either: MongoDBAdapter,
+    schema: str,
+    mongo_db: RawDb,
+    mongo_client: AsyncMongoClient[dict[str, Any]],
 ) -> None:
     from asgi_session.backends._session_cache import CLOSED, EVERYTHING, SESSION, USER, Change
 
+    adapter, names = either, COLLECTIONS[schema]
     user = await make_user(adapter)
     session = await make_session(adapter, user)
     other = await make_session(adapter, user)
@@ -963,7 +1024,7 @@ async def test_session_changes_name_what_changed(
         assert await feed.next() is None, "a quiet wait says so"
         # Inserts change nothing kept, and other collections are not watched.
         await make_session(adapter, user)
-        await mongo_db["accounts"].insert_one({"userId": ObjectId(user.id)})
+        await mongo_db[names["accounts"]].insert_one({"userId": ObjectId(user.id)})
         expires = later(days=31)
         await adapter.update_session({"session_token": session.session_token, "expires": expires})
         # An extension: what it set comes along, so a cache holding it keeps its entry.
@@ -974,9 +1035,9 @@ async def test_session_changes_name_what_changed(
         assert await _next_change(feed) == Change(SESSION, other.id or "")
         await adapter.update_user({"id": user.id, "name": "Ada L."})
         assert await _next_change(feed) == Change(USER, user.id)
-        await mongo_db["users"].replace_one({"_id": ObjectId(user.id)}, {"name": "Ada"})
+        await mongo_db[names["users"]].replace_one({"_id": ObjectId(user.id)}, {"name": "Ada"})
         assert await _next_change(feed) == Change(USER, user.id)
-        await mongo_db["sessions"].drop()
+        await mongo_db[names["sessions"]].drop()
         assert await _next_change(feed) == Change(EVERYTHING)
         await mongo_client.drop_database(mongo_db.name)
         # Each collection's drop, the database's, then the end of the stream.
@@ -989,9 +1050,10 @@ async def test_session_changes_name_what_changed(
         await feed.close()
 
 
-async def test_session_changes_resume_where_they_stopped(adapter: MongoDBAdapter) -> None:
+async def test_session_changes_resume_where_they_stopped(either: MongoDBAdapter) -> None:
     from asgi_session.backends._session_cache import SESSION, Change
 
+    adapter = either
     user = await make_user(adapter)
     first, second = await make_session(adapter, user), await make_session(adapter, user)
     feed = adapter.session_changes(heartbeat=0.2)
@@ -1036,3 +1098,786 @@ async def test_session_changes_start_afresh_when_the_resume_point_is_gone(
 async def test_session_changes_need_a_positive_heartbeat(adapter: MongoDBAdapter) -> None:
     with pytest.raises(ConfigurationError, match="heartbeat"):
         adapter.session_changes(heartbeat=0)
+
+
+# -- Better Auth's layout ------------------------------------------------------------------
+# Documents exactly as better-auth 1.7's MongoDB adapter (@better-auth/mongo-adapter)
+# writes them with its default options: singular collections, ObjectId ids and user
+# references, dates, a boolean emailVerified, createdAt and updatedAt on every document.
+
+
+class TestBetterAuthLayoutContract(test_backends_adapter.TestAdapterContract):
+    """The adapter contract (and what the package's adapters keep besides), in Better
+    Auth's layout, through PyMongo and Motor.
+
+    Better Auth's users all have an email: its unique index on ``email`` has no partial
+    filter, so a second user without one could not be stored beside Better Auth.
+    """
+
+    users_need_an_email = True
+
+    @pytest.fixture
+    def adapter(self, better_auth: MongoDBAdapter) -> Adapter:
+        return better_auth
+
+
+def test_an_unknown_schema_is_refused_naming_the_known_ones(mongo_db: RawDb) -> None:
+    for schema in ("prisma", "Better-Auth", None):
+        with pytest.raises(
+            ConfigurationError,
+            match=r"^MongoDBAdapter\(schema=.+\) must be one of 'authjs', 'better-auth'$",
+        ):
+            MongoDBAdapter(mongo_db, schema=schema)  # type: ignore[arg-type]
+
+
+def test_the_layout_is_named(mongo_db: RawDb) -> None:
+    assert MongoDBAdapter(mongo_db).schema == "authjs"
+    assert MongoDBAdapter(mongo_db, schema="authjs").schema == "authjs"
+    assert MongoDBAdapter(mongo_db, schema="better-auth").schema == "better-auth"
+
+
+async def test_better_auth_collections_are_its_own_and_ours_keep_their_names(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await make_user(better_auth)
+    await make_session(better_auth, user)
+    await better_auth.link_account(account_data(user))
+    await better_auth.create_verification_token(
+        {"identifier": "ada@example.com", "token": "t", "expires": later(hours=1)}
+    )
+    await better_auth.revoke_tokens_issued_before(user.id, later())
+    await better_auth.create_authenticator(_passkey(user))
+
+    assert sorted(await mongo_db.list_collection_names()) == [
+        "account",
+        "authenticators",
+        "revocations",
+        "session",
+        "user",
+        "verification",
+    ]
+
+
+def _is_utc_now(value: Any, before: datetime) -> bool:
+    """Whether a raw (naive UTC) ``value`` is a time from ``before`` to now."""
+    return isinstance(value, datetime) and before <= _aware(value) <= datetime.now(UTC)
+
+
+def _just_before() -> datetime:
+    """Now, at the millisecond precision the store keeps, less one millisecond."""
+    return later(seconds=-0.001)
+
+
+async def test_better_auth_user_document(better_auth: MongoDBAdapter, mongo_db: RawDb) -> None:
+    verified, before = later(minutes=-5), _just_before()
+
+    user = await better_auth.create_user(
+        {
+            "name": "Ada",
+            "email": "ada@example.com",
+            "image": "https://example.com/ada.png",
+            "email_verified": verified,
+            "role": "admin",
+        }
+    )
+
+    raw = await mongo_db["user"].find_one({})
+    assert raw == {
+        "_id": ObjectId(user.id),
+        "name": "Ada",
+        "email": "ada@example.com",
+        "image": "https://example.com/ada.png",
+        "emailVerified": True,
+        "emailVerifiedAt": ANY,
+        "createdAt": ANY,
+        "updatedAt": ANY,
+        "role": "admin",
+    }
+    assert type(raw["_id"]) is ObjectId and raw["emailVerified"] is True
+    assert _aware(raw["emailVerifiedAt"]) == verified
+    assert _is_utc_now(raw["createdAt"], before) and raw["updatedAt"] == raw["createdAt"]
+    assert user.email_verified == verified and user.extra == {"role": "admin"}
+
+
+async def test_a_better_auth_user_has_every_field_better_auth_requires(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await better_auth.create_user({"email": "bob@example.com", "image": None})
+
+    raw = await mongo_db["user"].find_one({})
+    assert raw == {
+        "_id": ObjectId(user.id),
+        "name": "",
+        "email": "bob@example.com",
+        "image": None,
+        "emailVerified": False,
+        "createdAt": ANY,
+        "updatedAt": ANY,
+    }, "a name, a string, and emailVerified, a boolean, always: Better Auth requires them"
+    assert user == User(id=user.id, email="bob@example.com")
+
+
+async def test_a_better_auth_user_update_moves_updated_at_and_forgets_the_verified_time(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await better_auth.create_user(
+        {"name": "Ada", "email": "ada@example.com", "email_verified": later(minutes=-1)}
+    )
+    created = await mongo_db["user"].find_one({})
+    assert created is not None
+    await asyncio.sleep(0.005)
+
+    updated = await better_auth.update_user({"id": user.id, "name": None, "email_verified": None})
+
+    raw = await mongo_db["user"].find_one({})
+    assert raw == {
+        "_id": ObjectId(user.id),
+        "name": "",
+        "email": "ada@example.com",
+        "emailVerified": False,
+        "createdAt": created["createdAt"],
+        "updatedAt": ANY,
+    }
+    assert raw["updatedAt"] > created["updatedAt"]
+    assert updated == User(id=user.id, email="ada@example.com")
+
+
+async def test_better_auth_account_document(better_auth: MongoDBAdapter, mongo_db: RawDb) -> None:
+    user = await make_user(better_auth)
+    before = _just_before()
+
+    account = await better_auth.link_account(
+        account_data(
+            user, id_token="idt", session_state="st", refresh_token_expires_at=1_900_003_600
+        )
+    )
+
+    raw = await mongo_db["account"].find_one({})
+    assert raw == {
+        "_id": ObjectId(account.id),
+        "userId": ObjectId(user.id),
+        "providerId": "github",
+        "accountId": "gh-1",
+        "accessToken": "at-1",
+        "refreshToken": "rt-1",
+        # 1_900_000_000 seconds since the epoch, and an hour later.
+        "accessTokenExpiresAt": datetime(2030, 3, 17, 17, 46, 40),
+        "refreshTokenExpiresAt": datetime(2030, 3, 17, 18, 46, 40),
+        "scope": "read:user",
+        "idToken": "idt",
+        # What Better Auth has no field for keeps Auth.js's name.
+        "type": "oauth",
+        "token_type": "bearer",
+        "session_state": "st",
+        "createdAt": ANY,
+        "updatedAt": ANY,
+    }
+    assert type(raw["userId"]) is ObjectId
+    assert _is_utc_now(raw["createdAt"], before) and raw["updatedAt"] == raw["createdAt"]
+    assert account.expires_at == 1_900_000_000 and isinstance(account.expires_at, int)
+    assert account.extra == {"refresh_token_expires_at": 1_900_003_600}
+
+
+async def test_an_account_update_moves_updated_at(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await make_user(better_auth)
+    await better_auth.link_account(account_data(user))
+    linked = await mongo_db["account"].find_one({})
+    assert linked is not None
+    await asyncio.sleep(0.005)
+
+    updated = await better_auth.update_account(
+        provider="github",
+        provider_account_id="gh-1",
+        data={"access_token": "at-2", "expires_at": 1_900_000_000.5},
+    )
+
+    raw = await mongo_db["account"].find_one({})
+    assert raw is not None
+    assert (raw["accessToken"], raw["accessTokenExpiresAt"]) == (
+        "at-2",
+        datetime(2030, 3, 17, 17, 46, 40, 500000),
+    )
+    assert raw["createdAt"] == linked["createdAt"] and raw["updatedAt"] > linked["updatedAt"]
+    assert updated is not None and updated.expires_at == 1_900_000_000.5
+
+
+# A hash as Better Auth's scrypt writes it (salt:key, hex), for an account to hold.
+BETTER_AUTH_HASH = (
+    "c8b51e4389830b01aa5917ea80ca04cc:02344b49036725f83ef2592fe6f0d7de27725931145d1fe0226579d2e"
+    "10a82a1281d1fc030fbd346a15a38aebee3f23a27659243c56b46174652b03b64ef910a"
+)
+
+
+async def test_a_password_account_is_better_auths_credential_account(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await make_user(better_auth)
+
+    # As the Password provider links one: the user's id as the account id.
+    account = await better_auth.link_account(
+        {
+            "user_id": user.id,
+            "type": "credentials",
+            "provider": "password",
+            "provider_account_id": user.id,
+            "password": BETTER_AUTH_HASH,
+        }
+    )
+
+    raw = await mongo_db["account"].find_one({})
+    assert raw == {
+        "_id": ObjectId(account.id),
+        "userId": ObjectId(user.id),
+        "providerId": "credential",
+        "accountId": user.id,
+        "password": BETTER_AUTH_HASH,
+        "type": "credentials",
+        "createdAt": ANY,
+        "updatedAt": ANY,
+    }
+    assert type(raw["accountId"]) is str, "Better Auth's accountId is a string, not a reference"
+    assert (account.provider, account.extra) == ("password", {"password": BETTER_AUTH_HASH})
+    by_account = better_auth.get_user_by_account
+    assert await by_account(provider="password", provider_account_id=user.id) == user
+    # Better Auth's name is one of the two, not a provider of its own.
+    assert await by_account(provider="credential", provider_account_id=user.id) is None
+    assert await better_auth.get_account(provider="credential", provider_account_id=user.id) is None
+    with pytest.raises(
+        ValueError, match="'credential' is what Better Auth calls password accounts"
+    ):
+        await better_auth.link_account(
+            {**account_data(user, "x"), "provider": "credential", "type": "credentials"}
+        )
+
+
+async def test_better_auth_session_document(better_auth: MongoDBAdapter, mongo_db: RawDb) -> None:
+    user = await make_user(better_auth)
+    expires, created_at = later(days=7), later(seconds=-1)
+
+    session = await better_auth.create_session(
+        {
+            "session_token": "tok-1",
+            "user_id": user.id,
+            "expires": expires,
+            "created_at": created_at,
+            "user_agent": "Firefox",
+            "ip_address": "203.0.113.7",
+        }
+    )
+
+    raw = await mongo_db["session"].find_one({})
+    assert raw == {
+        "_id": ObjectId(session.id),
+        "token": "tok-1",
+        "userId": ObjectId(user.id),
+        "expiresAt": ANY,
+        "createdAt": ANY,
+        "updatedAt": ANY,
+        "userAgent": "Firefox",
+        "ipAddress": "203.0.113.7",
+    }
+    assert type(raw["userId"]) is ObjectId
+    assert _aware(raw["expiresAt"]) == expires
+    assert _aware(raw["createdAt"]) == _aware(raw["updatedAt"]) == created_at
+    assert session.extra == {"ip_address": "203.0.113.7"}
+    seen = later()
+    updated = await better_auth.update_session({"session_token": "tok-1", "last_seen_at": seen})
+    raw = await mongo_db["session"].find_one({})
+    assert raw is not None and _aware(raw["updatedAt"]) == seen, "last seen: updatedAt"
+    assert updated is not None and updated.last_seen_at == seen
+
+
+async def test_better_auth_verification_document(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    expires, before = later(hours=1), _just_before()
+
+    await better_auth.create_verification_token(
+        {"identifier": "ada@example.com", "token": "hashed", "expires": expires}
+    )
+
+    raw = await mongo_db["verification"].find_one({})
+    assert raw == {
+        "_id": ANY,
+        "identifier": "ada@example.com",
+        "value": "hashed",
+        "expiresAt": ANY,
+        "createdAt": ANY,
+        "updatedAt": ANY,
+    }
+    assert type(raw["_id"]) is ObjectId and _aware(raw["expiresAt"]) == expires
+    assert _is_utc_now(raw["createdAt"], before) and raw["updatedAt"] == raw["createdAt"]
+
+
+async def test_documents_as_better_auth_writes_them_are_read(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    # As better-auth wrote them on sign-up with a password, then on verifying the email
+    # (emailVerified true, no time kept), linking GitHub and asking for a password reset.
+    uid, sid, other = ObjectId(), ObjectId(), ObjectId()
+    created = datetime(2026, 1, 5, 9, 0, 0, 430000, tzinfo=UTC)
+    verified = created + timedelta(minutes=3)
+    expires = datetime(2026, 1, 12, 9, 0, 0, 437000, tzinfo=UTC)
+    await mongo_db["user"].insert_many(
+        [
+            {
+                "_id": uid,
+                "name": "Ada",
+                "email": "ada@example.com",
+                "emailVerified": True,
+                "createdAt": created,
+                "updatedAt": verified,
+            },
+            {
+                "_id": other,
+                "name": "Bob",
+                "email": "bob@example.com",
+                "emailVerified": False,
+                "image": None,
+                "createdAt": created,
+                "updatedAt": created,
+            },
+        ]
+    )
+    await mongo_db["account"].insert_many(
+        [
+            {
+                "_id": ObjectId(),
+                "accountId": str(uid),
+                "providerId": "credential",
+                "userId": uid,
+                "password": BETTER_AUTH_HASH,
+                "createdAt": created,
+                "updatedAt": created,
+            },
+            {
+                "_id": ObjectId(),
+                "accountId": "583231",
+                "providerId": "github",
+                "userId": uid,
+                "accessToken": "gho_1",
+                "accessTokenExpiresAt": datetime(2030, 3, 17, 17, 46, 40, tzinfo=UTC),
+                "scope": "read:user,user:email",
+                "createdAt": created,
+                "updatedAt": created,
+            },
+        ]
+    )
+    await mongo_db["session"].insert_one(
+        {
+            "_id": sid,
+            "expiresAt": expires,
+            "token": "825ncvDSYSbUE0ACsDkWjVeafrvbCEvz",
+            "createdAt": created,
+            "updatedAt": created,
+            "ipAddress": "",
+            "userAgent": "UA",
+            "userId": uid,
+        }
+    )
+    await mongo_db["verification"].insert_one(
+        {
+            "_id": ObjectId(),
+            "identifier": "reset-password:abc",
+            "value": str(uid),
+            "expiresAt": expires,
+            "createdAt": created,
+            "updatedAt": created,
+        }
+    )
+
+    # Verified by Better Auth, which keeps no time: when it last wrote the user.
+    ada = User(id=str(uid), name="Ada", email="ada@example.com", email_verified=verified)
+    assert await better_auth.get_user(str(uid)) == ada
+    assert await better_auth.get_user_by_email("ada@example.com") == ada
+    assert await better_auth.get_user(str(other)) == User(
+        id=str(other), name="Bob", email="bob@example.com"
+    )
+    by_account = better_auth.get_user_by_account
+    assert await by_account(provider="password", provider_account_id=str(uid)) == ada
+    assert await by_account(provider="github", provider_account_id="583231") == ada
+    password = await better_auth.get_account(provider="password", provider_account_id=str(uid))
+    assert password is not None and password == Account(
+        id=password.id,
+        user_id=str(uid),
+        type="credentials",
+        provider="password",
+        provider_account_id=str(uid),
+        extra={"password": BETTER_AUTH_HASH},
+    )
+    github = await better_auth.get_account(provider="github", provider_account_id="583231")
+    assert github is not None and github == Account(
+        id=github.id,
+        user_id=str(uid),
+        type="oauth",
+        provider="github",
+        provider_account_id="583231",
+        access_token="gho_1",
+        expires_at=1_900_000_000,
+        scope="read:user,user:email",
+    )
+    session = SessionRecord(
+        id=str(sid),
+        session_token="825ncvDSYSbUE0ACsDkWjVeafrvbCEvz",
+        user_id=str(uid),
+        expires=expires,
+        created_at=created,
+        last_seen_at=created,
+        user_agent="UA",
+        extra={"ip_address": ""},
+    )
+    assert await better_auth.get_session_and_user(session.session_token) == (session, ada)
+    assert await better_auth.list_sessions(str(uid)) == [session]
+    assert await better_auth.use_verification_token(
+        identifier="reset-password:abc", token=str(uid)
+    ) == VerificationToken("reset-password:abc", str(uid), expires)
+    assert await better_auth.delete_user(str(uid)) == ada
+    assert await mongo_db["account"].count_documents({}) == 0
+    assert await mongo_db["session"].count_documents({}) == 0
+
+
+async def test_what_better_auths_layout_cannot_store_is_refused(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    user = await make_user(better_auth)
+    session = {"session_token": "t", "user_id": user.id, "expires": later(days=1)}
+
+    # Extras under a name the layout stores another field under would overwrite it.
+    with pytest.raises(ValueError, match=r"^a session's expiresAt is a field this layout keeps"):
+        await better_auth.create_session({**session, "expiresAt": later()})
+    with pytest.raises(ValueError, match=r"^a user's updatedAt is a field this layout keeps"):
+        await better_auth.update_user({"id": user.id, "updatedAt": later()})
+    with pytest.raises(ValueError, match=r"^a user's emailVerifiedAt is a field this layout keeps"):
+        await better_auth.create_user({"email": "e@example.com", "emailVerifiedAt": later()})
+    with pytest.raises(ValueError, match=r"^an account's accountId is a field this layout keeps"):
+        await better_auth.link_account(account_data(user, accountId="x"))
+    # A date is what Better Auth keeps: seconds are all that can become one.
+    for expires_at in ("soon", True, 10.0**20):
+        with pytest.raises(ValueError, match=r"^an account's expires_at must be a number of"):
+            await better_auth.link_account(account_data(user, expires_at=expires_at))
+    with pytest.raises(ValueError, match=r"^a user's email must be a string$"):
+        await better_auth.create_user({"email": 7})
+    with pytest.raises(ValueError, match=r"^a session's last_seen_at cannot be None$"):
+        await better_auth.update_session({"session_token": "x", "last_seen_at": None})
+
+    assert await mongo_db["user"].count_documents({}) == 1
+    assert await mongo_db["session"].count_documents({}) == 0
+    assert await mongo_db["account"].count_documents({}) == 0
+
+
+EXPECTED_BETTER_AUTH_INDEXES = {
+    # Better Auth's, as its adapter makes them when it starts: same names, same options.
+    "user.user_email_uidx": {"key": [("email", 1)], "unique": True},
+    "account.account_userId_idx": {"key": [("userId", 1)]},
+    "session.session_token_uidx": {"key": [("token", 1)], "unique": True},
+    "session.session_userId_idx": {"key": [("userId", 1)]},
+    "verification.verification_identifier_idx": {"key": [("identifier", 1)]},
+    # Ours besides.
+    "account.providerId_1_accountId_1": {
+        "key": [("providerId", 1), ("accountId", 1)],
+        "unique": True,
+    },
+    "session.expiresAt_1": {"key": [("expiresAt", 1)], "expireAfterSeconds": 0},
+    "verification.identifier_1_value_1": {
+        "key": [("identifier", 1), ("value", 1)],
+        "unique": True,
+    },
+    "verification.expiresAt_1": {"key": [("expiresAt", 1)], "expireAfterSeconds": 0},
+    "authenticators.credentialID_1": {"key": [("credentialID", 1)], "unique": True},
+    "authenticators.userId_1": {"key": [("userId", 1)]},
+}
+
+
+async def test_better_auth_indexes(better_auth: MongoDBAdapter, mongo_db: RawDb) -> None:
+    await better_auth.ensure_indexes()
+    await better_auth.ensure_indexes()
+
+    summary = await _index_summary(mongo_db, COLLECTIONS["better-auth"])
+    assert summary == EXPECTED_BETTER_AUTH_INDEXES
+
+
+async def test_better_auth_index_names_follow_the_collections(mongo_db: RawDb) -> None:
+    # Better Auth's usePlural: its index names are made from the collection names.
+    plural = {
+        "users": "users",
+        "accounts": "accounts",
+        "sessions": "sessions",
+        "verification_tokens": "verifications",
+    }
+    adapter = MongoDBAdapter(mongo_db, schema="better-auth", collections=plural)
+    await adapter.ensure_indexes()
+
+    summary = await _index_summary(mongo_db, {**COLLECTIONS["better-auth"], **plural})
+    assert {name for name in summary if "idx" in name} == {
+        "users.users_email_uidx",
+        "accounts.accounts_userId_idx",
+        "sessions.sessions_token_uidx",
+        "sessions.sessions_userId_idx",
+        "verifications.verifications_identifier_idx",
+    }
+
+
+@pytest.mark.parametrize(
+    ("collection", "field", "unique", "name"),
+    [
+        ("user", "email", True, "user_email_uidx"),
+        ("session", "userId", False, "session_userId_idx"),
+        (
+            "an_application_of_ours_whose_users_live_in_here",
+            "email",
+            True,
+            "an_application_of_ours_whose_users_live_in_here_email_uidx",
+        ),
+        # Over 63 bytes: cut (never inside a character) and told apart by a hash, as
+        # Better Auth's getDatabaseFieldIndexName gives them.
+        (
+            "sessions_of_an_application_named_at_great_length_für_tests",
+            "userId",
+            False,
+            "sessions_of_an_application_named_at_great_length_f_21191406_idx",
+        ),
+    ],
+)
+def test_index_names_are_better_auths(collection: str, field: str, unique: bool, name: str) -> None:
+    assert _index_name(collection, field, unique=unique) == name
+
+
+async def test_a_better_auth_index_name_in_a_duplicate_key_message_names_its_field(
+    better_auth: MongoDBAdapter,
+) -> None:
+    # What a server that gives no keyPattern says: the index's name.
+    error = _duplicate_key_error({"errmsg": "E11000 ... index: user_email_uidx dup key"})
+
+    async def collide() -> None:
+        raise error
+
+    with pytest.raises(DuplicateRecordError, match=r"^a user with this email already exists$"):
+        await better_auth._run(
+            collide, duplicate={"email": "a user with this email already exists"}
+        )
+
+
+async def test_better_auths_session_refresh_is_an_extension_to_the_change_feed(
+    better_auth: MongoDBAdapter, mongo_db: RawDb
+) -> None:
+    from asgi_session.backends._session_cache import SESSION, Change
+
+    user = await make_user(better_auth)
+    session = await make_session(better_auth, user)
+    feed = better_auth.session_changes(heartbeat=0.2)
+    assert await feed.open() is None
+    try:
+        # What Better Auth's updateSession writes when it pushes the expiry back.
+        expires, now = later(days=7), later()
+        await mongo_db["session"].update_one(
+            {"_id": ObjectId(session.id)}, {"$set": {"expiresAt": expires, "updatedAt": now}}
+        )
+        assert await _next_change(feed) == Change(
+            SESSION, session.id or "", {"expires": expires, "last_seen_at": now}
+        )
+        await mongo_db["session"].update_one(
+            {"_id": ObjectId(session.id)}, {"$set": {"ipAddress": "203.0.113.7"}}
+        )
+        assert await _next_change(feed) == Change(SESSION, session.id or "")
+    finally:
+        await feed.close()
+
+
+# -- interoperability with Better Auth itself ----------------------------------------------
+# better-auth (and its MongoDB adapter) in Node, on the test's database: what each side
+# writes, the other reads. The script is short enough to live here, run from tests/node,
+# where the packages are.
+
+_BETTER_AUTH_PEER = r"""
+import { MongoClient } from "mongodb";
+import { betterAuth } from "better-auth";
+import { mongodbAdapter } from "better-auth/adapters/mongodb";
+
+const request = JSON.parse(process.argv[1]);
+// Better Auth logs through the console: kept, to tell whether its indexes were made.
+const logged = [];
+for (const level of ["log", "info", "warn", "error"]) {
+  console[level] = (...args) => logged.push(args.map(String).join(" "));
+}
+const client = new MongoClient(request.url);
+await client.connect();
+try {
+  const auth = betterAuth({
+    database: mongodbAdapter(client.db(request.database)),
+    secret: "a-test-secret-of-enough-length-for-better-auth-0123456789",
+    baseURL: "http://localhost:3000",
+    emailAndPassword: { enabled: true },
+  });
+  const ctx = await auth.$context;
+  const internal = ctx.internalAdapter;
+  const python = request.python;
+  const read = {
+    byEmail: await internal.findUserByEmail(python.email, { includeAccounts: true }),
+    session: await internal.findSession(python.token),
+    credential: await internal.findCredentialAccount(python.userId),
+    verification: await internal.findVerificationValue(python.identifier),
+  };
+  // A session Python made, its expiry pushed back as Better Auth does on use.
+  await internal.updateSession(python.token, { expiresAt: new Date(request.extendTo) });
+  const signedUp = await auth.api.signUpEmail({
+    body: { email: "grace@example.com", password: "correct horse battery staple", name: "Grace" },
+    headers: new Headers({ "user-agent": "Node" }),
+  });
+  const grace = signedUp.user.id;
+  await internal.updateUser(grace, { emailVerified: true });
+  await internal.linkAccount({
+    userId: grace,
+    providerId: "github",
+    accountId: "gh-grace",
+    accessToken: "gho_2",
+    accessTokenExpiresAt: new Date(1900000000000),
+    scope: "read:user",
+  });
+  await internal.createVerificationValue({
+    identifier: "reset-password:grace",
+    value: grace,
+    expiresAt: new Date(request.extendTo),
+  });
+  // Its own indexes are made in the background: give them time to report trouble.
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const wrote = { userId: grace, token: signedUp.token };
+  process.stdout.write(JSON.stringify({ read, wrote, logged }));
+} finally {
+  await client.close();
+}
+"""
+
+
+def _run_better_auth(request: dict[str, Any]) -> Any:
+    completed = subprocess.run(
+        [node_binary(), "--input-type=module", "-e", _BETTER_AUTH_PEER, json.dumps(request)],
+        capture_output=True,
+        text=True,
+        cwd=NODE_PROJECT_DIR,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+def _js_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+async def test_better_auth_and_python_read_what_the_other_wrote(
+    better_auth: MongoDBAdapter, mongodb_url: str, mongo_db_name: str
+) -> None:
+    from asgi_session.backends._session_cache import SESSION
+
+    await better_auth.ensure_indexes()  # made first, Better Auth's own then are no-ops
+    verified = later(minutes=-1)
+    user = await better_auth.create_user(
+        {"name": "Ada", "email": "ada@example.com", "email_verified": verified, "role": "admin"}
+    )
+    await better_auth.link_account(account_data(user))
+    await better_auth.link_account(
+        {
+            "user_id": user.id,
+            "type": "credentials",
+            "provider": "password",
+            "provider_account_id": user.id,
+            "password": BETTER_AUTH_HASH,
+        }
+    )
+    session = await make_session(
+        better_auth, user, "py-tok", user_agent="Firefox", ip_address="203.0.113.7"
+    )
+    await better_auth.create_verification_token(
+        {"identifier": "reset-password:ada", "token": user.id, "expires": later(hours=1)}
+    )
+    extend_to = later(days=60)
+    feed = better_auth.session_changes(heartbeat=0.2)
+    assert await feed.open() is None
+    try:
+        answer = await asyncio.to_thread(
+            _run_better_auth,
+            {
+                "url": mongodb_url,
+                "database": mongo_db_name,
+                "extendTo": extend_to.isoformat(),
+                "python": {
+                    "email": "ada@example.com",
+                    "userId": user.id,
+                    "token": "py-tok",
+                    "identifier": "reset-password:ada",
+                },
+            },
+        )
+        # Better Auth's refresh of the session: an extension, which a cache keeps.
+        change = await _next_change(feed)
+    finally:
+        await feed.close()
+
+    assert not [line for line in answer["logged"] if "index" in line.lower()], answer["logged"]
+    read = answer["read"]
+    ada = read["byEmail"]["user"]
+    assert (ada["id"], ada["name"], ada["email"], ada["emailVerified"]) == (
+        user.id,
+        "Ada",
+        "ada@example.com",
+        True,
+    )
+    assert sorted((a["providerId"], a["accountId"]) for a in read["byEmail"]["accounts"]) == [
+        ("credential", user.id),
+        ("github", "gh-1"),
+    ]
+    assert read["session"]["user"]["id"] == user.id
+    found = read["session"]["session"]
+    assert (found["id"], found["token"], found["userId"]) == (session.id, "py-tok", user.id)
+    assert (found["userAgent"], found["ipAddress"]) == ("Firefox", "203.0.113.7")
+    assert _js_time(found["expiresAt"]) == session.expires
+    assert read["credential"]["password"] == BETTER_AUTH_HASH
+    assert read["verification"]["value"] == user.id
+    # Better Auth sets expiresAt, and updatedAt (last seen) to its own clock's now.
+    assert (change.kind, change.id) == (SESSION, session.id)
+    assert change.touched is not None and set(change.touched) == {"expires", "last_seen_at"}
+    assert change.touched["expires"] == extend_to
+    refreshed = await better_auth.get_session("py-tok")
+    assert refreshed is not None and refreshed.expires == extend_to
+
+    wrote = answer["wrote"]
+    grace = await better_auth.get_user_by_email("grace@example.com")
+    assert grace is not None and (grace.id, grace.name) == (wrote["userId"], "Grace")
+    assert grace.email_verified is not None, "verified by Better Auth"
+    password = await better_auth.get_account(provider="password", provider_account_id=grace.id)
+    assert password is not None and password.type == "credentials"
+    assert str(password.extra["password"]).count(":") == 1, "Better Auth's scrypt salt:key"
+    github = await better_auth.get_account(provider="github", provider_account_id="gh-grace")
+    assert github is not None and (github.user_id, github.expires_at) == (grace.id, 1_900_000_000)
+    signed_in = await better_auth.get_session_and_user(wrote["token"])
+    assert signed_in is not None and signed_in[1] == grace
+    assert signed_in[0].user_agent == "Node"
+    reset = await better_auth.use_verification_token(
+        identifier="reset-password:grace", token=grace.id
+    )
+    assert reset is not None
+
+
+async def test_indexes_better_auth_made_first_are_the_adapters_too(
+    better_auth: MongoDBAdapter, mongo_db: RawDb, mongodb_url: str, mongo_db_name: str
+) -> None:
+    # Better Auth starts first on an empty database, making its indexes (and a user).
+    nobody = {"email": "nobody@example.com", "userId": str(ObjectId()), "token": "none"}
+    answer = await asyncio.to_thread(
+        _run_better_auth,
+        {
+            "url": mongodb_url,
+            "database": mongo_db_name,
+            "extendTo": later(days=1).isoformat(),
+            "python": {**nobody, "identifier": "none"},
+        },
+    )
+    assert answer["read"]["byEmail"] is None and answer["logged"] == []
+
+    await better_auth.ensure_indexes()
+
+    summary = await _index_summary(mongo_db, COLLECTIONS["better-auth"])
+    assert summary == EXPECTED_BETTER_AUTH_INDEXES

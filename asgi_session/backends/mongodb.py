@@ -1,12 +1,65 @@
 """Users, accounts, sessions, verification tokens and passkeys kept in MongoDB.
 
-Documents are laid out exactly as Auth.js's MongoDB adapter lays them out
-(``emailVerified``, ``userId`` as an ObjectId, ``providerAccountId``, ``sessionToken``...),
-so a Next.js app and a Python app can share one database. Sessions carry three extra
-fields, ``createdAt``, ``lastSeenAt`` and ``userAgent``, which Auth.js passes through.
-Passkeys are Auth.js's Authenticator records (``credentialID``, ``userId`` as an
-ObjectId, ``credentialPublicKey``, ``counter``...), with ``name``, ``createdAt`` and
-``lastUsedAt`` besides.
+Two document layouts, so that a JavaScript app and a Python app can share one database;
+``MongoDBAdapter(db, schema=...)`` picks one.
+
+``schema="authjs"`` (the default): documents laid out exactly as Auth.js's MongoDB
+adapter lays them out (``emailVerified``, ``userId`` as an ObjectId,
+``providerAccountId``, ``sessionToken``...). Sessions carry three extra fields,
+``createdAt``, ``lastSeenAt`` and ``userAgent``, which Auth.js passes through.
+
+``schema="better-auth"``: documents laid out exactly as Better Auth's MongoDB adapter
+(better-auth 1.7) lays them out with its default options. Its collections are singular,
+``user``, ``account``, ``session`` and ``verification`` (``collections=`` renames them,
+e.g. to match its ``usePlural``); ``_id`` is an ObjectId and so is every ``userId``;
+times are dates; ``createdAt`` and ``updatedAt`` are on every document, kept by the
+adapter (``updatedAt`` moves on every write). Records map onto it so:
+
+- user: ``name`` (a string: ``None`` is stored as ``""`` and read back as ``None``),
+  ``email``, ``image``, ``emailVerified`` a boolean: ``email_verified`` is a time here,
+  which goes beside it as ``emailVerifiedAt`` so that it reads back; a user Better Auth
+  verified has no such field, and reads as verified when it was last written
+  (``updatedAt``).
+- account: ``userId``, ``providerId`` (Better Auth's ``"credential"`` is the Password
+  provider's ``"password"``, both ways), ``accountId``, ``accessToken``,
+  ``refreshToken``, ``idToken``, ``scope``; ``expires_at`` (seconds since the epoch) is
+  the date ``accessTokenExpiresAt``, and the extra ``refresh_token_expires_at``, in
+  seconds too, the date ``refreshTokenExpiresAt``. A password account's hash is the
+  extra field ``password``, Better Auth's own. An account Better Auth made has no
+  ``type``: it reads as ``"credentials"`` for a password, else ``"oauth"``.
+- session: ``token``, ``userId``, ``expiresAt``, ``createdAt``; ``last_seen_at`` is
+  ``updatedAt`` (which Better Auth also moves when it extends a session: the change feed
+  sees that as an extension); ``userAgent``; the extra ``ip_address`` is ``ipAddress``.
+- verification: ``identifier``, ``value`` (the token) and ``expiresAt``.
+
+Where the layout departs from what Better Auth does itself, and why:
+
+- Fields Better Auth has no place for (an account's ``type``, ``token_type``,
+  ``session_state``, any extra) are stored on the document under their own names, as in
+  Auth.js's layout. Better Auth reads only the fields of its schema and updates with
+  ``$set``, so it neither sees nor drops them (declare them as its ``additionalFields``
+  to read them there). An extra named like a field the layout stores (``expiresAt``,
+  ``updatedAt``...) would overwrite it, and is refused (``ValueError``).
+- Every user has an email: Better Auth requires one, and its unique index on ``email``
+  (no partial filter) would let only one user be without. A user without one is refused
+  (``ValueError``) rather than stored for the first and refused for the next. Better
+  Auth finds users by their email in lower case.
+- Indexes: the adapter makes Better Auth's own (same names, same options, so whichever
+  app starts first, the other's are already there) and three of its own: unique
+  ``account.(providerId, accountId)`` and ``verification.(identifier, value)``, which
+  turn concurrent duplicates into :class:`~asgi_session.errors.DuplicateRecordError`
+  (Better Auth looks before it writes, and writes a verification value again only after
+  consuming it), and TTL on both ``expiresAt``, removing what Better Auth treats as gone.
+- Passkeys stay in the ``authenticators`` collection, in Auth.js's shape: Better Auth's
+  passkey plugin ships apart from it, with a collection and fields of its own, and
+  never reads these.
+- Better Auth's options that change the documents (``generateId``, field renames,
+  secondary storage) are not followed: ids must be its default ObjectIds.
+
+Revocations (``revocations``) and rate limit counters (``rate_limits``) are this
+package's own in both layouts. Passkeys are Auth.js's Authenticator records
+(``credentialID``, ``userId`` as an ObjectId, ``credentialPublicKey``, ``counter``...),
+with ``name``, ``createdAt`` and ``lastUsedAt`` besides.
 
 Works with PyMongo's ``AsyncDatabase`` and with Motor's ``AsyncIOMotorDatabase``.
 
@@ -117,14 +170,472 @@ _RESUME_POINT_LOST = frozenset({280, 286})
 _CHANGES_HEARTBEAT = 1.0
 
 
+# -- layouts -----------------------------------------------------------------------------
+# Where each kind of record lives and how its fields are stored. Every method of the
+# adapter reads and writes through one, so the two layouts share all of their logic.
+
+
+class _Removed:
+    """A stored field to remove (``$unset``), or to leave out of a new document."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<removed>"
+
+
+_REMOVED = _Removed()
+
+#: How one value is stored and how it is read back: (to stored, from stored).
+_Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+#: A reference to a user: an ObjectId in the store, in both layouts (Better Auth's
+#: MongoDB adapter turns every field referencing an id into one, as Auth.js's does).
+_USER_ID: _Codec = (ObjectId, str)
+# The times Better Auth keeps on its documents, which the adapter maintains there.
+_STAMPS = frozenset({"createdAt", "updatedAt"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shape:
+    """How one kind of record is stored in a layout.
+
+    ``names`` maps Python names to stored ones (a field it does not name, an extra, is
+    stored under its own); ``values`` converts the values stored otherwise than Python
+    holds them; ``defaults`` are the Python values of fields the layout stores on every
+    document, for a record created without them; ``required`` are fields it cannot store
+    as ``None`` and ``strings`` fields it needs as strings; ``stamped`` makes the adapter
+    keep ``createdAt`` (set on insert) and ``updatedAt`` (set on every write);
+    ``reserved`` names other stored fields the layout owns. ``on_write`` and ``on_read``
+    convert what spans several fields.
+    """
+
+    what: str  # how messages name the record: "a user"...
+    names: Mapping[str, str]
+    values: Mapping[str, _Codec] = dataclasses.field(default_factory=dict)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    required: tuple[str, ...] = ()
+    strings: tuple[str, ...] = ()
+    stamped: bool = False
+    reserved: frozenset[str] = frozenset()
+    on_write: Callable[[Mapping[str, Any], dict[str, Any]], None] | None = None
+    on_read: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None
+    owned: frozenset[str] = dataclasses.field(init=False)  # stored names no extra may take
+    hidden: frozenset[str] = dataclasses.field(init=False)  # stored fields no record shows
+
+    def __post_init__(self) -> None:
+        kept = self.reserved | (_STAMPS if self.stamped else frozenset())
+        stored = frozenset(self.names.values())
+        object.__setattr__(self, "owned", stored | kept)
+        object.__setattr__(self, "hidden", kept - stored)
+
+    def stored(self, name: str) -> str:
+        """The stored name of the field Python calls ``name``."""
+        return self.names.get(name, name)
+
+    def value(self, name: str, value: Any) -> Any:
+        """``value``, of the field Python calls ``name``, as it is stored (and queried)."""
+        codec = self.values.get(name)
+        return codec[0](value) if codec is not None else value
+
+    def document(self, fields: Mapping[str, Any], *, new: bool) -> dict[str, Any]:
+        """Python-named fields as stored: a new document (``new``), or what an update
+        sets (see :func:`_update`). Raises ``ValueError`` for what the layout cannot store.
+        """
+        fields = {**self.defaults, **fields} if new else dict(fields)
+        for name in self.required:
+            if (new or name in fields) and fields.get(name) is None:
+                raise ValueError(
+                    f"{self.what} needs {name}" if new else f"{self.what}'s {name} cannot be None"
+                )
+        for name in self.strings:
+            if fields.get(name) is not None and not isinstance(fields[name], str):
+                raise ValueError(f"{self.what}'s {name} must be a string")
+        document: dict[str, Any] = {}
+        for name, value in fields.items():
+            if name not in self.names and name in self.owned:
+                # An extra stored under a name the layout uses would overwrite that field,
+                # or be read back as it.
+                raise ValueError(f"{self.what}'s {name} is a field this layout keeps itself")
+            document[self.stored(name)] = self.value(name, value)
+        if self.on_write is not None:
+            self.on_write(fields, document)
+        if self.stamped:
+            now = records.utc(datetime.now(UTC))
+            if new:
+                document["createdAt"] = now
+            document["updatedAt"] = now
+        return document
+
+    def fields(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored document's fields under Python names, without ``_id``."""
+        fields = records.from_stored(document, self.names)
+        fields.pop("_id", None)
+        for name, (_, read) in self.values.items():
+            if name in fields:
+                fields[name] = read(fields[name])
+        if self.on_read is not None:
+            self.on_read(fields, document)
+        for name in self.hidden:
+            fields.pop(name, None)
+        return fields
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Layout:
+    """A document layout: the default collection names, the shape of each kind of
+    record, and the indexes (given the collection names in use)."""
+
+    name: str
+    collections: Mapping[str, str]
+    users: _Shape
+    accounts: _Shape
+    sessions: _Shape
+    verification_tokens: _Shape
+    authenticators: _Shape
+    indexes: Callable[[Mapping[str, str]], dict[str, list[IndexModel]]]
+
+    def user(self, document: Mapping[str, Any]) -> User:
+        return records.user_record(str(document["_id"]), self.users.fields(document))
+
+    def account(self, document: Mapping[str, Any]) -> Account:
+        return records.account_record(str(document["_id"]), self.accounts.fields(document))
+
+    def session(self, document: Mapping[str, Any]) -> SessionRecord:
+        return records.session_record(str(document["_id"]), self.sessions.fields(document))
+
+    def verification(self, document: Mapping[str, Any]) -> VerificationToken:
+        return records.verification_record(self.verification_tokens.fields(document))
+
+    def authenticator(self, document: Mapping[str, Any]) -> Authenticator:
+        return records.authenticator_record(self.authenticators.fields(document))
+
+    def account_key(self, provider: object, provider_account_id: object) -> dict[str, Any] | None:
+        """The filter finding one linked account; ``None`` when the key is not two
+        strings (which then match nothing instead of acting as a query operator), or
+        names a provider the layout cannot store."""
+        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+            return None
+        shape = self.accounts
+        try:
+            stored = shape.value("provider", provider)
+        except ValueError:
+            return None
+        return {
+            shape.stored("provider"): stored,
+            shape.stored("provider_account_id"): provider_account_id,
+        }
+
+
+def _insertable(document: Mapping[str, Any]) -> dict[str, Any]:
+    """A new document: the fields to remove are simply not written."""
+    return {name: value for name, value in document.items() if value is not _REMOVED}
+
+
+def _update(document: Mapping[str, Any]) -> dict[str, Any]:
+    """The update writing ``document``'s fields: ``$set``, and ``$unset`` for removals."""
+    update: dict[str, Any] = {}
+    kept = _insertable(document)
+    if kept:
+        update["$set"] = kept
+    removed = {name: "" for name, value in document.items() if value is _REMOVED}
+    if removed:
+        update["$unset"] = removed
+    return update
+
+
+# Auth.js's layout: its MongoDB adapter's collections and field names, and ours beside.
+
+_AUTHENTICATORS = _Shape("an authenticator", AUTHENTICATOR_FIELDS, values={"user_id": _USER_ID})
+
+
+def _authjs_indexes(names: Mapping[str, str]) -> dict[str, list[IndexModel]]:
+    return {
+        "users": [
+            IndexModel(
+                [("email", ASCENDING)],
+                unique=True,
+                # Auth.js lets users have no email; those many users share no value.
+                partialFilterExpression={"email": {"$type": "string"}},
+            )
+        ],
+        "accounts": [
+            IndexModel([("provider", ASCENDING), ("providerAccountId", ASCENDING)], unique=True),
+            IndexModel([("userId", ASCENDING)]),
+        ],
+        "sessions": [
+            IndexModel([("sessionToken", ASCENDING)], unique=True),
+            IndexModel([("userId", ASCENDING)]),
+            IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+        ],
+        "verification_tokens": [
+            IndexModel([("identifier", ASCENDING), ("token", ASCENDING)], unique=True),
+            IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
+        ],
+        "authenticators": _authenticator_indexes(),
+    }
+
+
+def _authenticator_indexes() -> list[IndexModel]:
+    return [
+        IndexModel([("credentialID", ASCENDING)], unique=True),
+        IndexModel([("userId", ASCENDING)]),
+    ]
+
+
+_AUTHJS = _Layout(
+    name="authjs",
+    collections=DEFAULT_COLLECTIONS,
+    users=_Shape("a user", USER_FIELDS),
+    accounts=_Shape("an account", ACCOUNT_FIELDS, values={"user_id": _USER_ID}),
+    sessions=_Shape("a session", SESSION_FIELDS, values={"user_id": _USER_ID}),
+    verification_tokens=_Shape("a verification token", VERIFICATION_FIELDS),
+    authenticators=_AUTHENTICATORS,
+    indexes=_authjs_indexes,
+)
+
+
+# Better Auth's layout: its MongoDB adapter's (with its default options: singular
+# collection names, ObjectId ids).
+
+_BETTER_AUTH_COLLECTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "users": "user",
+        "accounts": "account",
+        "sessions": "session",
+        "verification_tokens": "verification",
+        "revocations": "revocations",
+        "authenticators": "authenticators",
+    }
+)
+# Better Auth keeps whether an email is verified, not when: the time goes beside it.
+_VERIFIED_AT = "emailVerifiedAt"
+# Better Auth's provider id of password accounts, and ours (ids, not secrets).
+_CREDENTIAL = "credential"
+_PASSWORD = "password"  # noqa: S105
+
+
+def _write_verified(fields: Mapping[str, Any], document: dict[str, Any]) -> None:
+    if "email_verified" in fields:
+        verified = fields["email_verified"]
+        document["emailVerified"] = verified is not None
+        document[_VERIFIED_AT] = verified if verified is not None else _REMOVED
+
+
+def _read_verified(fields: dict[str, Any], document: Mapping[str, Any]) -> None:
+    flag = document.get("emailVerified")
+    if isinstance(flag, datetime):
+        return  # a time, as Auth.js keeps it: already the field's value
+    exact = document.get(_VERIFIED_AT)
+    if flag is not True:
+        fields["email_verified"] = None
+    elif isinstance(exact, datetime):
+        fields["email_verified"] = exact
+    else:
+        # Verified by Better Auth, which keeps no time: when the user was last written
+        # is the nearest the document tells.
+        fields["email_verified"] = _written_at(document)
+
+
+def _written_at(document: Mapping[str, Any]) -> datetime:
+    for name in ("updatedAt", "createdAt"):
+        value = document.get(name)
+        if isinstance(value, datetime):
+            return value
+    oid = document.get("_id")
+    if isinstance(oid, ObjectId):
+        return oid.generation_time
+    return datetime.fromtimestamp(0, UTC)
+
+
+def _empty_name(value: Any) -> Any:
+    # Better Auth's users all have a name, a string: none is the empty one.
+    return "" if value is None else value
+
+
+def _no_name(value: Any) -> Any:
+    return None if value == "" else value
+
+
+def _provider_to_stored(value: Any) -> Any:
+    if value == _CREDENTIAL:
+        # It would read back as "password": the two names would be one provider.
+        raise ValueError(
+            "an account's provider 'credential' is what Better Auth calls password "
+            "accounts: link them as 'password'"
+        )
+    return _CREDENTIAL if value == _PASSWORD else value
+
+
+def _provider_from_stored(value: Any) -> Any:
+    return _PASSWORD if value == _CREDENTIAL else value
+
+
+def _seconds(what: str) -> _Codec:
+    """Seconds since the epoch (Auth.js's token expiry) as a date (Better Auth's)."""
+
+    def to_stored(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{what} must be a number of seconds")
+        try:
+            return records.utc(datetime.fromtimestamp(value, UTC))
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"{what} must be a number of seconds") from exc
+
+    def from_stored(value: Any) -> Any:
+        if not isinstance(value, datetime):
+            return value
+        seconds = value.timestamp()
+        return int(seconds) if seconds.is_integer() else seconds
+
+    return to_stored, from_stored
+
+
+def _read_account_type(fields: dict[str, Any], document: Mapping[str, Any]) -> None:
+    # Better Auth keeps no type: its own accounts are passwords or OAuth logins.
+    if fields.get("type") is None:
+        fields["type"] = "credentials" if fields.get("provider") == _PASSWORD else "oauth"
+
+
+def _index_name(collection: str, field: str, *, unique: bool) -> str:
+    """The name Better Auth's MongoDB adapter gives its index on one field, so that an
+    index either side made first is the other's too (getDatabaseIndexName)."""
+    kind = "uidx" if unique else "idx"
+    name = f"{collection}_{field}_{kind}"
+    limit = 63  # bytes: the longest index name Better Auth makes, for every database
+    if len(name.encode()) <= limit:
+        return name
+    digest = 2166136261  # FNV-1a over UTF-16 code units, as JavaScript strings hold them
+    units = name.encode("utf-16-le")
+    for index in range(0, len(units), 2):
+        digest = ((digest ^ int.from_bytes(units[index : index + 2], "little")) * 16777619) % 2**32
+    suffix = f"_{digest:08x}_{kind}"
+    head = name[: -len(kind) - 1].encode()[: limit - len(suffix.encode())]
+    return head.decode(errors="ignore") + suffix
+
+
+def _better_auth_indexes(names: Mapping[str, str]) -> dict[str, list[IndexModel]]:
+    user, account = names["users"], names["accounts"]
+    session, verification = names["sessions"], names["verification_tokens"]
+    return {
+        # Better Auth's own (what its adapter creates on start), named as it names them.
+        # Its users all have an email: no partial filter, so its index and this are one.
+        "users": [
+            IndexModel(
+                [("email", ASCENDING)], name=_index_name(user, "email", unique=True), unique=True
+            )
+        ],
+        "accounts": [
+            IndexModel([("userId", ASCENDING)], name=_index_name(account, "userId", unique=False)),
+            # Ours: Better Auth checks for the account before linking one, we let the
+            # index refuse the second of two links made at once.
+            IndexModel([("providerId", ASCENDING), ("accountId", ASCENDING)], unique=True),
+        ],
+        "sessions": [
+            IndexModel(
+                [("token", ASCENDING)], name=_index_name(session, "token", unique=True), unique=True
+            ),
+            IndexModel([("userId", ASCENDING)], name=_index_name(session, "userId", unique=False)),
+            # Ours: Better Auth ignores expired sessions and deletes them itself.
+            IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+        ],
+        "verification_tokens": [
+            IndexModel(
+                [("identifier", ASCENDING)],
+                name=_index_name(verification, "identifier", unique=False),
+            ),
+            # Ours: a token is stored once. Better Auth's values are random, or written
+            # again only after the one before is consumed.
+            IndexModel([("identifier", ASCENDING), ("value", ASCENDING)], unique=True),
+            IndexModel([("expiresAt", ASCENDING)], expireAfterSeconds=0),
+        ],
+        "authenticators": _authenticator_indexes(),
+    }
+
+
+_BETTER_AUTH = _Layout(
+    name="better-auth",
+    collections=_BETTER_AUTH_COLLECTIONS,
+    users=_Shape(
+        "a user",
+        USER_FIELDS,
+        values={"name": (_empty_name, _no_name)},
+        defaults={"name": None, "email_verified": None},
+        # Every user of Better Auth's has an email, and its unique index lets only one
+        # user be without.
+        required=("email",),
+        strings=("email",),
+        stamped=True,
+        reserved=frozenset({_VERIFIED_AT}),
+        on_write=_write_verified,
+        on_read=_read_verified,
+    ),
+    accounts=_Shape(
+        "an account",
+        {
+            "user_id": "userId",
+            "type": "type",
+            "provider": "providerId",
+            "provider_account_id": "accountId",
+            "access_token": "accessToken",
+            "refresh_token": "refreshToken",
+            "expires_at": "accessTokenExpiresAt",
+            "token_type": "token_type",
+            "scope": "scope",
+            "id_token": "idToken",
+            "session_state": "session_state",
+            "refresh_token_expires_at": "refreshTokenExpiresAt",
+        },
+        values={
+            "user_id": _USER_ID,
+            "provider": (_provider_to_stored, _provider_from_stored),
+            "expires_at": _seconds("an account's expires_at"),
+            "refresh_token_expires_at": _seconds("an account's refresh_token_expires_at"),
+        },
+        stamped=True,
+        on_read=_read_account_type,
+    ),
+    sessions=_Shape(
+        "a session",
+        {
+            "session_token": "token",
+            "user_id": "userId",
+            "expires": "expiresAt",
+            "created_at": "createdAt",
+            "last_seen_at": "updatedAt",
+            "user_agent": "userAgent",
+            "ip_address": "ipAddress",
+        },
+        values={"user_id": _USER_ID},
+        # Better Auth needs both times on every session.
+        required=("created_at", "last_seen_at"),
+    ),
+    verification_tokens=_Shape(
+        "a verification token",
+        {"identifier": "identifier", "token": "value", "expires": "expiresAt"},
+        stamped=True,
+    ),
+    authenticators=_AUTHENTICATORS,
+    indexes=_better_auth_indexes,
+)
+
+_LAYOUTS: Mapping[str, _Layout] = MappingProxyType(
+    {layout.name: layout for layout in (_AUTHJS, _BETTER_AUTH)}
+)
+
+
 class MongoDBAdapter:
     """An :class:`~asgi_session.backends.Adapter` (and
     :class:`~asgi_session.backends.AuthenticatorStore`) over a MongoDB database.
 
     ``database`` is ``AsyncMongoClient(...)["app"]`` (PyMongo) or
-    ``AsyncIOMotorClient(...)["app"]`` (Motor). ``collections`` renames any of
-    ``users``, ``accounts``, ``sessions``, ``verification_tokens``, ``revocations`` and
-    ``authenticators``.
+    ``AsyncIOMotorClient(...)["app"]`` (Motor). ``schema`` is the document layout:
+    ``"authjs"`` (Auth.js's MongoDB adapter's, the default) or ``"better-auth"`` (Better
+    Auth's); see the module's documentation. ``collections`` renames any of ``users``,
+    ``accounts``, ``sessions``, ``verification_tokens``, ``revocations`` and
+    ``authenticators`` (with Better Auth's ``usePlural``: ``users``, ``accounts``,
+    ``sessions`` and ``verifications``).
 
     Every call either finishes or raises
     :class:`~asgi_session.errors.BackendUnavailableError` within ``operation_timeout``
@@ -133,13 +644,15 @@ class MongoDBAdapter:
 
     Revocations of JSON Web Tokens live in their own collection, one document per user
     keyed by the user id *string*: users who signed in with credentials in JWT mode may
-    have ids that are not ObjectIds, and user documents shared with Auth.js stay untouched.
+    have ids that are not ObjectIds, and user documents shared with Auth.js or Better
+    Auth stay untouched.
     """
 
     def __init__(
         self,
         database: Any,
         *,
+        schema: str = "authjs",
         collections: Mapping[str, str] | None = None,
         operation_timeout: float = 5.0,
     ) -> None:
@@ -149,15 +662,27 @@ class MongoDBAdapter:
                 "MongoDBAdapter needs a database, e.g. AsyncMongoClient(url)['app'], "
                 f"not {type(database).__name__}"
             )
+        layout = _LAYOUTS.get(schema) if isinstance(schema, str) else None
+        if layout is None:
+            known = ", ".join(repr(name) for name in _LAYOUTS)
+            raise ConfigurationError(f"MongoDBAdapter(schema={schema!r}) must be one of {known}")
         if not operation_timeout > 0:
             raise ConfigurationError("operation_timeout must be a positive number of seconds")
-        names = dict(DEFAULT_COLLECTIONS)
+        names = dict(layout.collections)
         for key, value in (collections or {}).items():
-            if key not in DEFAULT_COLLECTIONS:
-                known = ", ".join(DEFAULT_COLLECTIONS)
+            if key not in layout.collections:
+                known = ", ".join(layout.collections)
                 raise ConfigurationError(f"unknown collection {key!r}; expected one of {known}")
             names[key] = value
+        self._layout = layout
         self._names: Mapping[str, str] = names
+        self._indexes = layout.indexes(names)
+        # Index name -> its first field: what older servers name in a duplicate key error.
+        self._index_fields = {
+            str(model.document["name"]): str(next(iter(model.document["key"])))
+            for models in self._indexes.values()
+            for model in models
+        }
         # Aware UTC datetimes out, plain dicts whatever the client was configured with.
         codec_options = database.codec_options.with_options(
             tz_aware=True, tzinfo=UTC, document_class=dict
@@ -175,18 +700,27 @@ class MongoDBAdapter:
         self._unreachable = False
         self._rate_limit_stores: dict[str, MongoDBRateLimitStore] = {}
 
+    @property
+    def schema(self) -> str:
+        """The name of the document layout in use: ``"authjs"`` or ``"better-auth"``."""
+        return self._layout.name
+
     # -- setup -------------------------------------------------------------------------
 
     async def ensure_indexes(self) -> None:
         """Create the indexes the adapter relies on; safe to call any number of times.
 
-        Unique: ``sessions.sessionToken``, ``accounts.(provider, providerAccountId)``,
-        ``users.email`` (only where it is a string),
-        ``verification_tokens.(identifier, token)`` and ``authenticators.credentialID``.
-        Lookups: ``sessions.userId``, ``accounts.userId``, ``authenticators.userId``.
-        Expiry (TTL): ``sessions.expires``, ``verification_tokens.expires`` and
-        ``rate_limits.expires`` (the counters of :meth:`rate_limit_store`, which also
-        makes its index on first use).
+        Auth.js's layout: unique ``sessions.sessionToken``,
+        ``accounts.(provider, providerAccountId)``, ``users.email`` (only where it is a
+        string), ``verification_tokens.(identifier, token)``; lookups on ``userId``.
+        Better Auth's: the indexes its own adapter makes, under its names
+        (``user_email_uidx``, ``session_token_uidx``, ``session_userId_idx``,
+        ``account_userId_idx``, ``verification_identifier_idx``), and unique
+        ``account.(providerId, accountId)`` and ``verification.(identifier, value)``.
+        Both: unique ``authenticators.credentialID`` and lookups on its ``userId``;
+        expiry (TTL) of sessions and verification tokens, and of ``rate_limits.expires``
+        (the counters of :meth:`rate_limit_store`, which also makes its index on first
+        use).
 
         Raises :class:`~asgi_session.errors.ConfigurationError` when existing data or an
         existing index with other options prevents it (Auth.js creates no indexes, so a
@@ -214,43 +748,10 @@ class MongoDBAdapter:
     async def _create_indexes(self) -> None:
         try:
             await asyncio.gather(
-                self._users.create_indexes(
-                    [
-                        IndexModel(
-                            [("email", ASCENDING)],
-                            unique=True,
-                            partialFilterExpression={"email": {"$type": "string"}},
-                        )
-                    ]
-                ),
-                self._accounts.create_indexes(
-                    [
-                        IndexModel(
-                            [("provider", ASCENDING), ("providerAccountId", ASCENDING)],
-                            unique=True,
-                        ),
-                        IndexModel([("userId", ASCENDING)]),
-                    ]
-                ),
-                self._sessions.create_indexes(
-                    [
-                        IndexModel([("sessionToken", ASCENDING)], unique=True),
-                        IndexModel([("userId", ASCENDING)]),
-                        IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
-                    ]
-                ),
-                self._tokens.create_indexes(
-                    [
-                        IndexModel([("identifier", ASCENDING), ("token", ASCENDING)], unique=True),
-                        IndexModel([("expires", ASCENDING)], expireAfterSeconds=0),
-                    ]
-                ),
-                self._authenticators.create_indexes(
-                    [
-                        IndexModel([("credentialID", ASCENDING)], unique=True),
-                        IndexModel([("userId", ASCENDING)]),
-                    ]
-                ),
+                *(
+                    self._db.get_collection(self._names[key]).create_indexes(models)
+                    for key, models in self._indexes.items()
+                )
             )
         except OperationFailure as exc:
             if exc.code == _DUPLICATE_KEY_CODE:
@@ -268,9 +769,12 @@ class MongoDBAdapter:
     # -- users -------------------------------------------------------------------------
 
     async def create_user(self, user: UserInput) -> User:
-        """Store a new user with the fields given, as Auth.js does: a field left out is
-        absent from the document, one given as ``None`` is stored as null. An ``id``
-        that is a valid ObjectId is kept, else one is made.
+        """Store a new user with the fields given. An ``id`` that is a valid ObjectId is
+        kept, else one is made.
+
+        In Auth.js's layout, as Auth.js does: a field left out is absent from the
+        document, one given as ``None`` is stored as null. In Better Auth's, the fields it
+        requires are always there, and a user needs an email (``ValueError``).
 
         Raises :class:`DuplicateRecordError` when another user has the same email (or
         the given id).
@@ -278,13 +782,13 @@ class MongoDBAdapter:
         chosen, fields = records.user_input(user, parse_id=_id_text)
         document = {
             "_id": ObjectId(chosen) if chosen else ObjectId(),
-            **_document(fields, USER_FIELDS),
+            **_insertable(self._layout.users.document(fields, new=True)),
         }
         await self._run(
             lambda: self._users.insert_one(document),
             duplicate={"_id": records.DUPLICATE_USER_ID, "email": records.DUPLICATE_EMAIL},
         )
-        return _user(document)
+        return self._layout.user(document)
 
     async def get_user(self, id: str) -> User | None:
         """The user with this id, or ``None``."""
@@ -292,28 +796,30 @@ class MongoDBAdapter:
         if oid is None:
             return None
         document = await self._run(lambda: self._users.find_one({"_id": oid}))
-        return _user(document) if document else None
+        return self._layout.user(document) if document else None
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The user with exactly this email, or ``None``."""
         if not isinstance(email, str):
             return None
-        document = await self._run(lambda: self._users.find_one({"email": email}))
-        return _user(document) if document else None
+        query = {self._layout.users.stored("email"): email}
+        document = await self._run(lambda: self._users.find_one(query))
+        return self._layout.user(document) if document else None
 
     async def get_user_by_account(self, *, provider: str, provider_account_id: str) -> User | None:
         """The user a provider account is linked to, in one round trip."""
-        if not isinstance(provider, str) or not isinstance(provider_account_id, str):
+        query = self._layout.account_key(provider, provider_account_id)
+        if query is None:
             return None
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"provider": provider, "providerAccountId": provider_account_id}},
+            {"$match": query},
             {"$limit": 1},
-            {"$lookup": self._user_lookup()},
+            {"$lookup": self._user_lookup(self._layout.accounts)},
         ]
         found = await self._run(lambda: _aggregate(self._accounts, pipeline))
         if not found or not found[0][_JOINED_USER]:
             return None
-        return _user(found[0][_JOINED_USER][0])
+        return self._layout.user(found[0][_JOINED_USER][0])
 
     async def update_user(self, user: UserInput) -> User | None:
         """Set the given fields of the user named by ``id``; ``None`` when there is none.
@@ -326,15 +832,14 @@ class MongoDBAdapter:
         oid = ObjectId(user_id)
         if not changes:
             return await self.get_user(user_id)
+        update = _update(self._layout.users.document(changes, new=False))
         document = await self._run(
             lambda: self._users.find_one_and_update(
-                {"_id": oid},
-                {"$set": _document(changes, USER_FIELDS)},
-                return_document=ReturnDocument.AFTER,
+                {"_id": oid}, update, return_document=ReturnDocument.AFTER
             ),
             duplicate={"email": records.DUPLICATE_EMAIL},
         )
-        return _user(document) if document else None
+        return self._layout.user(document) if document else None
 
     async def delete_user(self, id: str) -> User | None:
         """Delete the user with their sessions, linked accounts and authenticators;
@@ -342,20 +847,21 @@ class MongoDBAdapter:
         oid = _object_id(id)
         if oid is None:
             return None
+        layout = self._layout
 
         async def delete() -> dict[str, Any] | None:
             # The user goes first: a session, account or authenticator left behind by a
             # failure afterwards no longer resolves to anyone.
             document: dict[str, Any] | None = await self._users.find_one_and_delete({"_id": oid})
             await asyncio.gather(
-                self._accounts.delete_many({"userId": oid}),
-                self._sessions.delete_many({"userId": oid}),
-                self._authenticators.delete_many({"userId": oid}),
+                self._accounts.delete_many({layout.accounts.stored("user_id"): oid}),
+                self._sessions.delete_many({layout.sessions.stored("user_id"): oid}),
+                self._authenticators.delete_many({layout.authenticators.stored("user_id"): oid}),
             )
             return document
 
         document = await self._run(delete)
-        return _user(document) if document else None
+        return layout.user(document) if document else None
 
     # -- accounts ----------------------------------------------------------------------
 
@@ -367,28 +873,29 @@ class MongoDBAdapter:
         :func:`~asgi_session.backends._records.account_input`).
         """
         fields = records.account_input(account, parse_id=_id_text)
-        document = {"_id": ObjectId(), **_document(fields, ACCOUNT_FIELDS)}
+        shape = self._layout.accounts
+        document = {"_id": ObjectId(), **_insertable(shape.document(fields, new=True))}
         await self._run(
             lambda: self._accounts.insert_one(document),
-            duplicate={"provider": records.DUPLICATE_ACCOUNT},
+            duplicate={shape.stored("provider"): records.DUPLICATE_ACCOUNT},
         )
-        return _account(document)
+        return self._layout.account(document)
 
     async def unlink_account(self, *, provider: str, provider_account_id: str) -> Account | None:
         """Remove a linked account; returns it, or ``None`` when it was not linked."""
-        query = _account_query(provider, provider_account_id)
+        query = self._layout.account_key(provider, provider_account_id)
         if query is None:
             return None
         document = await self._run(lambda: self._accounts.find_one_and_delete(query))
-        return _account(document) if document else None
+        return self._layout.account(document) if document else None
 
     async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None:
         """The linked account, or ``None``."""
-        query = _account_query(provider, provider_account_id)
+        query = self._layout.account_key(provider, provider_account_id)
         if query is None:
             return None
         document = await self._run(lambda: self._accounts.find_one(query))
-        return _account(document) if document else None
+        return self._layout.account(document) if document else None
 
     async def update_account(
         self, *, provider: str, provider_account_id: str, data: Mapping[str, Any]
@@ -400,21 +907,20 @@ class MongoDBAdapter:
         not linked.
         """
         changes = records.account_changes(data)
-        query = _account_query(provider, provider_account_id)
+        query = self._layout.account_key(provider, provider_account_id)
         if query is None:
             return None
         if not changes:
             return await self.get_account(
                 provider=provider, provider_account_id=provider_account_id
             )
+        update = _update(self._layout.accounts.document(changes, new=False))
         document = await self._run(
             lambda: self._accounts.find_one_and_update(
-                query,
-                {"$set": _document(changes, ACCOUNT_FIELDS)},
-                return_document=ReturnDocument.AFTER,
+                query, update, return_document=ReturnDocument.AFTER
             )
         )
-        return _account(document) if document else None
+        return self._layout.account(document) if document else None
 
     # -- sessions ----------------------------------------------------------------------
 
@@ -426,12 +932,13 @@ class MongoDBAdapter:
         invalid input (see :func:`~asgi_session.backends._records.session_input`).
         """
         fields = records.session_input(session, parse_id=_id_text)
-        document = {"_id": ObjectId(), **_document(fields, SESSION_FIELDS)}
+        shape = self._layout.sessions
+        document = {"_id": ObjectId(), **_insertable(shape.document(fields, new=True))}
         await self._run(
             lambda: self._sessions.insert_one(document),
-            duplicate={"sessionToken": records.DUPLICATE_SESSION},
+            duplicate={shape.stored("session_token"): records.DUPLICATE_SESSION},
         )
-        return _session(document)
+        return self._layout.session(document)
 
     async def get_session_and_user(self, session_token: str) -> tuple[SessionRecord, User] | None:
         """The session and its user, in one round trip; ``None`` when either is missing.
@@ -440,10 +947,11 @@ class MongoDBAdapter:
         """
         if not isinstance(session_token, str):
             return None
+        shape = self._layout.sessions
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"sessionToken": session_token}},
+            {"$match": {shape.stored("session_token"): session_token}},
             {"$limit": 1},
-            {"$lookup": self._user_lookup()},
+            {"$lookup": self._user_lookup(shape)},
         ]
         found = await self._run(lambda: _aggregate(self._sessions, pipeline))
         if not found:
@@ -451,7 +959,7 @@ class MongoDBAdapter:
         users = found[0].pop(_JOINED_USER)
         if not users:
             return None
-        return _session(found[0]), _user(users[0])
+        return self._layout.session(found[0]), self._layout.user(users[0])
 
     async def get_session(self, session_token: str) -> SessionRecord | None:
         """The session alone, without its user (one indexed ``find``), or ``None``.
@@ -461,14 +969,15 @@ class MongoDBAdapter:
         """
         if not isinstance(session_token, str):
             return None
+        query = {self._layout.sessions.stored("session_token"): session_token}
         # The read a cache's miss waits for: on PyMongo's own asyncio driver, an asyncio
         # timeout cancels the operation itself, and sparing pymongo.timeout saves some
         # 8 % of an indexed read. Motor's worker thread needs the driver's deadline.
         document = await self._run(
-            lambda: self._sessions.find_one({"sessionToken": session_token}),
+            lambda: self._sessions.find_one(query),
             driver_deadline=not self._native_asyncio,
         )
-        return _session(document) if document else None
+        return self._layout.session(document) if document else None
 
     @functools.cached_property
     def _native_asyncio(self) -> bool:
@@ -501,26 +1010,26 @@ class MongoDBAdapter:
         token, changes = records.session_changes(session, parse_id=_id_text)
         if token is None:
             return None
+        shape = self._layout.sessions
+        query = {shape.stored("session_token"): token}
         if not changes:
-            document = await self._run(lambda: self._sessions.find_one({"sessionToken": token}))
+            document = await self._run(lambda: self._sessions.find_one(query))
         else:
+            update = _update(shape.document(changes, new=False))
             document = await self._run(
                 lambda: self._sessions.find_one_and_update(
-                    {"sessionToken": token},
-                    {"$set": _document(changes, SESSION_FIELDS)},
-                    return_document=ReturnDocument.AFTER,
+                    query, update, return_document=ReturnDocument.AFTER
                 )
             )
-        return _session(document) if document else None
+        return self._layout.session(document) if document else None
 
     async def delete_session(self, session_token: str) -> SessionRecord | None:
         """Delete a session; returns it, or ``None`` when there was none."""
         if not isinstance(session_token, str):
             return None
-        document = await self._run(
-            lambda: self._sessions.find_one_and_delete({"sessionToken": session_token})
-        )
-        return _session(document) if document else None
+        query = {self._layout.sessions.stored("session_token"): session_token}
+        document = await self._run(lambda: self._sessions.find_one_and_delete(query))
+        return self._layout.session(document) if document else None
 
     async def list_sessions(self, user_id: str) -> list[SessionRecord]:
         """The user's sessions, newest first.
@@ -531,21 +1040,23 @@ class MongoDBAdapter:
         oid = _object_id(user_id)
         if oid is None:
             return []
+        shape = self._layout.sessions
         # Sessions written by Auth.js have no createdAt; their ObjectId orders them.
-        cursor = self._sessions.find({"userId": oid}).sort(
-            [("createdAt", DESCENDING), ("_id", DESCENDING)]
+        cursor = self._sessions.find({shape.stored("user_id"): oid}).sort(
+            [(shape.stored("created_at"), DESCENDING), ("_id", DESCENDING)]
         )
         documents = await self._run(lambda: cursor.to_list(None))
-        return [_session(document) for document in documents]
+        return [self._layout.session(document) for document in documents]
 
     async def delete_sessions(self, user_id: str, *, except_token: str | None = None) -> int:
         """Delete the user's sessions, except ``except_token``'s; returns how many went."""
         oid = _object_id(user_id)
         if oid is None:
             return 0
-        query: dict[str, Any] = {"userId": oid}
+        shape = self._layout.sessions
+        query: dict[str, Any] = {shape.stored("user_id"): oid}
         if except_token is not None:
-            query["sessionToken"] = {"$ne": str(except_token)}
+            query[shape.stored("session_token")] = {"$ne": str(except_token)}
         result = await self._run(lambda: self._sessions.delete_many(query))
         deleted: int = result.deleted_count
         return deleted
@@ -562,13 +1073,14 @@ class MongoDBAdapter:
         missing or of the wrong type.
         """
         created = records.verification_input(verification_token)
+        shape = self._layout.verification_tokens
         document = {
             "_id": ObjectId(),
-            **records.to_stored(dataclasses.asdict(created), VERIFICATION_FIELDS),
+            **_insertable(shape.document(dataclasses.asdict(created), new=True)),
         }
         await self._run(
             lambda: self._tokens.insert_one(document),
-            duplicate={"identifier": records.DUPLICATE_VERIFICATION},
+            duplicate={shape.stored("identifier"): records.DUPLICATE_VERIFICATION},
         )
         return created
 
@@ -578,16 +1090,18 @@ class MongoDBAdapter:
         """Delete and return the token; a second use gets ``None``. Expiry is not checked."""
         if not isinstance(identifier, str) or not isinstance(token, str):
             return None
-        query = {"identifier": identifier, "token": token}
+        shape = self._layout.verification_tokens
+        query = {shape.stored("identifier"): identifier, shape.stored("token"): token}
         document = await self._run(lambda: self._tokens.find_one_and_delete(query))
-        return records.verification_record(document) if document else None
+        return self._layout.verification(document) if document else None
 
     async def delete_verification_tokens(self, identifier: str) -> int:
-        """Delete every token of ``identifier`` (the unique index leads with it); how
-        many there were."""
+        """Delete every token of ``identifier`` (an index leads with it); how many there
+        were."""
         if not isinstance(identifier, str):
             return 0
-        result = await self._run(lambda: self._tokens.delete_many({"identifier": identifier}))
+        query = {self._layout.verification_tokens.stored("identifier"): identifier}
+        result = await self._run(lambda: self._tokens.delete_many(query))
         deleted: int = result.deleted_count
         return deleted
 
@@ -601,32 +1115,33 @@ class MongoDBAdapter:
         :func:`~asgi_session.backends._records.authenticator_input`).
         """
         fields = records.authenticator_input(authenticator, parse_id=_id_text)
-        document = {"_id": ObjectId(), **_document(fields, AUTHENTICATOR_FIELDS)}
+        shape = self._layout.authenticators
+        document = {"_id": ObjectId(), **_insertable(shape.document(fields, new=True))}
         await self._run(
             lambda: self._authenticators.insert_one(document),
-            duplicate={"credentialID": records.DUPLICATE_AUTHENTICATOR},
+            duplicate={shape.stored("credential_id"): records.DUPLICATE_AUTHENTICATOR},
         )
-        return _authenticator(document)
+        return self._layout.authenticator(document)
 
     async def get_authenticator(self, credential_id: str) -> Authenticator | None:
         """The authenticator with this credential id, or ``None``."""
         if not isinstance(credential_id, str):
             return None
-        document = await self._run(
-            lambda: self._authenticators.find_one({"credentialID": credential_id})
-        )
-        return _authenticator(document) if document else None
+        query = {self._layout.authenticators.stored("credential_id"): credential_id}
+        document = await self._run(lambda: self._authenticators.find_one(query))
+        return self._layout.authenticator(document) if document else None
 
     async def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]:
         """The user's authenticators, oldest first (any without ``createdAt`` first)."""
         oid = _object_id(user_id)
         if oid is None:
             return []
-        cursor = self._authenticators.find({"userId": oid}).sort(
-            [("createdAt", ASCENDING), ("_id", ASCENDING)]
+        shape = self._layout.authenticators
+        cursor = self._authenticators.find({shape.stored("user_id"): oid}).sort(
+            [(shape.stored("created_at"), ASCENDING), ("_id", ASCENDING)]
         )
         documents = await self._run(lambda: cursor.to_list(None))
-        return [_authenticator(document) for document in documents]
+        return [self._layout.authenticator(document) for document in documents]
 
     async def update_authenticator_counter(
         self, credential_id: str, counter: int, *, used_at: datetime | None = None
@@ -646,19 +1161,19 @@ class MongoDBAdapter:
         changes: dict[str, Any] = {"counter": counter}
         if used_at is not None:
             changes["last_used_at"] = used_at
+        shape = self._layout.authenticators
         # Lower, or both 0: for a counter of 0 that is "at most 0".
         query = {
-            "credentialID": credential_id,
-            "counter": {"$lt": counter} if counter else {"$lte": 0},
+            shape.stored("credential_id"): credential_id,
+            shape.stored("counter"): {"$lt": counter} if counter else {"$lte": 0},
         }
+        update = _update(shape.document(changes, new=False))
         document = await self._run(
             lambda: self._authenticators.find_one_and_update(
-                query,
-                {"$set": _document(changes, AUTHENTICATOR_FIELDS)},
-                return_document=ReturnDocument.AFTER,
+                query, update, return_document=ReturnDocument.AFTER
             )
         )
-        return _authenticator(document) if document else None
+        return self._layout.authenticator(document) if document else None
 
     async def update_authenticator(
         self, credential_id: str, data: Mapping[str, Any]
@@ -673,23 +1188,24 @@ class MongoDBAdapter:
             return None
         if not changes:
             return await self.get_authenticator(credential_id)
+        shape = self._layout.authenticators
+        update = _update(shape.document(changes, new=False))
         document = await self._run(
             lambda: self._authenticators.find_one_and_update(
-                {"credentialID": credential_id},
-                {"$set": _document(changes, AUTHENTICATOR_FIELDS)},
+                {shape.stored("credential_id"): credential_id},
+                update,
                 return_document=ReturnDocument.AFTER,
             )
         )
-        return _authenticator(document) if document else None
+        return self._layout.authenticator(document) if document else None
 
     async def delete_authenticator(self, credential_id: str) -> Authenticator | None:
         """Delete an authenticator; returns it, or ``None`` when there was none."""
         if not isinstance(credential_id, str):
             return None
-        document = await self._run(
-            lambda: self._authenticators.find_one_and_delete({"credentialID": credential_id})
-        )
-        return _authenticator(document) if document else None
+        query = {self._layout.authenticators.stored("credential_id"): credential_id}
+        document = await self._run(lambda: self._authenticators.find_one_and_delete(query))
+        return self._layout.authenticator(document) if document else None
 
     # -- JWT revocation ----------------------------------------------------------------
 
@@ -718,10 +1234,11 @@ class MongoDBAdapter:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _user_lookup(self) -> dict[str, str]:
+    def _user_lookup(self, shape: _Shape) -> dict[str, str]:
+        """The ``$lookup`` joining the user a ``shape`` document names."""
         return {
             "from": self._names["users"],
-            "localField": "userId",
+            "localField": shape.stored("user_id"),
             "foreignField": "_id",
             "as": _JOINED_USER,
         }
@@ -749,9 +1266,10 @@ class MongoDBAdapter:
         except DuplicateKeyError as exc:
             if duplicate is None:
                 raise
-            key = _duplicate_key(exc)
+            key = _duplicate_key(exc) or ""
+            key = self._index_fields.get(key, key)
             # An index this adapter did not make (an app's own) has no message here.
-            message = duplicate.get(key or "", "a record with the same unique key exists")
+            message = duplicate.get(key, "a record with the same unique key exists")
             raise DuplicateRecordError(message) from exc
 
     async def _guarded(
@@ -891,6 +1409,7 @@ class _SessionChanges:
         self._adapter = adapter
         self._heartbeat = heartbeat
         self._names = adapter._names
+        self._sessions = adapter._layout.sessions
         self._stream: Any = None
         self._token: Mapping[str, Any] | None = None
         watched = [self._names["sessions"], self._names["users"]]
@@ -983,7 +1502,8 @@ class _SessionChanges:
             return Change(USER, str(key))
         if collection != self._names["sessions"]:
             return None
-        return Change(SESSION, str(key), _touched(document) if operation == "update" else None)
+        touched = _touched(document, self._sessions) if operation == "update" else None
+        return Change(SESSION, str(key), touched)
 
     async def close(self) -> None:
         stream, self._stream = self._stream, None
@@ -998,9 +1518,11 @@ class _SessionChanges:
                         await closing
 
 
-def _touched(document: Mapping[str, Any]) -> dict[str, Any] | None:
+def _touched(document: Mapping[str, Any], sessions: _Shape) -> dict[str, Any] | None:
     """``{"expires": ..., "last_seen_at": ...}`` for an update that set only those (an
-    expiry pushed back), else ``None``."""
+    expiry pushed back, by this adapter or by Better Auth's, which sets ``expiresAt`` and
+    ``updatedAt``), else ``None``; ``sessions`` says where the layout stores them."""
+    expires, seen = sessions.stored("expires"), sessions.stored("last_seen_at")
     description = document.get("updateDescription")
     if not isinstance(description, Mapping):
         return None
@@ -1010,10 +1532,10 @@ def _touched(document: Mapping[str, Any]) -> dict[str, Any] | None:
         or not updated
         or description.get("removedFields")
         or description.get("truncatedArrays")
-        or not set(updated) <= {"expires", "lastSeenAt"}
+        or not set(updated) <= {expires, seen}
     ):
         return None
-    return {"expires" if name == "expires" else "last_seen_at": updated[name] for name in updated}
+    return {"expires" if name == expires else "last_seen_at": updated[name] for name in updated}
 
 
 async def _aggregate(collection: Any, pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -1054,14 +1576,6 @@ def _object_id(value: object) -> ObjectId | None:
     return ObjectId(text) if text is not None else None
 
 
-def _account_query(provider: object, provider_account_id: object) -> dict[str, str] | None:
-    """The filter finding one linked account; ``None`` when the key is not two strings,
-    which then matches nothing instead of acting as a query operator."""
-    if not isinstance(provider, str) or not isinstance(provider_account_id, str):
-        return None
-    return {"provider": provider, "providerAccountId": provider_account_id}
-
-
 def _duplicate_key(exc: DuplicateKeyError) -> str | None:
     """The first field of the unique index a write collided with."""
     details = exc.details or {}
@@ -1069,43 +1583,11 @@ def _duplicate_key(exc: DuplicateKeyError) -> str | None:
     if isinstance(pattern, Mapping) and pattern:
         return str(next(iter(pattern)))
     # Older servers give only the message, naming the index ("... index: email_1 dup
-    # key ..."); the indexes made here are ascending, named "<field>_1[_<field>_1]".
+    # key ..."): an index named by default, "<field>_1[_<field>_1]", gives its first
+    # field; one named otherwise (Better Auth's) gives its name.
     message = str(details.get("errmsg", exc))
     index = message.partition(" index: ")[2].split(" ", 1)[0]
     return "_id" if index == "_id_" else index.partition("_1")[0] or None
-
-
-def _document(fields: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """Python-named fields as Auth.js stores them: its names, ``userId`` an ObjectId."""
-    document = records.to_stored(fields, names)
-    if "userId" in document:
-        document["userId"] = ObjectId(document["userId"])
-    return document
-
-
-def _fields(document: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, Any]:
-    """A stored document's fields under Python names, ``user_id`` a string; no ``_id``."""
-    fields = records.from_stored(document, names)
-    fields.pop("_id", None)
-    if "user_id" in fields:
-        fields["user_id"] = str(fields["user_id"])
-    return fields
-
-
-def _user(document: Mapping[str, Any]) -> User:
-    return records.user_record(str(document["_id"]), _fields(document, USER_FIELDS))
-
-
-def _account(document: Mapping[str, Any]) -> Account:
-    return records.account_record(str(document["_id"]), _fields(document, ACCOUNT_FIELDS))
-
-
-def _session(document: Mapping[str, Any]) -> SessionRecord:
-    return records.session_record(str(document["_id"]), _fields(document, SESSION_FIELDS))
-
-
-def _authenticator(document: Mapping[str, Any]) -> Authenticator:
-    return records.authenticator_record(_fields(document, AUTHENTICATOR_FIELDS))
 
 
 def __getattr__(name: str) -> Any:
