@@ -1,4 +1,5 @@
-"""Sign-in and sessions for Starlette, FastAPI and any ASGI app, compatible with Auth.js.
+"""Sign-in and sessions for Starlette, FastAPI and any ASGI app, compatible with Auth.js
+and Better Auth.
 
 Example::
 
@@ -19,7 +20,10 @@ its per-request state           ``_context.py``: ``RequestContext`` owns cookies
 a cookie is parsed / written    ``_cookies.py`` (Auth.js names, chunking), ``_csrf.py``
 a session is resolved           ``backends/_jwt.py`` (``JWTStrategy``) and
                                 ``backends/_database.py`` (``DatabaseStrategy``), both
-                                keeping ``backends/_strategy.py``'s contract
+                                keeping ``backends/_strategy.py``'s contract; Better
+                                Auth's in ``backends/better_auth.py`` (its cookies in
+                                ``backends/_better_auth_cookies.py``, the move from
+                                Auth.js in ``backends/_migration.py``)
 the session handlers see        ``_session.py``: ``Session``, ``SessionUser``
 the ``/auth/*`` routes          ``_routes.py`` (dispatch), ``_answers.py`` (shared HTTP
                                 answers), ``_pages.py`` (HTML)

@@ -44,7 +44,11 @@ class AuthMiddleware:
         self._bearer = config.bearer_tokens
         # The session cookie's name is in the Cookie header whenever there is a session to
         # resolve; checking for it spares every anonymous request any parsing.
-        names = {spec.session_token.name.encode("latin-1") for spec in config.cookie_names.values()}
+        # A strategy with cookies of its own (Better Auth's) names them.
+        own = getattr(config.strategy, "session_cookie_names", None)
+        if own is None:
+            own = [spec.session_token.name for spec in config.cookie_names.values()]
+        names = {name.encode("latin-1") for name in own}
         # "__Secure-authjs.session-token" contains "authjs.session-token": usually one
         # substring test covers both modes.
         markers = [name for name in names if not any(o in name for o in names if o != name)]

@@ -56,6 +56,12 @@ PUBLIC: dict[str, list[str]] = {
         "TokenSweeper",
         "Window",
     ],
+    "asgi_session.backends.better_auth": [
+        "BetterAuthStrategy",
+        "CookieCache",
+        "MigratingAdapter",
+        "MigrationStrategy",
+    ],
     "asgi_session.backends.mongodb": [
         "DEFAULT_COLLECTIONS",
         "MongoDBAdapter",

@@ -138,10 +138,15 @@ class DatabaseStrategy(BaseStrategy):
         self._cache: SessionCache | None = None
         self._extend_before = timedelta(0)
         self._shaped = False
+        #: Seconds a session lasts without activity, and how often it is pushed back:
+        #: ``AuthConfig.max_age`` and ``update_age``, unless a subclass has its own.
+        self.max_age = 0
+        self.update_age = 0
 
     def configure(self, config: AuthConfig) -> None:
         super().configure(config)
-        self._extend_before = timedelta(seconds=config.max_age - config.update_age)
+        self.max_age, self.update_age = self._lifetimes(config)
+        self._extend_before = timedelta(seconds=self.max_age - self.update_age)
         # The `session` callback may shape each request's session differently: with one,
         # only the record and the user come from the cache.
         self._shaped = config.callbacks.has("session")
@@ -150,6 +155,41 @@ class DatabaseStrategy(BaseStrategy):
             self._cache = SessionCache(
                 adapter, max_entries=self._cache_size, max_bytes=self._cache_bytes
             )
+
+    def _lifetimes(self, config: AuthConfig) -> tuple[int, int]:
+        return config.max_age, config.update_age
+
+    # -- the cookie: what a subclass that writes another one changes ----------------------
+
+    def _read_token(self, ctx: RequestContext) -> str | None:
+        """The session token the request carries, or ``None`` (clearing a cookie that
+        holds nothing usable)."""
+        token = ctx.session_token_or_clear()
+        if token is not None and len(token) > _MAX_TOKEN_LENGTH:
+            ctx.clear_session_cookie()
+            return None
+        return token
+
+    def _peek_token(self, ctx: RequestContext) -> str | None:
+        """The session token the request carries, clearing nothing."""
+        token = ctx.session_token()
+        return token if token and len(token) <= _MAX_TOKEN_LENGTH else None
+
+    def _write_cookie(self, ctx: RequestContext, record: SessionRecord, user: User) -> None:
+        """Set the cookie naming ``record`` (new, or with its expiry pushed back)."""
+        ctx.set_session_cookie(record.session_token, record.expires)
+
+    def _clear_cookie(self, ctx: RequestContext) -> None:
+        ctx.clear_session_cookie()
+
+    def _resolved(
+        self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
+    ) -> None:
+        """A request's session was found (``written``: its cookie was just set anew)."""
+
+    def _new_record_fields(self, ctx: RequestContext) -> dict[str, Any]:
+        """Fields a new session record gets besides its token, user and times."""
+        return {"user_agent": ctx.user_agent}
 
     @property
     def cache_active(self) -> bool:
@@ -172,11 +212,8 @@ class DatabaseStrategy(BaseStrategy):
         return datetime.fromtimestamp(ctx.now, UTC)
 
     async def load(self, ctx: RequestContext) -> Session | None:
-        token = ctx.session_token_or_clear()
+        token = self._read_token(ctx)
         if token is None:
-            return None
-        if len(token) > _MAX_TOKEN_LENGTH:
-            ctx.clear_session_cookie()
             return None
         cache = self._cache
         found: Kept | tuple[SessionRecord, User] | None
@@ -193,7 +230,7 @@ class DatabaseStrategy(BaseStrategy):
             found = await self._store.get_session_and_user(token)
         now = self._now(ctx)
         if found is None:
-            ctx.clear_session_cookie()
+            self._clear_cookie(ctx)
             return None
         record, user = found
         if record.expires <= now:
@@ -201,12 +238,11 @@ class DatabaseStrategy(BaseStrategy):
             await self._store.delete_session(token)
             if cache is not None:
                 cache.forget_session(token, session_id=record.id)
-            ctx.clear_session_cookie()
+            self._clear_cookie(ctx)
             return None
-        config = self.config
-        due = record.expires - timedelta(seconds=config.max_age - config.update_age)
+        due = record.expires - self._extend_before
         if due <= now:
-            expires = now + timedelta(seconds=config.max_age)
+            expires = now + timedelta(seconds=self.max_age)
             ticket = cache.ticket() if cache is not None else None
             updated = await self._store.update_session(
                 {"session_token": token, "expires": expires, "last_seen_at": now}
@@ -214,13 +250,17 @@ class DatabaseStrategy(BaseStrategy):
             if updated is None:  # ended by another request meanwhile
                 if cache is not None:
                     cache.forget_session(token, session_id=record.id)
-                ctx.clear_session_cookie()
+                self._clear_cookie(ctx)
                 return None
             if cache is not None and ticket is not None:
                 # The change this write causes sets what is kept now: it keeps the entry.
                 cache.put_session(updated, ticket)
             record = updated
-            ctx.set_session_cookie(token, record.expires)
+            self._write_cookie(ctx, record, user)
+            written = True
+        else:
+            written = False
+        self._resolved(ctx, record, user, written=written)
         return await self._session(ctx, record, user)
 
     def _kept_session(self, ctx: RequestContext, kept: Kept) -> Session | None:
@@ -237,6 +277,7 @@ class DatabaseStrategy(BaseStrategy):
             return None
         session = lazy_session(parts, parts.claims, ctx)
         session.record = copy_record(kept.record)
+        self._resolved(ctx, kept.record, parts.user_record, written=False)
         return session
 
     async def _session(
@@ -297,17 +338,17 @@ class DatabaseStrategy(BaseStrategy):
             {
                 "session_token": new_session_token(),
                 "user_id": stored_user.id,
-                "expires": now + timedelta(seconds=self.config.max_age),
+                "expires": now + timedelta(seconds=self.max_age),
                 "created_at": now,
                 "last_seen_at": now,
-                "user_agent": ctx.user_agent,
+                **self._new_record_fields(ctx),
             }
         )
         if cache is not None and ticket is not None:
             # The browser's next request is a hit: the session is new, its user just read.
             cache.put_user(stored_user, ticket)
             cache.put_session(record, ticket)
-        ctx.set_session_cookie(record.session_token, record.expires)
+        self._write_cookie(ctx, record, stored_user)
         return await self._session(ctx, record, stored_user)
 
     async def update(
@@ -322,7 +363,7 @@ class DatabaseStrategy(BaseStrategy):
         if found is None:
             if cache is not None:
                 cache.forget_session(token, session_id=session.record.id)
-            ctx.clear_session_cookie()
+            self._clear_cookie(ctx)
             return None
         record, user = found
         if trusted:
@@ -338,7 +379,7 @@ class DatabaseStrategy(BaseStrategy):
                 # Not kept anew: the change this write causes would drop it again.
                 cache.forget_session(token, session_id=record.id)
             if updated is None:
-                ctx.clear_session_cookie()
+                self._clear_cookie(ctx)
                 return None
             record = updated
         return await self._session(ctx, record, user, trigger="update", new_session=data)
@@ -346,15 +387,15 @@ class DatabaseStrategy(BaseStrategy):
     async def destroy(
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
     ) -> None:
-        token = ctx.session_token()
-        if token and len(token) <= _MAX_TOKEN_LENGTH:
+        token = self._peek_token(ctx)
+        if token:
             ended = await self._store.delete_session(token)
             if self._cache is not None:
                 # This instance never serves its own revoked session, even before the
                 # deletion's change arrives.
                 self._cache.forget_session(token, session_id=ended.id if ended else None)
         if clear_cookie:
-            ctx.clear_session_cookie()
+            self._clear_cookie(ctx)
 
     # -- a user's sessions -----------------------------------------------------
 

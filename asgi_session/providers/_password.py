@@ -102,7 +102,9 @@ class Password(Provider):
     - ``rules``: :class:`~asgi_session.passwords.PasswordRules` (NIST's: 8 to 256
       characters, not the address, not a common password, plus the app's own rule).
     - ``hasher``: :class:`~asgi_session.passwords.PasswordHasher` (argon2id; verifies
-      bcrypt and older argon2 hashes, which are replaced at the next sign-in).
+      bcrypt, Better Auth's scrypt and older argon2 hashes, which are replaced at the
+      next sign-in). Under a strategy sharing Better Auth's records, new hashes are
+      Better Auth's scrypt instead, so its app verifies them too.
     - ``hash_field``: a user field holding a hash made elsewhere (a Mongoose app's
       ``password``): it signs its user in, and the hash moves to the account record.
     - ``reset_max_age`` / ``verify_max_age``: how long links work (1 hour / 24 hours).
@@ -151,12 +153,17 @@ class Password(Provider):
         self.require_verified_email = require_verified_email
         self.rules = rules if rules is not None else PasswordRules()
         self.hasher = hasher if hasher is not None else PasswordHasher()
+        self._default_hasher = hasher is None
         self.hash_field = hash_field
         self.reset_max_age = reset_max_age
         self.verify_max_age = verify_max_age
 
     def check_config(self, config: AuthConfig) -> None:
         check_mailed_links(config, self.id, "users, their password hashes and single-use links")
+        wanted = getattr(config.strategy, "password_hashes", None)
+        if self._default_hasher and wanted is not None:
+            # Another app verifies these hashes too (Better Auth's: scrypt).
+            self.hasher = PasswordHasher(new_hashes=wanted)
         if not isinstance(config.adapter, TokenSweeper):
             raise ConfigurationError(
                 f"the {self.id!r} password provider needs an adapter with "

@@ -1,0 +1,290 @@
+"""Better Auth's sessions, read and written as the ``better-auth`` npm package does:
+:class:`BetterAuthStrategy` (public in :mod:`asgi_session.backends.better_auth`).
+
+It is the database strategy with Better Auth's cookies (see
+:mod:`asgi_session.backends._better_auth_cookies`) over an adapter that stores Better
+Auth's records. Resolving, expiry and its ``updateAge`` extension, signing out, listing
+and ending a user's sessions are the database strategy's; with a :class:`CookieCache`, a
+request carrying a valid ``session_data`` cookie needs no database at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from asgi_session import _cookies as cookie_io
+from asgi_session._cookies import CookieSpec
+from asgi_session._session import Session
+from asgi_session.backends import _better_auth_cookies as ba
+from asgi_session.backends._adapter import Adapter
+from asgi_session.backends._better_auth_cookies import CookieCache
+from asgi_session.backends._database import DatabaseStrategy
+from asgi_session.backends._session_cache import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE
+from asgi_session.errors import ConfigurationError, CookieTooLargeError
+from asgi_session.models import SessionRecord, User
+
+if TYPE_CHECKING:
+    from asgi_session._config import AuthConfig
+    from asgi_session._context import RequestContext
+
+__all__ = ["BetterAuthStrategy", "better_auth_adapter"]
+
+#: Better Auth's defaults: ``session.expiresIn`` (7 days) and ``session.updateAge`` (1 day).
+DEFAULT_EXPIRES_IN = 7 * 24 * 3600
+DEFAULT_UPDATE_AGE = 24 * 3600
+#: Longer tokens are not Better Auth's (32 characters) nor ours (43): no database call.
+_MAX_TOKEN_LENGTH = 128
+_SCHEMA = "better-auth"
+
+
+def better_auth_adapter(database: object) -> Adapter:
+    """The adapter storing Better Auth's records in ``database``: a PyMongo or Motor
+    database, or an adapter already laid out as Better Auth's."""
+    if callable(getattr(type(database), "get_collection", None)):
+        # Checked first: a PyMongo or Motor database answers any attribute with a
+        # collection, so it passes for an adapter too.
+        from asgi_session.backends.mongodb import MongoDBAdapter
+
+        return MongoDBAdapter(database, schema=_SCHEMA)
+    schema = getattr(database, "schema", None)
+    if isinstance(database, Adapter):
+        if isinstance(schema, str) and schema != _SCHEMA:
+            raise ConfigurationError(
+                f"BetterAuthStrategy needs Better Auth's tables, but {type(database).__name__} "
+                f"was made with schema={schema!r}: pass schema={_SCHEMA!r}, e.g. "
+                f"SQLAdapter(url, schema={_SCHEMA!r})"
+            )
+        return database
+    raise ConfigurationError(
+        f"BetterAuthStrategy needs a MongoDB database (AsyncMongoClient(url)['app']) or "
+        f"an adapter such as SQLAdapter(url, schema={_SCHEMA!r}), not "
+        f"{type(database).__name__}"
+    )
+
+
+class BetterAuthStrategy(DatabaseStrategy):
+    """Sessions as Better Auth keeps them: its signed cookie, its ``session`` records.
+
+    ``database`` is a PyMongo/Motor database (its documents laid out as Better Auth's
+    MongoDB adapter lays them out) or an adapter with Better Auth's layout, such as
+    ``SQLAdapter(url, schema="better-auth")``. ``AuthConfig(secret=...)`` must be the
+    Better Auth app's ``BETTER_AUTH_SECRET`` (a list: the first signs, any verifies).
+
+    The rest mirrors the Better Auth app's options, and must match them:
+
+    - ``cookie_prefix``: ``advanced.cookiePrefix`` (``"better-auth"``); cookies are
+      ``__Secure-`` prefixed on https, as Better Auth's are.
+    - ``expires_in`` and ``update_age``: ``session.expiresIn`` (7 days) and
+      ``session.updateAge`` (1 day); these replace ``AuthConfig(max_age, update_age)``.
+    - ``cookie_cache``: ``session.cookieCache`` (off unless given): a valid cache
+      cookie resolves a request with no database, and sessions read from the database
+      get one.
+
+    ``cache``, ``cache_size`` and ``cache_bytes`` are :class:`DatabaseStrategy`'s.
+    """
+
+    #: What new password hashes must be for the Better Auth app to verify them too.
+    password_hashes = "scrypt"  # noqa: S105 (a scheme's name, not a password)
+
+    def __init__(
+        self,
+        database: object,
+        *,
+        cookie_prefix: str = "better-auth",
+        expires_in: int = DEFAULT_EXPIRES_IN,
+        update_age: int = DEFAULT_UPDATE_AGE,
+        cookie_cache: CookieCache | None = None,
+        cache: bool = True,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        super().__init__(cache=cache, cache_size=cache_size, cache_bytes=cache_bytes)
+        if not isinstance(cookie_prefix, str) or not cookie_prefix or ";" in cookie_prefix:
+            raise ConfigurationError(
+                "cookie_prefix must be Better Auth's advanced.cookiePrefix, e.g. 'better-auth'"
+            )
+        for option, value in (("expires_in", expires_in), ("update_age", update_age)):
+            if type(value) is not int or value < 0 or (option == "expires_in" and value == 0):
+                raise ConfigurationError(
+                    f"{option} must be a whole number of seconds, as Better Auth's "
+                    f"session.{'expiresIn' if option == 'expires_in' else 'updateAge'}"
+                )
+        if update_age > expires_in:
+            raise ConfigurationError("update_age must not be more than expires_in")
+        if cookie_cache is not None and not isinstance(cookie_cache, CookieCache):
+            raise ConfigurationError(
+                "cookie_cache must be a CookieCache(max_age=300, encoding='compact'), or None"
+            )
+        self.adapter = better_auth_adapter(database)
+        self.cookie_prefix = cookie_prefix
+        self.cookie_cache = cookie_cache
+        self._lifetime = (expires_in, update_age)
+        self._token_specs = {
+            secure: _spec(f"{cookie_prefix}.session_token", secure) for secure in (False, True)
+        }
+        self._cache_specs = {
+            secure: _spec(f"{cookie_prefix}.session_data", secure) for secure in (False, True)
+        }
+
+    def _lifetimes(self, config: AuthConfig) -> tuple[int, int]:
+        return self._lifetime
+
+    # -- the cookies -----------------------------------------------------------------
+
+    @property
+    def session_cookie_names(self) -> tuple[str, ...]:
+        """The names the session cookie has (on http and on https)."""
+        return tuple(spec.name for spec in self._token_specs.values())
+
+    def token_cookie(self, ctx: RequestContext) -> CookieSpec:
+        """The session cookie for this request (``__Secure-`` on https)."""
+        return self._token_specs[ctx.secure]
+
+    def carries_session(self, ctx: RequestContext) -> bool:
+        """Whether the request carries this strategy's session cookie (or bearer token)."""
+        return self._signed_value(ctx) is not None
+
+    def _signed_value(self, ctx: RequestContext) -> str | None:
+        if ctx.bearer:
+            return ctx.session_token()
+        return ctx.cookies.get(self.token_cookie(ctx).name)
+
+    def _peek_token(self, ctx: RequestContext) -> str | None:
+        value = self._signed_value(ctx)
+        if not value:
+            return None
+        token = ba.unsign(value, self.config.secrets)
+        return token if token and len(token) <= _MAX_TOKEN_LENGTH else None
+
+    def _read_token(self, ctx: RequestContext) -> str | None:
+        value = self._signed_value(ctx)
+        if value is None:
+            return None
+        token = self._peek_token(ctx)
+        if token is None:
+            # A bad signature, or no token: nothing to look up, and nothing to keep.
+            self._clear_cookie(ctx)
+        return token
+
+    def _write_cookie(self, ctx: RequestContext, record: SessionRecord, user: User) -> None:
+        value = ba.sign(record.session_token, self.config.secrets[0])
+        if ctx.bearer:
+            ctx.issued = (value, record.expires)
+            return
+        ctx.set_cookie(self.token_cookie(ctx), value, max_age=self.max_age)
+        self._write_cache(ctx, record, user)
+
+    def _clear_cookie(self, ctx: RequestContext) -> None:
+        if ctx.bearer:
+            ctx.issued = None
+            return
+        ctx.set_cookie(self.token_cookie(ctx), "", max_age=0)
+        self._clear_cache(ctx)
+
+    def _new_record_fields(self, ctx: RequestContext) -> dict[str, Any]:
+        fields = super()._new_record_fields(ctx)
+        client = ctx.scope.get("client")
+        if client and isinstance(client[0], str):
+            # The peer, as Better Auth records it (its own proxy handling aside).
+            fields["ip_address"] = client[0]
+        return fields
+
+    # -- the cookie cache ---------------------------------------------------------------
+
+    def _cache_cookie(self, ctx: RequestContext) -> tuple[str | None, list[str]]:
+        spec = self._cache_specs[ctx.secure]
+        limit = self.config.max_cookie_chunks
+        return cookie_io.read_chunked(ctx.cookies, spec.name, limit), cookie_io.present_names(
+            ctx.cookies, spec.name, limit
+        )
+
+    def _write_cache(self, ctx: RequestContext, record: SessionRecord, user: User) -> None:
+        cache = self.cookie_cache
+        if cache is None or ctx.bearer:
+            return
+        now = ctx.now
+        payload = {
+            "session": ba.session_json(record),
+            "user": ba.user_json(user, known_by=record.created_at or record.expires),
+            "updatedAt": int(now * 1000),
+            "version": cache.version,
+        }
+        value = ba.encode_cache(payload, cache, self.config.secrets[0], now=now)
+        spec = self._cache_specs[ctx.secure]
+        _, present = self._cache_cookie(ctx)
+        expires = datetime.fromtimestamp(now, UTC) + timedelta(seconds=cache.max_age)
+        try:
+            headers = cookie_io.write_chunked(
+                spec,
+                value,
+                expires=expires,
+                present=present,
+                max_chunks=self.config.max_cookie_chunks,
+            )
+        except CookieTooLargeError:
+            # Better Auth skips a cache too large for cookies too: the database answers.
+            headers = cookie_io.clear_chunked(spec, present)
+        ctx.set_cookies.extend(headers)
+
+    def _clear_cache(self, ctx: RequestContext) -> None:
+        _, present = self._cache_cookie(ctx)
+        if present:
+            ctx.set_cookies.extend(cookie_io.clear_chunked(self._cache_specs[ctx.secure], present))
+
+    async def _cached(self, ctx: RequestContext) -> Session | None:
+        """The session a valid cookie cache stands for, with no database call."""
+        cache = self.cookie_cache
+        assert cache is not None
+        value, present = self._cache_cookie(ctx)
+        if not present:
+            return None
+        token = self._peek_token(ctx)
+        found = (
+            ba.decode_cache(value, cache, self.config.secrets, now=ctx.now)
+            if value and token
+            else None
+        )
+        record = ba.record_from_json(found.payload["session"]) if found else None
+        user = ba.user_from_json(found.payload["user"]) if found else None
+        moment = datetime.fromtimestamp(ctx.now, UTC)
+        if (
+            record is None
+            or user is None
+            or record.session_token != token
+            or record.user_id != user.id
+            or record.expires <= moment
+        ):
+            # Tampered, expired, or another session's: never trusted; the database answers.
+            self._clear_cache(ctx)
+            return None
+        return await self._session(ctx, record, user)
+
+    def _resolved(
+        self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
+    ) -> None:
+        if not written and not ctx.bearer and self.cookie_cache is not None:
+            self._write_cache(ctx, record, user)
+
+    # -- the strategy --------------------------------------------------------------------
+
+    async def load(self, ctx: RequestContext) -> Session | None:
+        if self.cookie_cache is not None and not ctx.bearer:
+            session = await self._cached(ctx)
+            if session is not None:
+                return session
+        return await super().load(ctx)
+
+    async def update(
+        self, ctx: RequestContext, session: Session, data: Mapping[str, Any], *, trusted: bool
+    ) -> Session | None:
+        updated = await super().update(ctx, session, data, trusted=trusted)
+        if trusted and not ctx.bearer:
+            # The cache holds what the session was: the next request reads it anew.
+            self._clear_cache(ctx)
+        return updated
+
+
+def _spec(name: str, secure: bool) -> CookieSpec:
+    return CookieSpec(name=f"__Secure-{name}" if secure else name, secure=secure)
