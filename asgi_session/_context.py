@@ -250,7 +250,11 @@ class RequestContext:
         assert user_id is not None
         ended = await self.config.strategy.end_user_session(user_id, session_id)
         if ended and session.record is not None and session.record.id == session_id:
-            self.clear_session_cookie()
+            clear = getattr(self.config.strategy, "clear_session_cookie", None)
+            if clear is not None:
+                clear(self)  # the strategy's own cookies (Better Auth's, its cache's)
+            else:
+                self.clear_session_cookie()
             self.set_session(None)
         return ended
 

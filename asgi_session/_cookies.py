@@ -294,6 +294,7 @@ def write_chunked(
     expires: datetime | None,
     present: Iterable[str] = (),
     max_chunks: int = DEFAULT_MAX_CHUNKS,
+    max_age: int | None = None,
 ) -> list[str]:
     """``Set-Cookie`` values storing ``value`` under ``spec``, split into chunks if needed.
 
@@ -318,7 +319,7 @@ def write_chunked(
             for index in range(count)
         }
     headers = [
-        serialize(spec, chunk, expires=expires, name=chunk_name)
+        serialize(spec, chunk, expires=expires, max_age=max_age, name=chunk_name)
         for chunk_name, chunk in written.items()
     ]
     headers.extend(expire(spec, name=stale) for stale in present if stale not in written)

@@ -175,7 +175,8 @@ async def start_session(
     """End whatever session the browser had and start a new one for ``user``."""
     config = ctx.config
     strategy = config.strategy
-    if ctx.session_token():
+    carries = getattr(strategy, "carries_session", None)  # strategies of an app's own may lack it
+    if carries(ctx) if carries is not None else ctx.session_token():
         # A new token every sign-in: a token planted before sign-in is worth nothing after.
         await strategy.destroy(ctx, await ctx.load_session(), clear_cookie=False)
     session = await strategy.create(

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
 
+import httpx2
 import pytest
 
 from asgi_session.backends import MemoryAdapter
@@ -313,3 +314,205 @@ def test_password_hashes_are_better_auths_scrypt_under_its_strategy() -> None:
         strategy=BetterAuthStrategy(MemoryAdapter()),
     )
     assert kept.hasher is own
+
+
+async def test_a_session_not_remembered_is_never_extended() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    async with client_for(_app(adapter, clock)) as http:
+        await sign_in(http)
+        # What Better Auth sets for a sign-in with rememberMe: false.
+        http.cookies["better-auth.dont_remember"] = _signed("true")
+        clock.advance(2 * DAY)
+        response = await http.get("/")
+        assert response.json()["user"]["email"] == "ann@example.com"
+        assert TOKEN_COOKIE not in set_cookies(response)
+        # A mark not signed with the secret is no mark: the session is pushed back.
+        http.cookies["better-auth.dont_remember"] = _signed("true", "not the secret at all, long")
+        response = await http.get("/")
+        assert f"Max-Age={7 * DAY}" in set_cookies(response)[TOKEN_COOKIE]
+
+
+async def test_signing_in_again_forgets_not_being_remembered() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    async with client_for(_app(adapter, clock)) as http:
+        http.cookies["better-auth.dont_remember"] = _signed("true")
+        response = await sign_in(http)
+        assert "Max-Age=0" in set_cookies(response)["better-auth.dont_remember"]
+
+
+# -- a non-ASCII signature raises TypeError in unsign: a 500 for anyone ---------------
+
+
+@pytest.mark.parametrize("bearer", [False, True])
+async def test_non_ascii_signature_is_no_session_not_a_500(bearer: bool) -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    app = build_app(
+        clock=clock, adapter=adapter, strategy=BetterAuthStrategy(adapter), bearer_tokens=bearer
+    )
+    value = "x." + "%C3%A9" + "A" * 42 + "%3D"  # 44 characters after decoding, ends in "="
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        if bearer:
+            headers = [(b"authorization", b"Bearer x.\xe9" + b"A" * 42 + b"=")]
+            response = await http.get("/", headers=headers)
+        else:
+            response = await http.get("/", headers={"cookie": f"{TOKEN_COOKIE}={value}"})
+    assert response.status_code == 200, response.status_code
+    assert response.json() is None
+
+
+# -- signing in again leaves the browser's previous Better Auth session alive ---------
+
+
+async def test_signing_in_again_ends_the_previous_better_auth_session() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    async with client_for(_app(adapter, clock)) as http:
+        await sign_in(http)
+        first = http.cookies[TOKEN_COOKIE]
+        await sign_in(http)
+        assert http.cookies[TOKEN_COOKIE] != first  # a new token is issued...
+        user = await adapter.get_user_by_email("ann@example.com")
+        assert user is not None
+        # ...but the old session is never ended: start_session looks for the Auth.js
+        # cookie (ctx.session_token()), which a Better Auth browser does not have.
+        assert len(await adapter.list_sessions(user.id)) == 1
+    async with client_for(_app(adapter, clock)) as other:
+        other.cookies[TOKEN_COOKIE] = first
+        assert (await other.get("/")).json() is None
+
+
+# -- ending this very session by id clears Auth.js's cookie, not Better Auth's --------
+
+
+async def test_revoking_the_current_session_by_id_clears_the_better_auth_cookies() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    async with client_for(_app(adapter, clock, cookie_cache=CookieCache())) as http:
+        await sign_in(http)
+        user = await adapter.get_user_by_email("ann@example.com")
+        assert user is not None
+        [record] = await adapter.list_sessions(user.id)
+        csrf = (await http.get("/auth/csrf")).json()["csrfToken"]
+        response = await http.post(
+            "/auth/sessions/revoke", data={"csrfToken": csrf, "id": record.id}
+        )
+        assert response.json() == {"ok": True}
+        cleared = set_cookies(response)
+        still = (await http.get("/")).json()
+        facts = {
+            "cleared the Auth.js cookie it never set": "authjs.session-token" in cleared,
+            "cleared better-auth.session_token": "Max-Age=0" in cleared.get(TOKEN_COOKIE, ""),
+            "cleared better-auth.session_data": "Max-Age=0" in cleared.get(CACHE_COOKIE, ""),
+            "ended session still resolves from the cache": still is not None,
+        }
+        assert facts == {
+            "cleared the Auth.js cookie it never set": False,
+            "cleared better-auth.session_token": True,
+            "cleared better-auth.session_data": True,
+            "ended session still resolves from the cache": False,
+        }, facts
+
+
+# -- dont_remember (rememberMe: false) is not honoured ---------------------------------
+
+
+async def test_a_dont_remember_session_is_not_made_persistent() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    user = await adapter.create_user({"email": "ann@example.com", "name": "Ann"})
+    now = datetime.fromtimestamp(clock.now, UTC)
+    # What Better Auth's signIn.email({rememberMe: false}) writes: a 1-day record, a
+    # session_token cookie without Max-Age, and a signed dont_remember cookie.
+    record = await adapter.create_session(
+        {
+            "session_token": "T" * 32,
+            "user_id": user.id,
+            "expires": now + timedelta(days=1),
+            "created_at": now,
+            "last_seen_at": now,
+        }
+    )
+    async with client_for(_app(adapter, clock)) as http:
+        http.cookies[TOKEN_COOKIE] = _signed(record.session_token)
+        http.cookies["better-auth.dont_remember"] = _signed("true")
+        response = await http.get("/")
+        assert response.json()["user"]["email"] == "ann@example.com"
+        # Better Auth never refreshes such a session and never gives its cookie a Max-Age.
+        assert TOKEN_COOKIE not in set_cookies(response), set_cookies(response).get(TOKEN_COOKIE)
+        [stored] = await adapter.list_sessions(user.id)
+        assert stored.expires == now + timedelta(days=1), stored.expires - now
+
+
+# -- the cookie cache authorises sensitive changes after the session was revoked ------
+
+
+async def test_a_revoked_session_cannot_revoke_the_owners_other_sessions_from_its_cache() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    app = _app(adapter, clock, cookie_cache=CookieCache(max_age=300))
+    async with client_for(app) as thief, client_for(app) as owner:
+        await sign_in(thief)  # a stolen session (cookie + cache)
+        await sign_in(owner)
+        csrf = (await owner.get("/auth/csrf")).json()["csrfToken"]
+        r = await owner.post("/auth/sessions/revoke-others", data={"csrfToken": csrf})
+        assert r.json() == {"ok": True}
+        user = await adapter.get_user_by_email("ann@example.com")
+        assert user is not None
+        assert len(await adapter.list_sessions(user.id)) == 1  # only the owner's
+        clock.advance(60)
+        # The thief's record is gone, but its cookie cache is still trusted, for this too
+        # (Better Auth reads the database for these: sensitiveSessionMiddleware).
+        csrf = (await thief.get("/auth/csrf")).json()["csrfToken"]
+        r = await thief.post("/auth/sessions/revoke-others", data={"csrfToken": csrf})
+        assert r.status_code == 401, r.json()
+        assert len(await adapter.list_sessions(user.id)) == 1
+
+
+# -- a cookie-cache hit loses the session's data and the user's extra fields -----------
+
+
+async def test_a_cache_hit_is_the_same_session_as_a_database_read() -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from asgi_session import AuthConfig, AuthMiddleware, Callbacks
+    from asgi_session.providers import Credentials
+
+    adapter, clock = MemoryAdapter(), Clock()
+    await adapter.create_user({"email": "ann@example.com", "name": "Ann", "role": "admin"})
+
+    async def authorize(credentials: Any, request: Any) -> Any:
+        user = await adapter.get_user_by_email("ann@example.com")
+        return user.to_dict() if user else None
+
+    async def session_callback(session: Any, user: Any, **_: Any) -> Any:
+        return {**session, "role": user.get("role")}
+
+    async def show(request: Request) -> JSONResponse:
+        s = request.state.session
+        return JSONResponse({"claims": dict(s.claims or {}), "role": s.to_dict().get("role")})
+
+    async def update(request: Request) -> JSONResponse:
+        await request.state.session.update({"theme": "dark"})
+        return JSONResponse({})
+
+    config = AuthConfig(
+        secret=SECRET,
+        clock=clock,
+        url="http://testserver",
+        adapter=adapter,
+        providers=[Credentials(authorize=authorize)],
+        callbacks=Callbacks(session=session_callback),
+        strategy=BetterAuthStrategy(adapter, cookie_cache=CookieCache()),
+    )
+    app = Starlette(
+        routes=[Route("/", show), Route("/update", update, methods=["POST"])],
+        middleware=[Middleware(AuthMiddleware, config=config)],
+    )
+    async with client_for(app) as http:
+        await sign_in(http)
+        await http.post("/update")
+        from_db = (await http.get("/")).json()  # the update dropped the cache: a DB read
+        from_cache = (await http.get("/")).json()  # the cache that read wrote
+    assert from_db == {"claims": {"theme": "dark"}, "role": "admin"}, from_db
+    assert from_cache == from_db, f"database read {from_db} != cookie-cache hit {from_cache}"

@@ -181,6 +181,24 @@ async def test_a_python_sign_up_signs_in_on_better_auth(
     assert node.get_session(signed_in.header) is not None
 
 
+async def test_a_session_better_auth_does_not_remember_is_not_extended(
+    node: BetterAuthServer, adapter: Adapter
+) -> None:
+    node.sign_up(EMAIL, PASSWORD, "Ada")
+    forgetful = node.sign_in(EMAIL, PASSWORD, remember_me=False)
+    remembered = node.sign_in(EMAIL, PASSWORD)
+    # updateAge 0: every request is due for an extension, unless it must not have one.
+    async with browser(python_app(adapter, update_age=0)) as http:
+        carry(http, forgetful.header)
+        response = await http.get("/")
+        assert response.json()["user"]["email"] == EMAIL
+        assert TOKEN_COOKIE not in set_cookies(response)
+    async with browser(python_app(adapter, update_age=0)) as http:
+        carry(http, remembered.header)
+        response = await http.get("/")
+        assert "Max-Age=604800" in set_cookies(response)[TOKEN_COOKIE]
+
+
 # -- signing out, listing and ending sessions ---------------------------------------------
 
 
@@ -343,6 +361,7 @@ async def test_an_authjs_user_moves_to_better_auth_on_one_mongodb_database(
             response = await python_sign_in(http, EMAIL, PASSWORD)
             assert response.status_code in (302, 303), response.text
             written = set_cookies(response)
+            assert AUTHJS_COOKIE in written, response.headers.get_list("set-cookie")
             assert "Max-Age=0" in written[AUTHJS_COOKIE]
             assert "Max-Age=604800" in written[TOKEN_COOKIE]
             seen = node.get_session(cookie_header(http))

@@ -10,8 +10,9 @@ request carrying a valid ``session_data`` cookie needs no database at all.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgi_session import _cookies as cookie_io
@@ -21,7 +22,12 @@ from asgi_session.backends import _better_auth_cookies as ba
 from asgi_session.backends._adapter import Adapter
 from asgi_session.backends._better_auth_cookies import CookieCache
 from asgi_session.backends._database import DatabaseStrategy
-from asgi_session.backends._session_cache import DEFAULT_CACHE_BYTES, DEFAULT_CACHE_SIZE
+from asgi_session.backends._session_cache import (
+    DEFAULT_CACHE_BYTES,
+    DEFAULT_CACHE_SIZE,
+    copy_record,
+    copy_user,
+)
 from asgi_session.errors import ConfigurationError, CookieTooLargeError
 from asgi_session.models import SessionRecord, User
 
@@ -37,6 +43,9 @@ DEFAULT_UPDATE_AGE = 24 * 3600
 #: Longer tokens are not Better Auth's (32 characters) nor ours (43): no database call.
 _MAX_TOKEN_LENGTH = 128
 _SCHEMA = "better-auth"
+_READS = frozenset({"GET", "HEAD"})
+#: Cookie caches remembered once verified, as the JWT strategy remembers its tokens.
+_REMEMBERED = 4096
 
 
 def better_auth_adapter(database: object) -> Adapter:
@@ -121,11 +130,18 @@ class BetterAuthStrategy(DatabaseStrategy):
         self.cookie_prefix = cookie_prefix
         self.cookie_cache = cookie_cache
         self._lifetime = (expires_in, update_age)
+        #: Cookie caches verified lately: value -> (session, user, usable until).
+        self._remembered: OrderedDict[str, tuple[SessionRecord, User, float]] = OrderedDict()
         self._token_specs = {
             secure: _spec(f"{cookie_prefix}.session_token", secure) for secure in (False, True)
         }
         self._cache_specs = {
             secure: _spec(f"{cookie_prefix}.session_data", secure) for secure in (False, True)
+        }
+        # Better Auth's sign-in with rememberMe=false: a browser-session cookie that is
+        # never extended, marked by this signed cookie.
+        self._dont_remember_specs = {
+            secure: _spec(f"{cookie_prefix}.dont_remember", secure) for secure in (False, True)
         }
 
     def _lifetimes(self, config: AuthConfig) -> tuple[int, int]:
@@ -168,12 +184,25 @@ class BetterAuthStrategy(DatabaseStrategy):
             self._clear_cookie(ctx)
         return token
 
+    def _dont_remember(self, ctx: RequestContext) -> bool:
+        """Whether the browser signed in with Better Auth's "remember me" off."""
+        value = ctx.cookies.get(self._dont_remember_specs[ctx.secure].name)
+        return value is not None and ba.unsign(value, self.config.secrets) == "true"
+
+    def _extends(self, ctx: RequestContext) -> bool:
+        # As Better Auth: a session that is not remembered ends with the browser's, and
+        # is never pushed back.
+        return ctx.bearer or not self._dont_remember(ctx)
+
     def _write_cookie(self, ctx: RequestContext, record: SessionRecord, user: User) -> None:
         value = ba.sign(record.session_token, self.config.secrets[0])
         if ctx.bearer:
             ctx.issued = (value, record.expires)
             return
         ctx.set_cookie(self.token_cookie(ctx), value, max_age=self.max_age)
+        # Only a new session or an extension writes the cookie, and a session that is
+        # not remembered gets neither here: whatever marks one is stale now.
+        self._clear_dont_remember(ctx)
         self._write_cache(ctx, record, user)
 
     def _clear_cookie(self, ctx: RequestContext) -> None:
@@ -182,6 +211,10 @@ class BetterAuthStrategy(DatabaseStrategy):
             return
         ctx.set_cookie(self.token_cookie(ctx), "", max_age=0)
         self._clear_cache(ctx)
+        self._clear_dont_remember(ctx)
+
+    def _clear_dont_remember(self, ctx: RequestContext) -> None:
+        ctx.clear_cookie(self._dont_remember_specs[ctx.secure])
 
     def _new_record_fields(self, ctx: RequestContext) -> dict[str, Any]:
         fields = super()._new_record_fields(ctx)
@@ -214,12 +247,13 @@ class BetterAuthStrategy(DatabaseStrategy):
         value = ba.encode_cache(payload, cache, self.config.secrets[0], now=now)
         spec = self._cache_specs[ctx.secure]
         _, present = self._cache_cookie(ctx)
-        expires = datetime.fromtimestamp(now, UTC) + timedelta(seconds=cache.max_age)
         try:
             headers = cookie_io.write_chunked(
                 spec,
                 value,
-                expires=expires,
+                # Max-Age, as Better Auth writes it: no clock but the browser's counts.
+                expires=None,
+                max_age=cache.max_age,
                 present=present,
                 max_chunks=self.config.max_cookie_chunks,
             )
@@ -229,48 +263,77 @@ class BetterAuthStrategy(DatabaseStrategy):
         ctx.set_cookies.extend(headers)
 
     def _clear_cache(self, ctx: RequestContext) -> None:
+        spec = self._cache_specs[ctx.secure]
         _, present = self._cache_cookie(ctx)
-        if present:
-            ctx.set_cookies.extend(cookie_io.clear_chunked(self._cache_specs[ctx.secure], present))
+        # A cache this response was about to set goes too: it would be stale, and its
+        # value would still be on the wire (in logs) even though the browser drops it.
+        pending = [
+            name for name in _pending_names(ctx.set_cookies, spec.name) if name not in present
+        ]
+        ctx.set_cookies[:] = [header for header in ctx.set_cookies if not _sets(header, spec.name)]
+        if present or pending:
+            ctx.set_cookies.extend(cookie_io.clear_chunked(spec, [*present, *pending]))
 
     async def _cached(self, ctx: RequestContext) -> Session | None:
         """The session a valid cookie cache stands for, with no database call."""
-        cache = self.cookie_cache
-        assert cache is not None
         value, present = self._cache_cookie(ctx)
         if not present:
             return None
         token = self._peek_token(ctx)
-        found = (
-            ba.decode_cache(value, cache, self.config.secrets, now=ctx.now)
-            if value and token
-            else None
-        )
-        record = ba.record_from_json(found.payload["session"]) if found else None
-        user = ba.user_from_json(found.payload["user"]) if found else None
-        moment = datetime.fromtimestamp(ctx.now, UTC)
-        if (
-            record is None
-            or user is None
-            or record.session_token != token
-            or record.user_id != user.id
-            or record.expires <= moment
-        ):
+        found = self._verified_cache(value, ctx.now) if value and token else None
+        if found is None or found[0].session_token != token:
             # Tampered, expired, or another session's: never trusted; the database answers.
             self._clear_cache(ctx)
             return None
-        return await self._session(ctx, record, user)
+        record, user = found
+        return await self._session(ctx, copy_record(record), copy_user(user))
+
+    def _verified_cache(self, value: str, now: float) -> tuple[SessionRecord, User] | None:
+        """A cookie cache's session and user, once verified and while unexpired.
+
+        A value verified before is remembered (the browser sends the same one until it
+        is renewed), so a hit costs a lookup, not a signature or a decryption.
+        """
+        remembered = self._remembered.get(value)
+        if remembered is None:
+            cache = self.cookie_cache
+            assert cache is not None
+            found = ba.decode_cache(value, cache, self.config.secrets, now=now)
+            record = ba.record_from_json(found.payload["session"]) if found else None
+            user = ba.user_from_json(found.payload["user"]) if found else None
+            if found is None or record is None or user is None or record.user_id != user.id:
+                return None
+            remembered = self._remembered[value] = (record, user, found.expires_at)
+            if len(self._remembered) > _REMEMBERED:
+                self._remembered.popitem(last=False)
+        else:
+            self._remembered.move_to_end(value)
+        record, user, until = remembered
+        if until <= now or record.expires <= datetime.fromtimestamp(now, UTC):
+            self._remembered.pop(value, None)
+            return None
+        return record, user
 
     def _resolved(
         self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
     ) -> None:
-        if not written and not ctx.bearer and self.cookie_cache is not None:
+        # Only a request that reads writes the cache: one that changes something may
+        # change the session too, and its cache would be stale at once.
+        if (
+            not written
+            and not ctx.bearer
+            and self.cookie_cache is not None
+            and ctx.scope.get("method") in _READS
+        ):
             self._write_cache(ctx, record, user)
 
     # -- the strategy --------------------------------------------------------------------
 
     async def load(self, ctx: RequestContext) -> Session | None:
-        if self.cookie_cache is not None and not ctx.bearer:
+        # The cache answers requests that only read. One that changes something (ends
+        # sessions, changes a password) asks the database, as Better Auth's sensitive
+        # endpoints do: a session revoked a minute ago must not act from its cache.
+        if self.cookie_cache is not None and not ctx.bearer and ctx.scope.get("method") in _READS:
             session = await self._cached(ctx)
             if session is not None:
                 return session
@@ -284,6 +347,15 @@ class BetterAuthStrategy(DatabaseStrategy):
             # The cache holds what the session was: the next request reads it anew.
             self._clear_cache(ctx)
         return updated
+
+
+def _sets(header: str, name: str) -> bool:
+    """Whether a ``Set-Cookie`` value sets ``name`` or one of its chunks."""
+    return header.startswith(f"{name}=") or header.startswith(f"{name}.")
+
+
+def _pending_names(headers: list[str], name: str) -> list[str]:
+    return [header.split("=", 1)[0] for header in headers if _sets(header, name)]
 
 
 def _spec(name: str, secure: bool) -> CookieSpec:

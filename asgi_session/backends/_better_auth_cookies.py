@@ -119,7 +119,12 @@ def unsign(value: str, secrets: Sequence[str]) -> str | None:
     if cut < 1:
         return None
     token, signature = value[:cut], value[cut + 1 :]
-    if len(signature) != _SIGNATURE_LENGTH or not signature.endswith("="):
+    if (
+        len(signature) != _SIGNATURE_LENGTH
+        or not signature.endswith("=")
+        or not signature.isascii()
+    ):
+        # compare_digest refuses non-ASCII strings: such a value is simply no signature.
         return None
     try:
         token.encode()
@@ -146,13 +151,54 @@ def _parse_date(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # "0001-01-01T00:00:00+01:00" is before year 1 in UTC
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+#: The fields of Better Auth's user and session the records have by name; any other
+#: field (an app's, a plugin's: ``role``, ``activeOrganizationId``) travels as it is.
+_USER_KEYS = frozenset({"id", "name", "email", "emailVerified", "image", "createdAt", "updatedAt"})
+_SESSION_KEYS = frozenset(
+    {"id", "token", "userId", "expiresAt", "createdAt", "updatedAt", "ipAddress", "userAgent"}
+)
+#: Extras of ours that stand for one of those fields.
+_OWN_EXTRAS = frozenset({"created_at", "updated_at", "ip_address"})
+_SKIP = object()
+
+
+def _jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON carries it (dates as JavaScript writes them), or ``_SKIP``."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _SKIP
+    if isinstance(value, datetime):
+        return _js_date(value)
+    if depth > 20:
+        return _SKIP
+    if isinstance(value, Mapping):
+        items = {str(key): _jsonable(item, depth + 1) for key, item in value.items()}
+        return {key: item for key, item in items.items() if item is not _SKIP}
+    if isinstance(value, list | tuple):
+        return [
+            item for item in (_jsonable(item, depth + 1) for item in value) if item is not _SKIP
+        ]
+    return _SKIP  # an ObjectId, bytes: nothing JSON has
+
+
+def _extras(extra: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    found = {
+        key: _jsonable(value)
+        for key, value in extra.items()
+        if key not in known and key not in _OWN_EXTRAS
+    }
+    return {key: value for key, value in found.items() if value is not _SKIP}
 
 
 def user_json(user: User, *, known_by: datetime) -> dict[str, Any]:
-    """The user as Better Auth's session endpoints and cookie cache carry it.
+    """The user as Better Auth's session endpoints and cookie cache carry it, with its
+    other fields.
 
     Better Auth requires both times; an adapter that does not report them gives
     ``known_by``, a moment the user existed by (the session's start).
@@ -160,6 +206,7 @@ def user_json(user: User, *, known_by: datetime) -> dict[str, Any]:
     created = user.extra.get("created_at", known_by)
     updated = user.extra.get("updated_at", created)
     return {
+        **_extras(user.extra, _USER_KEYS),
         "id": user.id,
         "name": user.name or "",
         "email": user.email,
@@ -171,10 +218,12 @@ def user_json(user: User, *, known_by: datetime) -> dict[str, Any]:
 
 
 def session_json(record: SessionRecord) -> dict[str, Any]:
-    """The session as Better Auth's session endpoints and cookie cache carry it."""
+    """The session as Better Auth's session endpoints and cookie cache carry it, with
+    its other fields (what ``session.update()`` stored among them)."""
     created = record.created_at or record.last_seen_at
     updated = record.last_seen_at or record.created_at
     return {
+        **_extras(record.extra, _SESSION_KEYS),
         "id": record.id,
         "token": record.session_token,
         "userId": record.user_id,
@@ -195,7 +244,12 @@ def user_from_json(value: object) -> User | None:
         return None
     name, image = value.get("name"), value.get("image")
     created, updated = _parse_date(value.get("createdAt")), _parse_date(value.get("updatedAt"))
-    extra = {key: moment for key, moment in (("created_at", created), ("updated_at", updated))}
+    extra: dict[str, Any] = {key: item for key, item in value.items() if key not in _USER_KEYS}
+    extra.update(
+        (key, moment)
+        for key, moment in (("created_at", created), ("updated_at", updated))
+        if moment is not None
+    )
     return User(
         id=user_id,
         name=name if isinstance(name, str) and name else None,
@@ -203,7 +257,7 @@ def user_from_json(value: object) -> User | None:
         image=image if isinstance(image, str) else None,
         # Better Auth keeps a flag, not a time: the last change is the closest there is.
         email_verified=(updated or created) if value.get("emailVerified") is True else None,
-        extra={key: moment for key, moment in extra.items() if moment is not None},
+        extra=extra,
     )
 
 
@@ -216,6 +270,9 @@ def record_from_json(value: object) -> SessionRecord | None:
     if not isinstance(token, str) or not isinstance(user_id, str) or expires is None:
         return None
     session_id, agent, address = value.get("id"), value.get("userAgent"), value.get("ipAddress")
+    extra = {key: item for key, item in value.items() if key not in _SESSION_KEYS}
+    if isinstance(address, str):
+        extra["ip_address"] = address
     return SessionRecord(
         session_token=token,
         user_id=user_id,
@@ -224,7 +281,7 @@ def record_from_json(value: object) -> SessionRecord | None:
         last_seen_at=_parse_date(value.get("updatedAt")),
         user_agent=agent if isinstance(agent, str) else None,
         id=session_id if isinstance(session_id, str) else None,
-        extra={"ip_address": address} if isinstance(address, str) else {},
+        extra=extra,
     )
 
 
@@ -243,24 +300,18 @@ def _b64url_decode(text: str) -> bytes | None:
 
 
 def _js_json(value: Any) -> str:
-    """``JSON.stringify(value)`` for parsed JSON: no spaces, non-ASCII as is.
-
-    Numbers that JavaScript spells otherwise than Python (``1.0``, ``1e+21``) raise
-    ``ValueError``: the signature over them cannot be reproduced, so it is refused.
-    """
-
-    def check(item: Any) -> None:
-        if isinstance(item, float) and (not math.isfinite(item) or item.is_integer()):
-            raise ValueError("a number JavaScript writes differently")
-        if isinstance(item, Mapping):
-            for inner in item.values():
-                check(inner)
-        elif isinstance(item, list):
-            for inner in item:
-                check(inner)
-
-    check(value)
+    """``JSON.stringify(value)`` for what JSON gave: no spaces, non-ASCII as is."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _float_as_written(text: str) -> float:
+    """A number of the cache's JSON, if writing it again gives the same text (the
+    signature is over the text JavaScript writes: ``1.0`` or ``1e-07`` could not be
+    reproduced, and such a cache is refused)."""
+    number = float(text)
+    if repr(number) != text:
+        raise ValueError("a number written otherwise than Python writes it")
+    return number
 
 
 def _compact_signature(payload: Mapping[str, Any], expires_at: int, secret: str) -> str:
@@ -347,7 +398,7 @@ def _decode_compact(value: str, secrets: Sequence[str]) -> CachedSession | None:
     raw = _b64url_decode(value)
     if raw is None:
         return None
-    body = json.loads(raw)
+    body = json.loads(raw, parse_float=_float_as_written)
     if not isinstance(body, dict):
         return None
     payload, expires_at, signature = (

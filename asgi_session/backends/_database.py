@@ -182,6 +182,13 @@ class DatabaseStrategy(BaseStrategy):
     def _clear_cookie(self, ctx: RequestContext) -> None:
         ctx.clear_session_cookie()
 
+    def clear_session_cookie(self, ctx: RequestContext) -> None:
+        self._clear_cookie(ctx)
+
+    def _extends(self, ctx: RequestContext) -> bool:
+        """Whether this request's session may have its expiry pushed back."""
+        return True
+
     def _resolved(
         self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
     ) -> None:
@@ -241,7 +248,7 @@ class DatabaseStrategy(BaseStrategy):
             self._clear_cookie(ctx)
             return None
         due = record.expires - self._extend_before
-        if due <= now:
+        if due <= now and self._extends(ctx):
             expires = now + timedelta(seconds=self.max_age)
             ticket = cache.ticket() if cache is not None else None
             updated = await self._store.update_session(

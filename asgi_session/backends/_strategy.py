@@ -127,6 +127,16 @@ class BaseStrategy:
             )
         return self._config
 
+    # -- the cookie, for callers that must know whose it is ---------------------------
+
+    def carries_session(self, ctx: RequestContext) -> bool:
+        """Whether the request carries this strategy's session cookie (or bearer token)."""
+        return ctx.session_token() is not None
+
+    def clear_session_cookie(self, ctx: RequestContext) -> None:
+        """Clear this strategy's session cookies in the response."""
+        ctx.clear_session_cookie()
+
     # -- what AuthConfig.strategy was in earlier releases: a name -------------------------
 
     @property
