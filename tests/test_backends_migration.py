@@ -7,11 +7,17 @@ in tests/test_better_auth_interop.py.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from asgi_session import AuthConfig, AuthMiddleware
 from asgi_session.backends import MemoryAdapter
 from asgi_session.backends.better_auth import (
     BetterAuthStrategy,
@@ -19,6 +25,8 @@ from asgi_session.backends.better_auth import (
     MigrationStrategy,
 )
 from asgi_session.errors import ConfigurationError
+from asgi_session.passwords import PasswordHasher
+from asgi_session.providers import Password
 from tests.support.apps import SECRET, Clock, build_app, client_for, set_cookies, sign_in
 
 AUTHJS_COOKIE = "authjs.session-token"
@@ -196,3 +204,191 @@ async def test_authjs_jwt_sessions_are_read_with_their_own_secret() -> None:
         response = await sign_in(http)
         assert BETTER_AUTH_COOKIE in set_cookies(response)
         assert "Max-Age=0" in set_cookies(response)[AUTHJS_COOKIE]
+
+
+# -- who is whom: adoption only where it is safe ---------------------------------------
+
+VICTIM = "victim@example.com"
+DAY = 24 * 3600
+
+
+async def _authjs_session(source: MemoryAdapter, user_id: str, clock: Clock) -> str:
+    now = datetime.fromtimestamp(clock.now, UTC)
+    record = await source.create_session(
+        {
+            "session_token": "authjs-token-" + user_id,
+            "user_id": user_id,
+            "expires": now + timedelta(days=30),
+        }
+    )
+    return record.session_token
+
+
+def _migrating(target: MemoryAdapter, source: MemoryAdapter, clock: Clock, **options: Any) -> Any:
+    return build_app(
+        clock=clock,
+        strategy=MigrationStrategy(BetterAuthStrategy(target), authjs=source),
+        **options,
+    )
+
+
+# -- an unverified Auth.js record becomes a verified Better Auth user ------------------
+
+
+async def test_an_unverified_authjs_users_session_does_not_become_the_better_auth_owner() -> None:
+    clock, source, target = Clock(), MemoryAdapter(), MemoryAdapter()
+    # The victim's Better Auth account: the address proven (magic link, OAuth, ...).
+    owner = await target.create_user({"email": VICTIM, "email_verified": datetime.now(UTC)})
+    # Back in the Auth.js era, someone else typed the victim's address and never proved it.
+    squatter = await source.create_user({"email": VICTIM, "email_verified": None})
+    token = await _authjs_session(source, squatter.id, clock)
+    async with client_for(_migrating(target, source, clock)) as http:
+        http.cookies[AUTHJS_COOKIE] = token
+        body = (await http.get("/")).json()
+    assert body is None or body["id"] != owner.id, "the squatter is signed in as the owner"
+
+
+async def test_an_unverified_authjs_password_is_not_copied_onto_the_owner() -> None:
+    clock, source, target = Clock(), MemoryAdapter(), MemoryAdapter()
+    owner = await target.create_user({"email": VICTIM, "email_verified": datetime.now(UTC)})
+    squatter = await source.create_user({"email": VICTIM, "email_verified": None})
+    await source.link_account(
+        {
+            "user_id": squatter.id,
+            "type": "credentials",
+            "provider": "password",
+            "provider_account_id": squatter.id,
+            "password": PasswordHasher().hash("squatters password 42"),
+            "unconfirmed": True,
+        }
+    )
+    app = _migrating(
+        target, source, clock, url="http://testserver", providers=[Password(send=lambda *a: None)]
+    )
+    async with client_for(app) as http:
+        csrf = (await http.get("/auth/csrf")).json()["csrfToken"]
+        await http.post(
+            "/auth/callback/password",
+            data={"csrfToken": csrf, "email": VICTIM, "password": "squatters password 42"},
+        )
+        body = (await http.get("/")).json()
+    assert body is None or body["id"] != owner.id, "the squatter's password opens the owner"
+
+
+async def test_an_unverified_authjs_oauth_account_is_not_linked_to_the_owner() -> None:
+    source, target = MemoryAdapter(), MemoryAdapter()
+    owner = await target.create_user({"email": VICTIM, "email_verified": datetime.now(UTC)})
+    squatter = await source.create_user({"email": VICTIM, "email_verified": None})
+    await source.link_account(
+        {
+            "user_id": squatter.id,
+            "type": "oauth",
+            "provider": "github",
+            "provider_account_id": "squatters-github-id",
+        }
+    )
+    adapter = MigratingAdapter(target, source)
+    found = await adapter.get_user_by_account(
+        provider="github", provider_account_id="squatters-github-id"
+    )
+    assert found is None or found.id != owner.id, "the squatter's GitHub now signs in as the owner"
+
+
+# -- an unverified Better Auth sign-up captures the Auth.js owner ---------------------
+
+
+async def test_an_authjs_owner_is_not_handed_to_an_unverified_better_auth_signup() -> None:
+    clock, source, target = Clock(), MemoryAdapter(), MemoryAdapter()
+    owner = await source.create_user({"email": VICTIM, "email_verified": datetime.now(UTC)})
+    token = await _authjs_session(source, owner.id, clock)
+    # The attacker signs up in the Node app with the victim's address (Better Auth's
+    # default: no verification required) and knows that account's password.
+    squatter = await target.create_user({"email": VICTIM, "email_verified": None})
+    async with client_for(_migrating(target, source, clock)) as http:
+        http.cookies[AUTHJS_COOKIE] = token
+        body = (await http.get("/")).json()
+    assert body is None or body["id"] != squatter.id, (
+        "the owner now works inside the squatter's account"
+    )
+
+
+# -- Auth.js database sessions are extended, written to, and never run out -------------
+
+
+async def test_authjs_records_are_only_read_and_their_sessions_end_within_max_age() -> None:
+    clock, source, target = Clock(), MemoryAdapter(), MemoryAdapter()
+    async with client_for(build_app(clock=clock, adapter=source)) as http:
+        await sign_in(http)
+        cookie = http.cookies[AUTHJS_COOKIE]
+    old = await source.get_user_by_email("ann@example.com")
+    assert old is not None
+    [before] = await source.list_sessions(old.id)
+    app = _migrating(target, source, clock)
+    for _ in range(40):  # used every day for 40 days
+        clock.advance(DAY)
+        async with client_for(app) as http:
+            http.cookies[AUTHJS_COOKIE] = cookie
+            body = (await http.get("/")).json()
+    # Not extended: it ran out 30 days after it began, and its record was never rewritten.
+    assert body is None
+    assert [record.expires for record in await source.list_sessions(old.id)] in (
+        [],
+        [before.expires],
+    )
+
+
+# -- Auth.js JWT sessions: re-issued forever, and "end all sessions" leaves them -----
+
+
+async def test_ending_a_users_sessions_ends_their_authjs_jwt() -> None:
+    clock = Clock()
+    authjs_secret = "the auth.js app's secret, long enough to use"
+    async with client_for(build_app(clock=clock, secret=authjs_secret)) as http:
+        await sign_in(http)
+        cookie = http.cookies[AUTHJS_COOKIE]
+    target = MemoryAdapter()
+    strategy = MigrationStrategy(BetterAuthStrategy(target))
+    app = build_app(clock=clock, secret=[SECRET, authjs_secret], strategy=strategy)
+    async with client_for(app) as http:
+        http.cookies[AUTHJS_COOKIE] = cookie
+        body = (await http.get("/")).json()
+        assert body is not None
+        # "Sign out everywhere" / a password reset / address_proven():
+        await strategy.end_user_sessions(body["id"], now=clock.now)
+        clock.advance(60)
+        assert (await http.get("/")).json() is None, (
+            "a stolen Auth.js JWT survives end_user_sessions"
+        )
+
+
+# -- session.update() on an Auth.js session switches the user id back to Auth.js's ----
+
+
+async def test_update_keeps_the_better_auth_user_id() -> None:
+    clock, source, target = Clock(), MemoryAdapter(), MemoryAdapter()
+    async with client_for(build_app(clock=clock, adapter=source)) as http:
+        await sign_in(http)
+        cookie = http.cookies[AUTHJS_COOKIE]
+
+    async def ids(request: Request) -> JSONResponse:
+        session = request.state.session
+        before = session.user.id
+        await session.update({"theme": "dark"})
+        return JSONResponse({"before": before, "after": session.user.id})
+
+    config = AuthConfig(
+        secret=SECRET,
+        clock=clock,
+        url="http://testserver",
+        strategy=MigrationStrategy(BetterAuthStrategy(target), authjs=source),
+    )
+    app = Starlette(
+        routes=[Route("/ids", ids)], middleware=[Middleware(AuthMiddleware, config=config)]
+    )
+    async with client_for(app) as http:
+        http.cookies[AUTHJS_COOKIE] = cookie
+        body = (await http.get("/ids")).json()
+    assert body["before"] == body["after"], body
+
+
+# -- a user deleted in Better Auth is brought back from Auth.js's records ---------------

@@ -18,9 +18,9 @@ Two pieces, each with one job:
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
+import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from asgi_session._session import Session
@@ -43,18 +43,29 @@ if TYPE_CHECKING:
 
 __all__ = ["MigratingAdapter", "MigrationStrategy"]
 
-#: Users whose Auth.js id has been matched to a Better Auth id, kept in memory.
-_KNOWN_USERS = 10_000
+_logger = logging.getLogger("asgi_session")
+
+#: The field of an adopted Better Auth user naming the Auth.js user it was.
+ADOPTED_FROM = "authjs_user_id"
 
 
 class MigratingAdapter:
     """An adapter writing to ``target`` (Better Auth's records) that adopts, on first
     use, users and accounts only ``source`` (Auth.js's records) has.
 
-    Adopted: a user looked up by email or by a linked account, with that account; an
-    account looked up for a user whose Auth.js twin (same email) has it (a password, a
-    TOTP secret: accounts named by their user's id are renamed to the new id). Everything
-    else is ``target``'s alone: ``source`` is only ever read.
+    An Auth.js user is adopted the first time a sign-in looks for them (by email or by
+    a linked account) or their Auth.js session is seen: into a new Better Auth user when
+    none has the address, or into the one that has it only when both proved the address
+    (a verified email on each side). Otherwise the two are different people, or may be:
+    an address typed into one app and never confirmed proves nothing, and merging would
+    hand one person the other's account. The adopted user keeps the Auth.js id
+    (``authjs_user_id``), and is matched by it from then on, never by email again.
+
+    Accounts come along when looked up: the one a sign-in names, and those named by
+    their user's id (a password, a TOTP secret), renamed to the new id, with whatever
+    marks them (a password of a sign-up nobody confirmed stays unconfirmed), and only
+    ever to the user adopted from their own Auth.js user. Everything else is
+    ``target``'s alone: ``source`` is only ever read.
     """
 
     def __init__(self, target: Adapter, source: Adapter) -> None:
@@ -69,24 +80,47 @@ class MigratingAdapter:
         return getattr(self.target, name)
 
     async def adopt(self, old: User) -> User | None:
-        """The Better Auth user for the Auth.js user ``old``, copied over if need be."""
+        """The Better Auth user for the Auth.js user ``old``, copied over if need be;
+        ``None`` when a Better Auth user already has the address and the two cannot be
+        shown to be one person."""
         if not old.email:
             return None
         found = await self.target.get_user_by_email(old.email)
-        if found is not None:
+        if found is None:
+            fields = {
+                "name": old.name,
+                "email": old.email,
+                "image": old.image,
+                "email_verified": old.email_verified,
+                ADOPTED_FROM: old.id,
+            }
+            try:
+                return await self.target.create_user(fields)
+            except DuplicateRecordError:  # adopted by a concurrent request meanwhile
+                found = await self.target.get_user_by_email(old.email)
+                if found is None:
+                    return None
+        marked = found.extra.get(ADOPTED_FROM)
+        if marked == old.id:
             return found
-        fields = {
-            "name": old.name,
-            "email": old.email,
-            "image": old.image,
-            "email_verified": old.email_verified,
-        }
-        try:
-            return await self.target.create_user(fields)
-        except DuplicateRecordError:  # adopted by a concurrent request meanwhile
-            return await self.target.get_user_by_email(old.email)
+        if marked is None and old.email_verified is not None and found.email_verified is not None:
+            # Both proved the address: one person. Marked, so that from now on the match
+            # is by id.
+            return await self.target.update_user({"id": found.id, ADOPTED_FROM: old.id}) or found
+        _logger.warning(
+            "Auth.js user %s and Better Auth user %s share an email address that is not "
+            "verified on both sides: they are kept apart (the Auth.js user signs in anew)",
+            old.id,
+            found.id,
+        )
+        return None
 
-    async def _copy_account(self, account: Account, old: User, new: User) -> Account:
+    async def _twin(self, new: User) -> User | None:
+        """The Auth.js user ``new`` was adopted from, if any."""
+        old_id = new.extra.get(ADOPTED_FROM)
+        return await self.source.get_user(old_id) if isinstance(old_id, str) else None
+
+    async def _copy_account(self, account: Account, old: User, new: User) -> Account | None:
         renamed = account.provider_account_id == old.id
         copied = dataclasses.replace(
             account,
@@ -96,12 +130,10 @@ class MigratingAdapter:
         )
         try:
             return await self.target.link_account(copied)
-        except DuplicateRecordError:
-            existing = await self.target.get_account(
+        except DuplicateRecordError:  # copied by a concurrent request meanwhile
+            return await self.target.get_account(
                 provider=copied.provider, provider_account_id=copied.provider_account_id
             )
-            assert existing is not None
-            return existing
 
     # -- what finds users, with adoption --------------------------------------------------
 
@@ -127,8 +159,8 @@ class MigratingAdapter:
         account = await self.source.get_account(
             provider=provider, provider_account_id=provider_account_id
         )
-        if new is not None and account is not None:
-            await self._copy_account(account, old, new)
+        if new is None or account is None or await self._copy_account(account, old, new) is None:
+            return None
         return new
 
     async def get_account(self, *, provider: str, provider_account_id: str) -> Account | None:
@@ -139,10 +171,8 @@ class MigratingAdapter:
             return found
         # An account named by its user's id (a password): the user's Auth.js twin's.
         new = await self.target.get_user(provider_account_id)
-        if new is None or not new.email:
-            return None
-        old = await self.source.get_user_by_email(new.email)
-        if old is None:
+        old = await self._twin(new) if new is not None else None
+        if new is None or old is None:
             return None
         account = await self.source.get_account(provider=provider, provider_account_id=old.id)
         return await self._copy_account(account, old, new) if account is not None else None
@@ -216,6 +246,15 @@ class MigratingAdapter:
         return await self.target.tokens_revoked_before(user_id)
 
 
+class _AuthjsSessions(DatabaseStrategy):
+    """Auth.js's database sessions, read as they are and never extended: each ends
+    within Auth.js's ``maxAge`` of its last extension, so there comes a day when none is
+    left and the old records can go."""
+
+    def _extends(self, ctx: RequestContext) -> bool:
+        return False
+
+
 class MigrationStrategy:
     """Better Auth sessions for new sign-ins; Auth.js sessions honoured until they end.
 
@@ -226,17 +265,19 @@ class MigrationStrategy:
     authjs_secret])``: the first secret signs, every one is tried for reading).
 
     ``AuthConfig.adapter`` becomes a :class:`MigratingAdapter` (Better Auth's records,
-    adopting Auth.js users on first use). Sign-outs end the request's session whichever
-    it is; ending a user's sessions ends them in both.
+    adopting Auth.js users on first use: see there for when two users are one). An
+    Auth.js session is presented under its adopted user's Better Auth id; one whose user
+    cannot be adopted is no session (its user signs in anew). Auth.js sessions are never
+    extended, so each ends within Auth.js's ``max_age``. Signing out ends the request's
+    session whichever it is; ending a user's sessions ends them in both (JWTs: through a
+    revocation cut-off in Better Auth's records).
     """
 
     name = "database"
-
     #: What new password hashes must be for the Better Auth app to verify them too.
     password_hashes = "scrypt"  # noqa: S105 (a scheme's name, not a password)
 
     def __init__(self, better_auth: BetterAuthStrategy, *, authjs: Adapter | None = None) -> None:
-
         if not isinstance(better_auth, BetterAuthStrategy):
             raise ConfigurationError(
                 "MigrationStrategy(better_auth=...) must be a BetterAuthStrategy(database)"
@@ -250,13 +291,13 @@ class MigrationStrategy:
         assert target is not None
         self.better_auth = better_auth
         self.authjs: Adapter | None = authjs
-        self.adapter: Adapter = MigratingAdapter(target, authjs) if authjs is not None else target
-        # Auth.js's database sessions are read as they are, uncached: they only dwindle.
+        self._target = target
+        self._migrating = MigratingAdapter(target, authjs) if authjs is not None else None
+        self.adapter: Adapter = self._migrating or target
         self.previous: DatabaseStrategy | JWTStrategy = (
-            DatabaseStrategy(cache=False) if authjs is not None else JWTStrategy()
+            _AuthjsSessions(cache=False) if authjs is not None else JWTStrategy()
         )
         self._config: AuthConfig | None = None
-        self._known: OrderedDict[str, str] = OrderedDict()
 
     def configure(self, config: AuthConfig) -> None:
         if self._config is not None and self._config is not config:
@@ -264,7 +305,8 @@ class MigrationStrategy:
         self._config = config
         self.better_auth.configure(config)
         self.previous.configure(config)
-        # Configured with the app's adapter (Better Auth's); it reads Auth.js's.
+        # Configured with the app's adapter (Better Auth's); it reads Auth.js's. JWTs have
+        # none: their revocations are checked here, by their Better Auth user.
         self.previous.adapter = self.authjs
 
     @property
@@ -281,59 +323,67 @@ class MigrationStrategy:
             )
         return self._config
 
+    async def aclose(self) -> None:
+        """Close what the Better Auth strategy holds (its change stream)."""
+        await self.better_auth.aclose()
+
     # -- whose session a request carries ------------------------------------------------
 
-    def _carries_better_auth(self, ctx: RequestContext) -> bool:
-        return self.better_auth.carries_session(ctx)
+    def carries_session(self, ctx: RequestContext) -> bool:
+        return self.better_auth.carries_session(ctx) or ctx.session_token() is not None
+
+    def clear_session_cookie(self, ctx: RequestContext) -> None:
+        self.better_auth.clear_session_cookie(ctx)
+        if ctx.session_token() is not None:
+            self.previous.clear_session_cookie(ctx)
 
     async def _better_auth_id(self, session: Session) -> str | None:
-        """The Better Auth id of an Auth.js session's user, matched by email."""
-        email = session.user.email
+        """The Better Auth id of an Auth.js session's user: its adopted user's."""
         old_id = session.user.id
-        key = f"{old_id}\x00{email}"
-        known = self._known.get(key)
-        if known is not None:
-            self._known.move_to_end(key)
-            return known
+        if old_id is None:
+            return None
+        if self._migrating is not None:
+            assert self.authjs is not None
+            old = await self.authjs.get_user(old_id)
+            new = await self._migrating.adopt(old) if old is not None else None
+            return new.id if new is not None else None
+        # A JWT: its user may never have been stored. Adopted on first sight into a new
+        # Better Auth user; into an existing one only if adopted before (a JWT proves no
+        # address, so an email match alone makes no twin).
+        email = session.user.email
         if not isinstance(email, str) or not email:
             return None
-        user = await self.adapter.get_user_by_email(email)
-        if user is None and self.authjs is None:
-            # An Auth.js JWT's user was never stored: stored now, under Better Auth's layout.
-            fields = {"name": session.user.name, "email": email, "image": session.user.image}
-            try:
-                user = await self.adapter.create_user(fields)
-            except DuplicateRecordError:
-                user = await self.adapter.get_user_by_email(email)
-        if user is None:
-            return None
-        self._known[key] = user.id
-        if len(self._known) > _KNOWN_USERS:
-            self._known.popitem(last=False)
-        return user.id
+        found = await self._target.get_user_by_email(email)
+        if found is not None:
+            return found.id if found.extra.get(ADOPTED_FROM) == old_id else None
+        fields = {
+            "name": session.user.name,
+            "email": email,
+            "image": session.user.image,
+            ADOPTED_FROM: old_id,
+        }
+        try:
+            return (await self._target.create_user(fields)).id
+        except DuplicateRecordError:
+            found = await self._target.get_user_by_email(email)
+            return found.id if found and found.extra.get(ADOPTED_FROM) == old_id else None
 
     async def _previous_user_id(self, user_id: str) -> str | None:
-        """The Auth.js id of a Better Auth user, matched by email (database sessions)."""
-        if self.authjs is None:
-            return None
-        user = await self.adapter.get_user(user_id)
-        if user is None or not user.email:
-            return None
-        old = await self.authjs.get_user_by_email(user.email)
-        return old.id if old is not None else None
+        """The Auth.js id of a Better Auth user, if it was adopted from one."""
+        user = await self._target.get_user(user_id)
+        old_id = user.extra.get(ADOPTED_FROM) if user is not None else None
+        return old_id if isinstance(old_id, str) else None
 
-    # -- the strategy ------------------------------------------------------------------
+    async def _revoked(self, session: Session, user_id: str) -> bool:
+        """Whether an Auth.js JWT was issued before its user's sessions were ended."""
+        cut = await self._target.tokens_revoked_before(user_id)
+        issued = session.claims.get("iat") if session.claims else None
+        return cut is not None and (
+            not isinstance(issued, int | float) or issued <= cut.timestamp()
+        )
 
-    async def load(self, ctx: RequestContext) -> Session | None:
-        if self._carries_better_auth(ctx):
-            return await self.better_auth.load(ctx)
-        session = await self.previous.load(ctx)
-        if session is None:
-            return None
-        user_id = await self._better_auth_id(session)
-        if user_id is None:
-            # No email to match by: the session cannot be carried over; it is not ended.
-            return None
+    def _carried(self, ctx: RequestContext, session: Session, user_id: str) -> Session:
+        """An Auth.js session, presented under its user's Better Auth id."""
         data = session.to_dict()
         user = data.get("user")
         if isinstance(user, dict) and "id" in user:
@@ -346,6 +396,26 @@ class MigrationStrategy:
             record=session.record,
             updater=ctx,
         )
+
+    # -- the strategy ------------------------------------------------------------------
+
+    async def load(self, ctx: RequestContext) -> Session | None:
+        if self.better_auth.carries_session(ctx):
+            session = await self.better_auth.load(ctx)
+            if session is not None:
+                return session
+        if ctx.session_token() is None:
+            return None
+        session = await self.previous.load(ctx)
+        if session is None:
+            return None
+        user_id = await self._better_auth_id(session)
+        if user_id is None or (self.authjs is None and await self._revoked(session, user_id)):
+            # Not carried over (its user signs in anew), or ended: the Auth.js records
+            # are left as they are.
+            self.previous.clear_session_cookie(ctx)
+            return None
+        return self._carried(ctx, session, user_id)
 
     async def create(
         self,
@@ -366,21 +436,25 @@ class MigrationStrategy:
     async def update(
         self, ctx: RequestContext, session: Session, data: Mapping[str, Any], *, trusted: bool
     ) -> Session | None:
-        if self._carries_better_auth(ctx):
+        if self.better_auth.carries_session(ctx) or session.user.id is None:
             return await self.better_auth.update(ctx, session, data, trusted=trusted)
-        return await self.previous.update(ctx, session, data, trusted=trusted)
+        updated = await self.previous.update(ctx, session, data, trusted=trusted)
+        # Still the Better Auth user, whatever the Auth.js record says.
+        return self._carried(ctx, updated, session.user.id) if updated is not None else None
 
     async def destroy(
         self, ctx: RequestContext, session: Session | None, *, clear_cookie: bool = True
     ) -> None:
-        if self._carries_better_auth(ctx):
+        if self.better_auth.carries_session(ctx):
             await self.better_auth.destroy(ctx, session, clear_cookie=clear_cookie)
         if ctx.session_token() is not None:
+            # An ended Auth.js session is deleted from Auth.js's records too: the
+            # Auth.js app, if it still runs, must not take it either.
             await self.previous.destroy(ctx, session, clear_cookie=clear_cookie)
 
     async def list_user_sessions(self, user_id: str, *, now: float) -> list[SessionRecord]:
         records = await self.better_auth.list_user_sessions(user_id, now=now)
-        old_id = await self._previous_user_id(user_id)
+        old_id = await self._previous_user_id(user_id) if self.authjs is not None else None
         if old_id is not None:
             records += await self.previous.list_user_sessions(old_id, now=now)
             records.sort(key=lambda record: record.created_at or record.expires, reverse=True)
@@ -389,21 +463,28 @@ class MigrationStrategy:
     async def end_user_session(self, user_id: str, session_id: str) -> bool:
         if await self.better_auth.end_user_session(user_id, session_id):
             return True
-        old_id = await self._previous_user_id(user_id)
+        old_id = await self._previous_user_id(user_id) if self.authjs is not None else None
         return old_id is not None and await self.previous.end_user_session(old_id, session_id)
 
     async def end_user_sessions(
         self, user_id: str, *, now: float, keep: tuple[RequestContext, Session] | None = None
     ) -> Session | None:
+        keeps_authjs = keep is not None and not self.better_auth.carries_session(keep[0])
+        kept = await self.better_auth.end_user_sessions(
+            user_id, now=now, keep=None if keeps_authjs else keep
+        )
+        if self.authjs is None:
+            # Auth.js JWTs are stored nowhere: a cut-off in Better Auth's records ends
+            # those issued before now (``load`` checks it); none is kept.
+            await self._target.revoke_tokens_issued_before(
+                user_id, datetime.fromtimestamp(now, UTC)
+            )
+            return kept
         old_id = await self._previous_user_id(user_id)
-        if keep is not None and not self._carries_better_auth(keep[0]):
-            # The request's own session is an Auth.js one: every Better Auth one ends.
-            await self.better_auth.end_user_sessions(user_id, now=now)
-            if old_id is not None:
-                return await self.previous.end_user_sessions(old_id, now=now, keep=keep)
-            return None
-        kept = await self.better_auth.end_user_sessions(user_id, now=now, keep=keep)
         if old_id is not None:
-            await self.previous.end_user_sessions(old_id, now=now)
-        # Auth.js JWTs (no ``authjs`` adapter) are stored nowhere: they end when they expire.
+            kept_old = await self.previous.end_user_sessions(
+                old_id, now=now, keep=keep if keeps_authjs else None
+            )
+            if keeps_authjs and kept_old is not None:
+                return self._carried(keep[0], kept_old, user_id)  # type: ignore[index]
         return kept
