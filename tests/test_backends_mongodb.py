@@ -1417,9 +1417,11 @@ async def test_documents_as_better_auth_writes_them_are_read(
     # As better-auth wrote them on sign-up with a password, then on verifying the email
     # (emailVerified true, no time kept), linking GitHub and asking for a password reset.
     uid, sid, other = ObjectId(), ObjectId(), ObjectId()
-    created = datetime(2026, 1, 5, 9, 0, 0, 430000, tzinfo=UTC)
+    # Times to the millisecond, as BSON keeps them; the expiry ahead, or the server's
+    # TTL monitor could delete the documents before they are read.
+    created = datetime.now(UTC).replace(microsecond=430000) - timedelta(days=1)
     verified = created + timedelta(minutes=3)
-    expires = datetime(2026, 1, 12, 9, 0, 0, 437000, tzinfo=UTC)
+    expires = created + timedelta(days=7, milliseconds=7)
     await mongo_db["user"].insert_many(
         [
             {
@@ -1516,7 +1518,8 @@ async def test_documents_as_better_auth_writes_them_are_read(
         provider_account_id="583231",
         access_token="gho_1",
         expires_at=1_900_000_000,
-        scope="read:user,user:email",
+        # Better Auth's comma-joined scopes, read as OAuth 2 spells them.
+        scope="read:user user:email",
     )
     session = SessionRecord(
         id=str(sid),

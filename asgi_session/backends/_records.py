@@ -67,6 +67,7 @@ __all__ = [
     "session_changes",
     "session_input",
     "session_record",
+    "split_scopes",
     "to_stored",
     "user_input",
     "user_record",
@@ -488,3 +489,9 @@ def _split(
     known = {key: value for key, value in fields.items() if key in names}
     extra = {key: value for key, value in fields.items() if key not in names}
     return known, extra
+
+
+def split_scopes(value: str) -> list[str]:
+    """The scopes a granted-scopes string names, whether spaces (OAuth 2) or commas
+    (GitHub; Better Auth's records) separate them."""
+    return value.replace(",", " ").split()

@@ -107,6 +107,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
+from asgi_session.backends._records import split_scopes
+
 __all__ = [
     "DEFAULT_PRESET",
     "EXTRA",
@@ -216,6 +218,18 @@ class _Seconds(Conversion):
         if not isinstance(value, datetime):
             return value
         return (_utc(value) - _EPOCH) // timedelta(seconds=1)
+
+
+class _Scopes(Conversion):
+    """Granted scopes as Better Auth keeps them: comma-separated (it splits on commas
+    when it reads them); ours are the token response's, space-separated as OAuth 2
+    spells them (GitHub's commas are read as separators too)."""
+
+    def write(self, value: Any, field: str) -> Any:
+        return ",".join(split_scopes(value)) if isinstance(value, str) else value
+
+    def read(self, value: Any, kept: Any, row: Mapping[str, Any], spec: TableSpec) -> Any:
+        return " ".join(split_scopes(value)) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -580,7 +594,7 @@ def _better_auth() -> Preset:
                 convert=seconds,
                 extra=True,
             ),
-            _c("scope", "text", field="scope"),
+            _c("scope", "text", field="scope", convert=_Scopes()),
             _c("password", "text", field="password", extra=True),
             *stamps,
         ),

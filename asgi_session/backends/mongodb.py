@@ -106,6 +106,7 @@ from asgi_session.backends._adapter import (
     UserInput,
     VerificationTokenInput,
 )
+from asgi_session.backends._records import split_scopes
 from asgi_session.backends._session_cache import (
     CLOSED,
     EVERYTHING,
@@ -470,6 +471,16 @@ def _provider_from_stored(value: Any) -> Any:
     return _PASSWORD if value == _CREDENTIAL else value
 
 
+def _scopes_to_stored(value: Any) -> Any:
+    # Better Auth joins granted scopes with commas and splits them on commas when it
+    # reads them; ours are the token response's, space-separated as OAuth 2 spells them.
+    return ",".join(split_scopes(value)) if isinstance(value, str) else value
+
+
+def _scopes_from_stored(value: Any) -> Any:
+    return " ".join(split_scopes(value)) if isinstance(value, str) else value
+
+
 def _seconds(what: str) -> _Codec:
     """Seconds since the epoch (Auth.js's token expiry) as a date (Better Auth's)."""
 
@@ -592,6 +603,7 @@ _BETTER_AUTH = _Layout(
             "provider": (_provider_to_stored, _provider_from_stored),
             "expires_at": _seconds("an account's expires_at"),
             "refresh_token_expires_at": _seconds("an account's refresh_token_expires_at"),
+            "scope": (_scopes_to_stored, _scopes_from_stored),
         },
         stamped=True,
         on_read=_read_account_type,

@@ -416,6 +416,20 @@ class BetterAuthServer:
         sessions: list[dict[str, Any]] = self._ok(response).json()
         return sessions
 
+    def list_accounts(self, cookie_header: str) -> list[dict[str, Any]]:
+        """``GET /api/auth/list-accounts``: the user's accounts as Better Auth lists them
+        (``providerId``, ``accountId``, ``userId``, ``scopes``...; no tokens)."""
+        response = self.request("GET", "/api/auth/list-accounts", cookie_header=cookie_header)
+        accounts: list[dict[str, Any]] = self._ok(response).json()
+        return accounts
+
+    def accounts(self, cookie_header: str) -> list[dict[str, Any]]:
+        """The session user's account records as Better Auth's adapter reads them
+        (``internalAdapter.findAccounts``): tokens included, dates as ISO strings."""
+        response = self._ok(self.request("GET", "/test/accounts", cookie_header=cookie_header))
+        accounts: list[dict[str, Any]] = response.json()
+        return accounts
+
     def revoke_session(self, cookie_header: str, token: str) -> None:
         """``POST /api/auth/revoke-session``: ends one of the user's sessions by token."""
         response = self.request(

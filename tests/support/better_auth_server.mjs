@@ -21,6 +21,9 @@
 //                          ?disableCookieCache=true reads the database, not the cache.
 //   POST /test/sign-out    auth.api.signOut with the request's headers:
 //                          {"response": {...}, "setCookie": [...]}.
+//   GET  /test/accounts    The account records of the request's session user, as Better
+//                          Auth's own adapter reads them (internalAdapter.findAccounts:
+//                          tokens and dates included), or 401 without a session.
 //   GET  /test/page        A page for a real browser: a sign-up and sign-in form and a
 //                          sign-out button, run by Better Auth's own browser client
 //                          (`createAuthClient` of better-auth/client), showing what each
@@ -256,6 +259,18 @@ server.on("request", async (req, res) => {
     if (req.method === "POST" && pathname === "/test/sign-out") {
       const result = await callApi(res, auth.api.signOut, { headers });
       if (result) sendJson(res, 200, result);
+      return;
+    }
+    if (req.method === "GET" && pathname === "/test/accounts") {
+      const query = { disableCookieCache: true };
+      const result = await callApi(res, auth.api.getSession, { headers, query });
+      if (!result) return;
+      if (!result.response) {
+        sendJson(res, 401, { error: { message: "no session" } });
+        return;
+      }
+      const { internalAdapter } = await auth.$context;
+      sendJson(res, 200, await internalAdapter.findAccounts(result.response.user.id));
       return;
     }
     if (req.method === "GET" && pathname === "/test/page") {
