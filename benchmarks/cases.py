@@ -7,9 +7,10 @@ every request (with and without a ``session`` callback), with a new token every 
 the session JSON route, and Starlette's own ``SessionMiddleware`` for comparison. Every
 row but the bare one serves a handler that reads the session. The MongoDB rows come
 from :mod:`database`, registered once per data size; the SQLite and PostgreSQL rows,
-each with its floor (the same lookup by hand), from :mod:`sql_database`. The end-to-end
-row (:mod:`served`) and the memory figures (:mod:`memory`) are not cases: they run in
-processes of their own.
+each with its floor (the same lookup by hand), from :mod:`sql_database`; the rows of
+``BetterAuthStrategy`` (its cookie cache hit, and its database path with a floor each)
+from :mod:`better_auth`. The end-to-end row (:mod:`served`) and the memory figures
+(:mod:`memory`) are not cases: they run in processes of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asgi_session import AuthConfig, AuthMiddleware, Callbacks, Session
+from better_auth import (
+    better_auth_mongodb_floor,
+    better_auth_mongodb_sessions,
+    better_auth_sql_floor,
+    better_auth_sql_sessions,
+    cookie_cache_hits,
+)
 from database import database_sessions
 from fixtures import (
     CLAIMS,
@@ -153,6 +161,8 @@ async def _starlette_sessions(run: Run) -> Target:
 
 BASELINE = "bare"
 FLOOR = "floor"
+SAME_TOKEN = "same_token"
+FRESH_TOKEN = "fresh_token"
 SESSION_ROUTE = "session_route"
 DB_SESSION = "db_session"
 DB_STORED_SMALL = "db_stored_1k"
@@ -161,21 +171,37 @@ SQLITE_SESSION = "sqlite_session"
 SQLITE_FLOOR = "sqlite_floor"
 POSTGRES_SESSION = "postgres_session"
 POSTGRES_FLOOR = "postgres_floor"
+BETTER_AUTH_CACHE_COMPACT = "better_auth_cache_compact"
+BETTER_AUTH_CACHE_JWE = "better_auth_cache_jwe"
+BETTER_AUTH_SQLITE_SESSION = "better_auth_sqlite_session"
+BETTER_AUTH_SQLITE_FLOOR = "better_auth_sqlite_floor"
+BETTER_AUTH_MONGODB_SESSION = "better_auth_mongodb_session"
+BETTER_AUTH_MONGODB_FLOOR = "better_auth_mongodb_floor"
 
 CASES: list[Case] = [
     Case(BASELINE, "bare Starlette app", _bare),
     Case(FLOOR, "floor: a session put in request.state, no work", _floor),
     Case("no_cookie", "AuthMiddleware, no cookie", _no_cookie, limit=1.1),
-    Case("same_token", "AuthMiddleware, same valid JWT", _same_token, limit=1.3),
+    Case(SAME_TOKEN, "AuthMiddleware, same valid JWT", _same_token, limit=1.3),
     Case(
         "same_token_callback",
         "AuthMiddleware, same JWT, session callback",
         _same_token_callback,
         limit=1.5,
     ),
-    Case("fresh_token", "AuthMiddleware, new JWT every request", _fresh_tokens, limit=2.5),
+    Case(FRESH_TOKEN, "AuthMiddleware, new JWT every request", _fresh_tokens, limit=2.5),
     Case(SESSION_ROUTE, "GET /auth/session, valid JWT", _session_route),
     Case("starlette_session", "Starlette SessionMiddleware, signed cookie", _starlette_sessions),
+    Case(
+        BETTER_AUTH_CACHE_COMPACT,
+        "Better Auth, cookie cache hit (compact)",
+        functools.partial(cookie_cache_hits, encoding="compact"),
+    ),
+    Case(
+        BETTER_AUTH_CACHE_JWE,
+        "Better Auth, cookie cache hit (jwe)",
+        functools.partial(cookie_cache_hits, encoding="jwe"),
+    ),
     Case(
         DB_SESSION,
         "AuthMiddleware, database session (PyMongo async)",
@@ -226,10 +252,54 @@ CASES: list[Case] = [
         io=True,
         floor=POSTGRES_FLOOR,
     ),
+    Case(
+        BETTER_AUTH_SQLITE_FLOOR,
+        "floor: HMAC + SELECT ... JOIN by hand (SQLite)",
+        functools.partial(better_auth_sql_floor, kind=SQLITE),
+        io=True,
+    ),
+    Case(
+        BETTER_AUTH_SQLITE_SESSION,
+        "Better Auth, database session (SQLite)",
+        functools.partial(better_auth_sql_sessions, kind=SQLITE),
+        io=True,
+        floor=BETTER_AUTH_SQLITE_FLOOR,
+    ),
+    Case(
+        BETTER_AUTH_MONGODB_FLOOR,
+        "floor: HMAC + aggregate by hand (MongoDB)",
+        better_auth_mongodb_floor,
+        io=True,
+    ),
+    Case(
+        BETTER_AUTH_MONGODB_SESSION,
+        "Better Auth, database session (MongoDB)",
+        better_auth_mongodb_sessions,
+        io=True,
+        floor=BETTER_AUTH_MONGODB_FLOOR,
+    ),
 ]
 """The rows, in print order; the first one is the baseline the others are divided by."""
 
 GROUPS: dict[str, list[str]] = {
     "sql": [SQLITE_FLOOR, SQLITE_SESSION, POSTGRES_FLOOR, POSTGRES_SESSION],
+    # The cookie cache rows are read next to the JWT rows (the same token, remembered;
+    # a new one, decrypted every request), which run with them.
+    "better_auth": [
+        SAME_TOKEN,
+        FRESH_TOKEN,
+        BETTER_AUTH_CACHE_COMPACT,
+        BETTER_AUTH_CACHE_JWE,
+        BETTER_AUTH_SQLITE_FLOOR,
+        BETTER_AUTH_SQLITE_SESSION,
+        BETTER_AUTH_MONGODB_FLOOR,
+        BETTER_AUTH_MONGODB_SESSION,
+    ],
+    "better_auth_cache": [
+        SAME_TOKEN,
+        FRESH_TOKEN,
+        BETTER_AUTH_CACHE_COMPACT,
+        BETTER_AUTH_CACHE_JWE,
+    ],
 }
 """Names ``--only`` takes for several rows at once."""

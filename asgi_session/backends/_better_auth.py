@@ -130,8 +130,8 @@ class BetterAuthStrategy(DatabaseStrategy):
         self.cookie_prefix = cookie_prefix
         self.cookie_cache = cookie_cache
         self._lifetime = (expires_in, update_age)
-        #: Cookie caches verified lately: value -> (session, user, usable until).
-        self._remembered: OrderedDict[str, tuple[SessionRecord, User, float]] = OrderedDict()
+        #: Cookie caches verified lately, by value.
+        self._remembered: OrderedDict[str, _Verified] = OrderedDict()
         self._token_specs = {
             secure: _spec(f"{cookie_prefix}.session_token", secure) for secure in (False, True)
         }
@@ -281,14 +281,18 @@ class BetterAuthStrategy(DatabaseStrategy):
             return None
         token = self._peek_token(ctx)
         found = self._verified_cache(value, ctx.now) if value and token else None
-        if found is None or found[0].session_token != token:
+        if found is None or found.record.session_token != token:
             # Tampered, expired, or another session's: never trusted; the database answers.
             self._clear_cache(ctx)
             return None
-        record, user = found
-        return await self._session(ctx, copy_record(record), copy_user(user))
+        if found.parts is None:
+            found.parts = self._shared_parts(found.record, found.user)
+        session = self._shared_session(ctx, found.parts)
+        if session is not None:
+            return session
+        return await self._session(ctx, copy_record(found.record), copy_user(found.user))
 
-    def _verified_cache(self, value: str, now: float) -> tuple[SessionRecord, User] | None:
+    def _verified_cache(self, value: str, now: float) -> _Verified | None:
         """A cookie cache's session and user, once verified and while unexpired.
 
         A value verified before is remembered (the browser sends the same one until it
@@ -303,16 +307,15 @@ class BetterAuthStrategy(DatabaseStrategy):
             user = ba.user_from_json(found.payload["user"]) if found else None
             if found is None or record is None or user is None or record.user_id != user.id:
                 return None
-            remembered = self._remembered[value] = (record, user, found.expires_at)
+            remembered = self._remembered[value] = _Verified(record, user, found.expires_at)
             if len(self._remembered) > _REMEMBERED:
                 self._remembered.popitem(last=False)
         else:
             self._remembered.move_to_end(value)
-        record, user, until = remembered
-        if until <= now or record.expires <= datetime.fromtimestamp(now, UTC):
+        if remembered.until <= now or remembered.record.expires <= datetime.fromtimestamp(now, UTC):
             self._remembered.pop(value, None)
             return None
-        return record, user
+        return remembered
 
     def _resolved(
         self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
@@ -347,6 +350,19 @@ class BetterAuthStrategy(DatabaseStrategy):
             # The cache holds what the session was: the next request reads it anew.
             self._clear_cache(ctx)
         return updated
+
+
+class _Verified:
+    """A verified cookie cache: its session and user (shared read-only), until when it
+    may be used, and the session parts built from it on first use."""
+
+    __slots__ = ("parts", "record", "until", "user")
+
+    def __init__(self, record: SessionRecord, user: User, until: float) -> None:
+        self.record = record
+        self.user = user
+        self.until = until
+        self.parts: object | None = None
 
 
 def _sets(header: str, name: str) -> bool:

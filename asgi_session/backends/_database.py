@@ -65,9 +65,10 @@ class _Parts:
     session copies what it hands out.
     """
 
-    __slots__ = ("_parts", "_user", "claims", "due", "expires", "user_record")
+    __slots__ = ("_parts", "_user", "claims", "due", "expires", "record", "user_record")
 
     def __init__(self, record: SessionRecord, user: User, extend_before: timedelta) -> None:
+        self.record = record
         self.user_record = user
         self.expires = record.expires
         #: From this moment on, a request pushes the expiry back (and writes).
@@ -188,6 +189,21 @@ class DatabaseStrategy(BaseStrategy):
     def _extends(self, ctx: RequestContext) -> bool:
         """Whether this request's session may have its expiry pushed back."""
         return True
+
+    def _shared_parts(self, record: SessionRecord, user: User) -> object:
+        """What :meth:`_shared_session` builds sessions from, for a record and user kept
+        read-only by a subclass (as the cache keeps them), built once."""
+        return _Parts(record, user, self._extend_before)
+
+    def _shared_session(self, ctx: RequestContext, parts: object) -> Session | None:
+        """A session of :meth:`_shared_parts`, sharing what they built; ``None`` when the
+        ``session`` callback shapes each request's session (build it with ``_session``)."""
+        if self._shaped:
+            return None
+        assert isinstance(parts, _Parts)
+        session = lazy_session(parts, parts.claims, ctx)
+        session.record = copy_record(parts.record)
+        return session
 
     def _resolved(
         self, ctx: RequestContext, record: SessionRecord, user: User, *, written: bool
