@@ -516,3 +516,13 @@ async def test_a_cache_hit_is_the_same_session_as_a_database_read() -> None:
         from_cache = (await http.get("/")).json()  # the cache that read wrote
     assert from_db == {"claims": {"theme": "dark"}, "role": "admin"}, from_db
     assert from_cache == from_db, f"database read {from_db} != cookie-cache hit {from_cache}"
+
+
+async def test_cookies_can_be_shared_with_subdomains_as_better_auths() -> None:
+    adapter, clock = MemoryAdapter(), Clock()
+    app = _app(adapter, clock, cookie_domain="example.com", allowed_hosts=["app.example.com"])
+    async with client_for(app, base_url="http://app.example.com") as http:
+        response = await sign_in(http)
+        assert "Domain=example.com" in set_cookies(response)[TOKEN_COOKIE]
+    with pytest.raises(ConfigurationError, match="crossSubDomainCookies"):
+        BetterAuthStrategy(adapter, cookie_domain="example.com; Secure")

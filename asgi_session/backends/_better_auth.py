@@ -85,6 +85,8 @@ class BetterAuthStrategy(DatabaseStrategy):
 
     - ``cookie_prefix``: ``advanced.cookiePrefix`` (``"better-auth"``); cookies are
       ``__Secure-`` prefixed on https, as Better Auth's are.
+    - ``cookie_domain``: ``advanced.crossSubDomainCookies.domain``, when the Better Auth
+      app shares its cookies with subdomains (``None``: host-only cookies, its default).
     - ``expires_in`` and ``update_age``: ``session.expiresIn`` (7 days) and
       ``session.updateAge`` (1 day); these replace ``AuthConfig(max_age, update_age)``.
     - ``cookie_cache``: ``session.cookieCache`` (off unless given): a valid cache
@@ -102,6 +104,7 @@ class BetterAuthStrategy(DatabaseStrategy):
         database: object,
         *,
         cookie_prefix: str = "better-auth",
+        cookie_domain: str | None = None,
         expires_in: int = DEFAULT_EXPIRES_IN,
         update_age: int = DEFAULT_UPDATE_AGE,
         cookie_cache: CookieCache | None = None,
@@ -120,6 +123,15 @@ class BetterAuthStrategy(DatabaseStrategy):
                     f"{option} must be a whole number of seconds, as Better Auth's "
                     f"session.{'expiresIn' if option == 'expires_in' else 'updateAge'}"
                 )
+        if cookie_domain is not None and (
+            not isinstance(cookie_domain, str)
+            or not cookie_domain.strip(".")
+            or any(c in cookie_domain for c in ";, \t")
+        ):
+            raise ConfigurationError(
+                "cookie_domain must be a domain such as 'example.com', as Better Auth's "
+                "advanced.crossSubDomainCookies.domain"
+            )
         if update_age > expires_in:
             raise ConfigurationError("update_age must not be more than expires_in")
         if cookie_cache is not None and not isinstance(cookie_cache, CookieCache):
@@ -133,15 +145,18 @@ class BetterAuthStrategy(DatabaseStrategy):
         #: Cookie caches verified lately, by value.
         self._remembered: OrderedDict[str, _Verified] = OrderedDict()
         self._token_specs = {
-            secure: _spec(f"{cookie_prefix}.session_token", secure) for secure in (False, True)
+            secure: _spec(f"{cookie_prefix}.session_token", secure, cookie_domain)
+            for secure in (False, True)
         }
         self._cache_specs = {
-            secure: _spec(f"{cookie_prefix}.session_data", secure) for secure in (False, True)
+            secure: _spec(f"{cookie_prefix}.session_data", secure, cookie_domain)
+            for secure in (False, True)
         }
         # Better Auth's sign-in with rememberMe=false: a browser-session cookie that is
         # never extended, marked by this signed cookie.
         self._dont_remember_specs = {
-            secure: _spec(f"{cookie_prefix}.dont_remember", secure) for secure in (False, True)
+            secure: _spec(f"{cookie_prefix}.dont_remember", secure, cookie_domain)
+            for secure in (False, True)
         }
 
     def _lifetimes(self, config: AuthConfig) -> tuple[int, int]:
@@ -374,5 +389,5 @@ def _pending_names(headers: list[str], name: str) -> list[str]:
     return [header.split("=", 1)[0] for header in headers if _sets(header, name)]
 
 
-def _spec(name: str, secure: bool) -> CookieSpec:
-    return CookieSpec(name=f"__Secure-{name}" if secure else name, secure=secure)
+def _spec(name: str, secure: bool, domain: str | None) -> CookieSpec:
+    return CookieSpec(name=f"__Secure-{name}" if secure else name, secure=secure, domain=domain)
