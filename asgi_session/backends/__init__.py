@@ -5,15 +5,19 @@ Strategies resolve a cookie into a session:
 - :class:`JWTStrategy`: the session is an encrypted token in the cookie (the default).
 - :class:`DatabaseStrategy`: the cookie holds an opaque token naming a stored session;
   the default when ``AuthConfig(adapter=...)`` is given.
+- :class:`~asgi_session.backends.better_auth.BetterAuthStrategy`: Better Auth's signed
+  cookie and its session records, for a Better Auth app on the same site (and
+  ``MigrationStrategy`` there, for moving from Auth.js to it).
 
 Adapters store users, accounts, database sessions and verification tokens, all keeping
 the contract of :class:`Adapter`; both adapters here also keep passkeys
 (:class:`AuthenticatorStore`):
 
 - :class:`MongoDBAdapter` (``pip install asgi-session[mongodb]``), sharing Auth.js's
-  MongoDB documents.
+  MongoDB documents, or Better Auth's (``schema="better-auth"``).
 - :class:`SQLAdapter` (``pip install asgi-session[sql]``): PostgreSQL or SQLite, sharing
-  the tables of Auth.js's Drizzle, Prisma or pg adapters.
+  the tables of Auth.js's Drizzle, Prisma or pg adapters, or Better Auth's
+  (``schema="better-auth"``).
 - :class:`MemoryAdapter`: in this process's memory, for development and tests.
 
 Rate limit counters live in a :class:`RateLimitStore`: :class:`MemoryRateLimitStore`
