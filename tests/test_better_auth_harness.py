@@ -14,7 +14,6 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,10 +25,6 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwe, jwt
 from joserfc.jwk import OctKey
-from pymongo import AsyncMongoClient
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.support.better_auth import (
     DATABASE_KINDS,
@@ -41,6 +36,7 @@ from tests.support.better_auth import (
     SetCookie,
     better_auth,
     database_for,
+    rows,
     sqlite_database,
 )
 
@@ -172,27 +168,6 @@ def test_sign_in_adds_a_session_that_can_be_listed_and_revoked(database: Databas
         assert failed.value.code == "INVALID_EMAIL_OR_PASSWORD"
 
 
-async def _rows(database: Database, table: str) -> list[dict[str, Any]]:
-    """Every row (document) of one of Better Auth's tables, read without Better Auth."""
-    if database["kind"] == "mongodb":
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database["url"])
-        try:
-            return await client[database["db"]][table].find().to_list()
-        finally:
-            await client.close()
-    if database["kind"] == "sqlite":
-        with sqlite3.connect(database["file"]) as connection:
-            connection.row_factory = sqlite3.Row
-            return [dict(row) for row in connection.execute(f'SELECT * FROM "{table}"')]
-    engine = create_async_engine(make_url(database["url"]).set(drivername="postgresql+asyncpg"))
-    try:
-        async with engine.connect() as connection:
-            result = await connection.execute(text(f'SELECT * FROM "{table}"'))
-            return [dict(row) for row in result.mappings()]
-    finally:
-        await engine.dispose()
-
-
 def _as_datetime(kind: str, stored: Any) -> datetime:
     """A date as each database holds it, checked for its form, as an aware datetime."""
     if kind == "mongodb":
@@ -218,9 +193,9 @@ async def test_what_better_auth_stores_in_each_database(database: Database) -> N
         signed_up = server.sign_up(EMAIL, PASSWORD, "Ada")
         token = unsign(signed_up[SESSION_TOKEN])
         user_id = signed_up.body["user"]["id"]
-        [user] = await _rows(database, "user")
-        [session] = await _rows(database, "session")
-        [account] = await _rows(database, "account")
+        [user] = await rows(database, "user")
+        [session] = await rows(database, "session")
+        [account] = await rows(database, "account")
 
     if kind == "mongodb":
         # ObjectIds under _id and in references; the API shows them as 24 hex digits.

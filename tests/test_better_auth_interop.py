@@ -17,7 +17,6 @@ from urllib.parse import unquote
 import httpx2
 import pytest
 from pymongo import AsyncMongoClient
-from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -30,7 +29,6 @@ from asgi_session.backends.better_auth import (
     MigrationStrategy,
 )
 from asgi_session.backends.mongodb import MongoDBAdapter
-from asgi_session.backends.sql import SQLAdapter
 from asgi_session.providers import Password
 from tests.support.apps import config_of, csrf_token, set_cookies, show_session
 from tests.support.better_auth import (
@@ -40,6 +38,7 @@ from tests.support.better_auth import (
     Database,
     better_auth,
     database_for,
+    open_adapter,
 )
 from tests.support.passwords import APP_URL, Outbox
 from tests.support.passwords import sign_in as python_sign_in
@@ -60,22 +59,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 async def adapter(database: Database) -> AsyncIterator[Adapter]:
     """Our adapter on the same database, laid out as Better Auth's."""
-    if database["kind"] == "mongodb":
-        client: AsyncMongoClient[Any] = AsyncMongoClient(database["url"])
-        yield MongoDBAdapter(client[database["db"]], schema="better-auth")
-        await client.close()
-        return
-    if database["kind"] == "sqlite":
-        url = f"sqlite+aiosqlite:///{database['file']}"
-    else:
-        url = (
-            make_url(database["url"])
-            .set(drivername="postgresql+asyncpg")
-            .render_as_string(hide_password=False)
-        )
-    sql = SQLAdapter(url, schema="better-auth")
-    yield sql
-    await sql.close()
+    async with open_adapter(database) as opened:
+        yield opened
 
 
 @pytest.fixture

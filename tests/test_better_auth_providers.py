@@ -10,7 +10,6 @@ also read raw, so that their field names and types are Better Auth's own.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,18 +20,12 @@ from urllib.parse import unquote
 import httpx2
 import pytest
 from bson import ObjectId
-from pymongo import AsyncMongoClient
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 
 from asgi_session import AuthConfig
 from asgi_session.backends import Adapter
 from asgi_session.backends.better_auth import BetterAuthStrategy
-from asgi_session.backends.mongodb import MongoDBAdapter
-from asgi_session.backends.sql import SQLAdapter
 from asgi_session.providers import OIDC, Credentials, Email, GitHub, OAuth
 from asgi_session.providers._email import hash_token
 from tests.support.apps import USERS, authorize, csrf_token, set_cookies
@@ -44,6 +37,8 @@ from tests.support.better_auth import (
     Database,
     better_auth,
     database_for,
+    open_adapter,
+    rows,
 )
 from tests.support.fake_github import FakeGitHub
 from tests.support.oauth import (
@@ -78,22 +73,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 @pytest.fixture
 async def adapter(database: Database) -> AsyncIterator[Adapter]:
     """Our adapter on the same database, laid out as Better Auth's."""
-    if database["kind"] == "mongodb":
-        client: AsyncMongoClient[Any] = AsyncMongoClient(database["url"])
-        yield MongoDBAdapter(client[database["db"]], schema="better-auth")
-        await client.close()
-        return
-    if database["kind"] == "sqlite":
-        url = f"sqlite+aiosqlite:///{database['file']}"
-    else:
-        url = (
-            make_url(database["url"])
-            .set(drivername="postgresql+asyncpg")
-            .render_as_string(hide_password=False)
-        )
-    sql = SQLAdapter(url, schema="better-auth")
-    yield sql
-    await sql.close()
+    async with open_adapter(database) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -135,27 +116,6 @@ def seen_by_better_auth(node: BetterAuthServer, http: httpx2.AsyncClient) -> dic
 
 
 # -- the records, read without Better Auth or our adapter ---------------------------------
-
-
-async def rows(database: Database, table: str) -> list[dict[str, Any]]:
-    """Every row (document) of one of Better Auth's tables."""
-    if database["kind"] == "mongodb":
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database["url"])
-        try:
-            return await client[database["db"]][table].find().to_list()
-        finally:
-            await client.close()
-    if database["kind"] == "sqlite":
-        with sqlite3.connect(database["file"]) as connection:
-            connection.row_factory = sqlite3.Row
-            return [dict(row) for row in connection.execute(f'SELECT * FROM "{table}"')]
-    engine = create_async_engine(make_url(database["url"]).set(drivername="postgresql+asyncpg"))
-    try:
-        async with engine.connect() as connection:
-            result = await connection.execute(text(f'SELECT * FROM "{table}"'))
-            return [dict(row) for row in result.mappings()]
-    finally:
-        await engine.dispose()
 
 
 def as_date(database: Database, stored: Any) -> datetime:

@@ -15,9 +15,10 @@ import contextlib
 import json
 import os
 import select
+import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
@@ -26,8 +27,14 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from asgi_session.backends import Adapter
+from asgi_session.backends.mongodb import MongoDBAdapter
+from asgi_session.backends.sql import SQLAdapter
 from tests.support.node import NODE_PROJECT_DIR, SUPPORT_DIR, node_binary
 
 SECRET = "better-auth-harness-secret-7f3c9a1e5b2d4f6a8c0e"
@@ -449,3 +456,54 @@ def better_auth(
     config: BetterAuthConfig = {**options, "database": database}
     with BetterAuthServer(config) as server:
         yield server
+
+
+# -- our side of the same database ----------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def open_adapter(database: Database) -> AsyncIterator[Adapter]:
+    """Our adapter on ``database``, laid out as Better Auth's, closed after the block."""
+    if database["kind"] == "mongodb":
+        client: AsyncMongoClient[Any] = AsyncMongoClient(database["url"])
+        try:
+            yield MongoDBAdapter(client[database["db"]], schema="better-auth")
+        finally:
+            await client.close()
+        return
+    if database["kind"] == "sqlite":
+        url = f"sqlite+aiosqlite:///{database['file']}"
+    else:
+        url = asyncpg_url(database["url"])
+    sql = SQLAdapter(url, schema="better-auth")
+    try:
+        yield sql
+    finally:
+        await sql.close()
+
+
+def asyncpg_url(url: str) -> str:
+    """A PostgreSQL URL of the harness's, for SQLAlchemy's asyncpg driver."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+async def rows(database: Database, table: str) -> list[dict[str, Any]]:
+    """Every row (document) of one of Better Auth's tables, read without Better Auth or
+    our adapter."""
+    if database["kind"] == "mongodb":
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(database["url"])
+        try:
+            return await client[database["db"]][table].find().to_list()
+        finally:
+            await client.close()
+    if database["kind"] == "sqlite":
+        with sqlite3.connect(database["file"]) as connection:
+            connection.row_factory = sqlite3.Row
+            return [dict(row) for row in connection.execute(f'SELECT * FROM "{table}"')]
+    engine = create_async_engine(asyncpg_url(database["url"]))
+    try:
+        async with engine.connect() as connection:
+            result = await connection.execute(text(f'SELECT * FROM "{table}"'))
+            return [dict(row) for row in result.mappings()]
+    finally:
+        await engine.dispose()
