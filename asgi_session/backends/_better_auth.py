@@ -196,7 +196,7 @@ class BetterAuthStrategy(DatabaseStrategy):
         token = self._peek_token(ctx)
         if token is None:
             # A bad signature, or no token: nothing to look up, and nothing to keep.
-            self._clear_cookie(ctx)
+            self.clear_session_cookie(ctx)
         return token
 
     def _dont_remember(self, ctx: RequestContext) -> bool:
@@ -220,7 +220,7 @@ class BetterAuthStrategy(DatabaseStrategy):
         self._clear_dont_remember(ctx)
         self._write_cache(ctx, record, user)
 
-    def _clear_cookie(self, ctx: RequestContext) -> None:
+    def clear_session_cookie(self, ctx: RequestContext) -> None:
         if ctx.bearer:
             ctx.issued = None
             return

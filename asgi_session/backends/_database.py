@@ -180,12 +180,6 @@ class DatabaseStrategy(BaseStrategy):
         """Set the cookie naming ``record`` (new, or with its expiry pushed back)."""
         ctx.set_session_cookie(record.session_token, record.expires)
 
-    def _clear_cookie(self, ctx: RequestContext) -> None:
-        ctx.clear_session_cookie()
-
-    def clear_session_cookie(self, ctx: RequestContext) -> None:
-        self._clear_cookie(ctx)
-
     def _extends(self, ctx: RequestContext) -> bool:
         """Whether this request's session may have its expiry pushed back."""
         return True
@@ -253,7 +247,7 @@ class DatabaseStrategy(BaseStrategy):
             found = await self._store.get_session_and_user(token)
         now = self._now(ctx)
         if found is None:
-            self._clear_cookie(ctx)
+            self.clear_session_cookie(ctx)
             return None
         record, user = found
         if record.expires <= now:
@@ -261,7 +255,7 @@ class DatabaseStrategy(BaseStrategy):
             await self._store.delete_session(token)
             if cache is not None:
                 cache.forget_session(token, session_id=record.id)
-            self._clear_cookie(ctx)
+            self.clear_session_cookie(ctx)
             return None
         due = record.expires - self._extend_before
         if due <= now and self._extends(ctx):
@@ -273,7 +267,7 @@ class DatabaseStrategy(BaseStrategy):
             if updated is None:  # ended by another request meanwhile
                 if cache is not None:
                     cache.forget_session(token, session_id=record.id)
-                self._clear_cookie(ctx)
+                self.clear_session_cookie(ctx)
                 return None
             if cache is not None and ticket is not None:
                 # The change this write causes sets what is kept now: it keeps the entry.
@@ -298,8 +292,7 @@ class DatabaseStrategy(BaseStrategy):
         now = self._now(ctx)
         if parts.expires <= now or parts.due <= now:
             return None
-        session = lazy_session(parts, parts.claims, ctx)
-        session.record = copy_record(kept.record)
+        session = self._shared_session(ctx, parts)
         self._resolved(ctx, kept.record, parts.user_record, written=False)
         return session
 
@@ -386,7 +379,7 @@ class DatabaseStrategy(BaseStrategy):
         if found is None:
             if cache is not None:
                 cache.forget_session(token, session_id=session.record.id)
-            self._clear_cookie(ctx)
+            self.clear_session_cookie(ctx)
             return None
         record, user = found
         if trusted:
@@ -402,7 +395,7 @@ class DatabaseStrategy(BaseStrategy):
                 # Not kept anew: the change this write causes would drop it again.
                 cache.forget_session(token, session_id=record.id)
             if updated is None:
-                self._clear_cookie(ctx)
+                self.clear_session_cookie(ctx)
                 return None
             record = updated
         return await self._session(ctx, record, user, trigger="update", new_session=data)
@@ -418,7 +411,7 @@ class DatabaseStrategy(BaseStrategy):
                 # deletion's change arrives.
                 self._cache.forget_session(token, session_id=ended.id if ended else None)
         if clear_cookie:
-            self._clear_cookie(ctx)
+            self.clear_session_cookie(ctx)
 
     # -- a user's sessions -----------------------------------------------------
 
