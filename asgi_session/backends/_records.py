@@ -363,15 +363,28 @@ def account_record(id: str, fields: Mapping[str, Any]) -> Account:
     return Account(id=id, extra=extra, **known)
 
 
+#: The expiry of a stored session or token whose own cannot be read: long past.
+UNREADABLE_EXPIRY = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _readable_expiry(known: dict[str, Any]) -> None:
+    # A record another tool left with no usable expiry (null, text, a number) has
+    # expired: it stands for no session, and nothing fails on it.
+    if not isinstance(known.get("expires"), datetime):
+        known["expires"] = UNREADABLE_EXPIRY
+
+
 def session_record(id: str, fields: Mapping[str, Any]) -> SessionRecord:
     """A database session from its stored fields under Python names."""
     known, extra = _split(fields, SESSION_FIELDS)
+    _readable_expiry(known)
     return SessionRecord(id=id, extra=extra, **known)
 
 
 def verification_record(fields: Mapping[str, Any]) -> VerificationToken:
     """A verification token from its stored fields; anything else stored is ignored."""
     known, _ = _split(fields, VERIFICATION_FIELDS)
+    _readable_expiry(known)
     return VerificationToken(**known)
 
 

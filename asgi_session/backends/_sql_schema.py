@@ -687,17 +687,20 @@ class Moment(TypeDecorator[datetime]):
         return value if self.timezone else value.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
+        # What another tool left that is no time (text, a blob, a number out of range)
+        # reads as none: a record is never unreadable for one column.
+        try:
+            if isinstance(value, bool):
+                return None
+            if isinstance(value, int | float):
+                return _utc(_EPOCH + timedelta(milliseconds=value))
+            if isinstance(value, str):
+                return _utc(datetime.fromisoformat(value.replace(" ", "T")))
+            if isinstance(value, datetime):
+                return _utc(value)
+        except (ValueError, OverflowError):
             return None
-        if isinstance(value, bool):
-            raise ValueError(f"{value!r} is not a time")
-        if isinstance(value, int | float):
-            return _utc(_EPOCH + timedelta(milliseconds=value))
-        if isinstance(value, str):
-            return _utc(datetime.fromisoformat(value.replace(" ", "T")))
-        if isinstance(value, datetime):
-            return _utc(value)
-        raise ValueError(f"{value!r} is not a time")
+        return None
 
 
 class Flag(TypeDecorator[bool]):

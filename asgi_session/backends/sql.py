@@ -644,7 +644,15 @@ class SQLAdapter:
         query = self._session_and_user_query
         if query is None:
             query = self._session_and_user_query = self._build_session_and_user_query()
-        found = await self._run(lambda c: _first(c, query, {"token": session_token}), write=False)
+        try:
+            found = await self._run(
+                lambda c: _first(c, query, {"token": session_token}), write=False
+            )
+        except ValueError as exc:
+            # A row the driver cannot decode (PostgreSQL holds times before year 1, which
+            # Python has not): another tool's, and no session; the row is left as it is.
+            _logger.warning("session row not readable, taken as no session: %s", exc)
+            return None
         if found is None:
             return None
         session_row = {column.name: found[f"s_{column.name}"] for column in sessions.c}
