@@ -682,7 +682,12 @@ class Moment(TypeDecorator[datetime]):
         value = _utc(value)
         if dialect.name == "sqlite":
             if self.iso:
-                return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+                # Four-digit years, as toISOString writes them (strftime does not pad).
+                return (
+                    f"{value.year:04d}"
+                    + value.strftime("-%m-%dT%H:%M:%S.")
+                    + (f"{value.microsecond // 1000:03d}Z")
+                )
             return (value - _EPOCH) // _MILLISECOND
         return value if self.timezone else value.replace(tzinfo=None)
 
@@ -725,7 +730,11 @@ class Flag(TypeDecorator[bool]):
         return 1 if value else 0
 
     def process_result_value(self, value: Any, dialect: Dialect) -> bool | None:
-        return None if value is None else bool(value)
+        if value is None:
+            return None
+        # Only what a boolean column or Better Auth writes counts as true: text such as
+        # "false", left by another tool, is not a verified address.
+        return value is True or (type(value) is int and value == 1)
 
 
 def _utc(value: datetime) -> datetime:

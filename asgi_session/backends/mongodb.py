@@ -969,7 +969,9 @@ class MongoDBAdapter:
         if not found:
             return None
         users = found[0].pop(_JOINED_USER)
-        if not users:
+        if not users or isinstance(found[0].get(shape.stored("user_id")), list):
+            # $lookup matches an array by any of its elements: a session naming a list
+            # of users (another tool's, or a planted one) names none of them.
             return None
         return self._layout.session(found[0]), self._layout.user(users[0])
 
