@@ -22,7 +22,8 @@ adapter (``updatedAt`` moves on every write). Records map onto it so:
   (``updatedAt``).
 - account: ``userId``, ``providerId`` (Better Auth's ``"credential"`` is the Password
   provider's ``"password"``, both ways), ``accountId``, ``accessToken``,
-  ``refreshToken``, ``idToken``, ``scope``; ``expires_at`` (seconds since the epoch) is
+  ``refreshToken``, ``idToken``, ``scope`` (comma-joined, as Better Auth splits it; read
+  back space-separated, as OAuth 2 spells it); ``expires_at`` (seconds since the epoch) is
   the date ``accessTokenExpiresAt``, and the extra ``refresh_token_expires_at``, in
   seconds too, the date ``refreshTokenExpiresAt``. A password account's hash is the
   extra field ``password``, Better Auth's own. An account Better Auth made has no
