@@ -939,17 +939,7 @@ class SQLAdapter:
             table.c.credentialID == credential_id,
             table.c.counter < counter if counter else table.c.counter <= 0,
         )
-
-        async def update(connection: AsyncConnection) -> Authenticator | None:
-            stored = await self._update_row(connection, table, where, row)
-            if stored is None:
-                return None
-            merged = await self._merge_extra(
-                connection, "authenticator", credential_id, str(stored["userId"]), extra
-            )
-            return self._authenticator(stored, merged)
-
-        return await self._run(update)
+        return await self._update_authenticator_row(credential_id, where, row, extra)
 
     @_prepared
     async def update_authenticator(
@@ -966,6 +956,14 @@ class SQLAdapter:
         table = self._live["authenticators"]
         row, extra = self._split("authenticators", changes)
         where = table.c.credentialID == credential_id
+        return await self._update_authenticator_row(credential_id, where, row, extra)
+
+    async def _update_authenticator_row(
+        self, credential_id: str, where: Any, row: dict[str, Any], extra: dict[str, Any]
+    ) -> Authenticator | None:
+        """Update the authenticator row ``where`` selects, and its extras, in one
+        transaction; ``None`` when no row matches."""
+        table = self._live["authenticators"]
 
         async def update(connection: AsyncConnection) -> Authenticator | None:
             stored = await self._update_row(connection, table, where, row)
