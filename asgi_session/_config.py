@@ -43,6 +43,15 @@ _NO_KEY_HELP = (
 )
 _TRUE = {"1", "true", "yes", "on"}
 
+#: The environment variables an option falls back to when it is not passed, as Auth.js
+#: names them. The options read them from here, so the configuration reference built
+#: from this map says what the code does.
+ENVIRONMENT_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    "secret": ("AUTH_SECRET", "AUTH_SECRET_1", "AUTH_SECRET_2", "AUTH_SECRET_3"),
+    "url": ("AUTH_URL",),
+    "trust_host": ("AUTH_TRUST_HOST",),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Pages:
@@ -68,8 +77,7 @@ class Pages:
 def _read_secrets(secret: str | Sequence[str] | None) -> tuple[str, ...]:
     if secret is None:
         # Auth.js reads AUTH_SECRET, then AUTH_SECRET_1.. for rotation; so do we.
-        found = [os.environ.get("AUTH_SECRET", "")]
-        found += [os.environ.get(f"AUTH_SECRET_{index}", "") for index in (1, 2, 3)]
+        found = (os.environ.get(name, "") for name in ENVIRONMENT_VARIABLES["secret"])
         secrets = tuple(value for value in found if value)
     elif isinstance(secret, str):
         secrets = (secret,)
@@ -82,6 +90,10 @@ def _read_secrets(secret: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _env_text(name: str) -> str | None:
+    return os.environ.get(name) or None
 
 
 class AuthConfig:
@@ -195,9 +207,11 @@ class AuthConfig:
         self.max_age = max_age
         self.update_age = update_age
         self.url = _check_url(
-            url if url is not None else os.environ.get("AUTH_URL") or None, self.base_path
+            url if url is not None else _env_text(*ENVIRONMENT_VARIABLES["url"]), self.base_path
         )
-        self.trust_host = _env_flag("AUTH_TRUST_HOST") if trust_host is None else trust_host
+        self.trust_host = (
+            _env_flag(*ENVIRONMENT_VARIABLES["trust_host"]) if trust_host is None else trust_host
+        )
         #: The hosts the auth routes answer; ``None`` when any host may (``url`` is set,
         #: so no URL is built from the request, or ``trust_host`` vouches for the proxy).
         self.allowed_hosts = _host_policy(allowed_hosts, self.url, self.trust_host)

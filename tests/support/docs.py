@@ -1,0 +1,56 @@
+"""The documentation's code samples (``docs/samples``), loaded the way a reader runs them.
+
+Each sample is a file a page includes; a test imports it with :func:`load_sample` and
+drives what it builds, so a sample that stops working fails the suite.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+SAMPLES = DOCS / "samples"
+
+_loaded = itertools.count()
+
+
+def sample_path(name: str) -> Path:
+    path = SAMPLES / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no sample {name!r} in docs/samples")
+    return path
+
+
+def load_sample(name: str) -> ModuleType:
+    """Import ``docs/samples/<name>`` as a new module (a fresh one every call).
+
+    The environment a sample reads (``AUTH_SECRET``, ``MONGODB_URL``, ...) is the test's:
+    set it with ``monkeypatch.setenv`` before loading.
+    """
+    path = sample_path(name)
+    module_name = f"docs_sample_{path.stem}_{next(_loaded)}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
+
+
+def load_docs_module(name: str) -> ModuleType:
+    """Import one of the documentation build's own modules (``docs/hooks.py``, ...)."""
+    path = DOCS / name
+    spec = importlib.util.spec_from_file_location(f"docs_build_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
