@@ -70,8 +70,14 @@ def require_fresh_session(max_age: float | None = None) -> Callable[[Request], S
 
 
 OptionalSession = Annotated[Session | None, Depends(current_session)]
+"""A parameter of this type gets the request's session, or ``None`` when signed out."""
 RequiredSession = Annotated[Session, Depends(require_session)]
+"""A parameter of this type gets the session; a signed-out request gets ``401``."""
 FreshSession = Annotated[Session, Depends(require_fresh_session())]
+"""Like ``RequiredSession``, and the user must have signed in within ``fresh_age``
+seconds (``AuthConfig(fresh_age=300)``): an older session is sent through
+``/auth/reauthenticate`` and back when a browser asks for a page, and gets ``401``
+``ReauthenticationRequired`` otherwise."""
 
 __all__ = [
     "FreshSession",
