@@ -114,7 +114,8 @@ class Callbacks(_Hooks):
 
     - ``sign_in(user, account, profile, email, credentials)``: return ``False`` to deny
       (``AccessDenied``), a URL to redirect there instead, anything else to allow.
-    - ``redirect(url, base_url)``: the URL to send the browser to; the default allows
+    - ``redirect(url, base_url)``: the URL to send the browser to; ``url`` is the one
+      asked for (``callbackUrl``), or ``base_url`` when none was. The default allows
       only the app's own origin.
     - ``jwt(token, user, account, profile, trigger, is_new_user, session)``: the claims to
       encrypt into the cookie; ``trigger`` is ``"signIn"``, ``"signUp"``, ``"update"`` or

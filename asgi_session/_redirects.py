@@ -56,7 +56,9 @@ async def resolve_redirect(ctx: RequestContext, url: object) -> str:
     callbacks = ctx.config.callbacks
     if not callbacks.has("redirect"):
         return same_origin_url(url, base_url)
-    chosen = await callbacks.call("redirect", base_url, url=url, base_url=base_url)
+    # Auth.js always hands the callback a URL: the base URL when none was asked for.
+    asked = url if isinstance(url, str) and url else base_url
+    chosen = await callbacks.call("redirect", base_url, url=asked, base_url=base_url)
     if isinstance(chosen, str) and _origin(chosen) is not None and _plain(chosen):
         return chosen
     if isinstance(chosen, str) and chosen.startswith("/") and not chosen.startswith("//"):

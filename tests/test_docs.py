@@ -22,7 +22,7 @@ hooks = load_docs_module("hooks.py")
 roles = load_docs_module("griffe_roles.py")
 
 PAGES = sorted(DOCS.rglob("*.md"))
-_FENCE = re.compile(r"^(\s*)```(\w*)[^\n]*\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^([ \t]*)```(\w*)[^\n]*\n(.*?)^\1```", re.MULTILINE | re.DOTALL)
 _INCLUDE = re.compile(r'^\s*--8<-- "([^"]+)"\s*$')
 _SNIPPET_PATHS = (SAMPLES, ROOT / "examples", ROOT / "tests" / "support")
 
@@ -121,7 +121,7 @@ def test_roles_naming_public_objects_become_cross_references() -> None:
 
 
 def test_literal_blocks_and_tables_stay_readable() -> None:
-    text = roles.markdown("Example::\n\n    code()\n\n====  ====\na     b\n====  ====\n")
+    text = roles.markdown("Example::\n\n    code()\n\n====  ====\na     ``b``\n====  ====\n")
     assert text.splitlines() == [
         "Example:",
         "",
@@ -180,3 +180,64 @@ def test_every_public_module_has_a_reference_page() -> None:
 def test_every_page_is_in_the_navigation() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     assert [page for page in PAGES if str(page.relative_to(DOCS)) not in nav] == []
+
+
+# -- the routes reference ----------------------------------------------------------------
+
+
+def test_every_route_the_middleware_dispatches_is_on_the_routes_page() -> None:
+    from asgi_session import TwoFactor
+    from asgi_session._routes import AuthRoutes
+    from asgi_session.backends import MemoryAdapter
+    from asgi_session.providers import Passkey, Password
+
+    config = AuthConfig(
+        secret="x" * 32,
+        url="https://app.example.com",
+        adapter=MemoryAdapter(),
+        providers=[Password(send=lambda to, subject, text: None), Passkey()],
+        two_factor=TwoFactor(),
+        bearer_tokens=True,
+    )
+    rows = [
+        line
+        for line in (DOCS / "reference" / "routes.md").read_text().splitlines()
+        if line.startswith("| `")
+    ]
+    routes = AuthRoutes(config)._handlers
+    assert len(routes) > 20
+    for method, action in routes:
+        assert any(f"`{method}`" in row and f"`/auth/{action}" in row for row in rows), (
+            f"{method} /auth/{action} is served but not on docs/reference/routes.md"
+        )
+
+
+# -- the README's example ----------------------------------------------------------------
+
+
+def test_the_readme_shows_the_example_the_suite_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = [body for language, body in _readme_fences(readme) if language == "python"]
+    assert blocks == [(SAMPLES / "readme_example.py").read_text()]
+
+
+def _readme_fences(text: str) -> list[tuple[str, str]]:
+    return [(match.group(2), match.group(3)) for match in _FENCE.finditer(text)]
+
+
+async def test_the_readme_example_signs_in_and_greets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.apps import client_for, sign_in
+
+    monkeypatch.setenv("AUTH_SECRET", "r" * 32)
+    monkeypatch.setenv("DEMO_PASSWORD", "correct horse")
+    app = load_sample("readme_example.py").app
+    async with client_for(app) as client:
+        signed_out = await client.get("/", headers={"accept": "text/html"})
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"].startswith("/auth/signin?callbackUrl=")
+        refused = await sign_in(client, email="ada@example.com", password="wrong")
+        assert "error=CredentialsSignin" in refused.headers["location"]
+        assert (await client.get("/", headers={"accept": "text/html"})).status_code == 303
+        await sign_in(client, email="ada@example.com", password="correct horse")
+        page = await client.get("/")
+        assert page.status_code == 200 and page.text == "Hello Ada"

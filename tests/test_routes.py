@@ -367,6 +367,24 @@ async def test_redirect_callback_decides(clock: Clock) -> None:
         assert response.headers["location"] == "http://testserver/fixed"
 
 
+async def test_redirect_callback_is_given_a_url_when_none_was_asked_for(clock: Clock) -> None:
+    seen: list[object] = []
+
+    def redirect(url: str, base_url: str) -> str:
+        seen.append(url)
+        return url if url.startswith(base_url) else base_url
+
+    app = build_app(clock=clock, callbacks=Callbacks(redirect=redirect))
+    async with client_for(app) as client:
+        await sign_in(client)
+        seen.clear()
+        # A sign-out posting no callbackUrl: the callback gets the base URL, as in Auth.js.
+        response = await client.post("/auth/signout", data={"csrfToken": await csrf_token(client)})
+        assert response.status_code == 302, response.text
+        assert response.headers["location"] == "http://testserver"
+        assert seen == ["http://testserver"]
+
+
 async def test_events_run_and_their_failures_are_contained(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
