@@ -30,7 +30,9 @@ def _tables(lines: list[str]) -> list[str]:
     if len(borders) < 2:
         return lines
     first, last = borders[0], borders[-1]
-    return [*lines[:first], "```text", *lines[first : last + 1], "```", *lines[last + 1 :]]
+    # In a text block, reST's ``code`` marks would show as they are typed.
+    table = [line.replace("``", "") for line in lines[first : last + 1]]
+    return [*lines[:first], "```text", *table, "```", *lines[last + 1 :]]
 
 
 def markdown(text: str) -> str:
