@@ -128,6 +128,8 @@ class AuthConfig:
     - ``use_secure_cookies``: force ``Secure`` cookies and ``__Secure-``/``__Host-``
       names on or off; by default they follow the request's (or ``url``'s) scheme.
     - ``url``: the app's public URL (default ``AUTH_URL``), for apps behind a proxy.
+      Its origin is what counts: a path in it must end with ``base_path``, and where
+      the app is mounted comes from the ASGI ``root_path`` (uvicorn's ``--root-path``).
     - ``trust_host``: trust ``X-Forwarded-Host``/``-Proto``/``-For`` (default
       ``AUTH_TRUST_HOST``): the app is behind a proxy that sets them.
     - ``allowed_hosts``: the ``Host`` names the auth routes answer, as Django's
@@ -332,8 +334,9 @@ def _check_base_path(base_path: str) -> str:
 def _check_url(url: str | None, base_path: str) -> str | None:
     """The origin of ``url``.
 
-    A path in it must end with ``base_path`` (Auth.js takes its base path from there);
-    what comes before is where the app is mounted.
+    A path in it must end with ``base_path`` (Auth.js takes its base path from there).
+    What comes before it is not used: the ASGI ``root_path`` says where the app is
+    mounted, and a prefix taken from here as well would be counted twice.
     """
     if url is None:
         return None

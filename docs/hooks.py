@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 MARKER = "<!-- configuration-reference -->"
+RENAMED_MARKER = "<!-- renamed-names -->"
 _BULLET = re.compile(r"^    - ((?:``\w+``(?:, )?)+): ?(.*)$")
 
 
@@ -94,7 +95,19 @@ def configuration_reference() -> str:
     return "\n".join(rows)
 
 
+def renamed_names() -> str:
+    """The table of names earlier releases exported, from the map that keeps them working."""
+    from asgi_session._deprecated import RENAMED
+
+    rows = ["| earlier | now |", "|---|---|"]
+    for (module, name), (home, new) in RENAMED.items():
+        rows.append(f"| `{module}.{name}` | [`{home}.{new}`][{home}.{new}] |")
+    return "\n".join(rows)
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     if MARKER in markdown:
         markdown = markdown.replace(MARKER, configuration_reference())
+    if RENAMED_MARKER in markdown:
+        markdown = markdown.replace(RENAMED_MARKER, renamed_names())
     return markdown

@@ -96,6 +96,20 @@ def test_the_configuration_page_asks_for_the_generated_table() -> None:
     assert hooks.MARKER not in built and "| `two_factor` |" in built
 
 
+def test_the_renamed_names_table_lists_every_name_kept_working() -> None:
+    from asgi_session._deprecated import RENAMED
+
+    table = hooks.renamed_names()
+    assert len(table.splitlines()) == 2 + len(RENAMED)
+    assert (
+        "| `asgi_session.backends.MongoDBBackend` | "
+        "[`asgi_session.backends.mongodb.MongoDBAdapter`][asgi_session.backends.mongodb.MongoDBAdapter] |"
+    ) in table
+    page = (DOCS / "reference" / "configuration.md").read_text()
+    assert hooks.RENAMED_MARKER in page
+    assert hooks.RENAMED_MARKER not in hooks.on_page_markdown(page)
+
+
 def test_the_configuration_sample_builds_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_SECRET", "x" * 32)
     config = load_sample("reference_configuration.py").config
