@@ -5,11 +5,12 @@ functions print."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, ClassVar
+from typing import Any
 
 import bcrypt
 import httpx
@@ -33,6 +34,7 @@ from tests.support.passwords import (
     sign_up,
     signed_in,
 )
+from tests.support.smtp import SMTPServer
 
 APP_URL = "http://testserver"
 NEW_PASSWORD = "a brand new passphrase"
@@ -566,52 +568,59 @@ async def test_jwt_sessions_are_ended_by_a_cut_off_every_instance_reads(
 # -- passwords_smtp.py ---------------------------------------------------------------------
 
 
-class _SMTPServer:
-    """What an SMTP server was told, standing in for ``smtplib.SMTP``."""
-
-    sessions: ClassVar[list[_SMTPServer]] = []
-
-    def __init__(self, host: str, port: int) -> None:
-        self.address = (host, port)
-        self.steps: list[str] = []
-        self.messages: list[Any] = []
-        _SMTPServer.sessions.append(self)
-
-    def __enter__(self) -> _SMTPServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.steps.append("quit")
-
-    def starttls(self) -> None:
-        self.steps.append("starttls")
-
-    def login(self, user: str, password: str) -> None:
-        self.steps.append(f"login {user}")
-
-    def send_message(self, message: Any) -> None:
-        self.steps.append("send")
-        self.messages.append(message)
+@pytest.fixture
+def smtp_server(environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[SMTPServer]:
+    """A real SMTP server on loopback (STARTTLS, then AUTH), and the sample's variables
+    pointing at it."""
+    with SMTPServer(user="mailer", password="smtp-secret") as server:
+        for name, value in {
+            "SMTP_HOST": server.host,
+            "SMTP_PORT": str(server.port),
+            "SMTP_USER": server.user,
+            "SMTP_PASSWORD": server.password,
+            # The sample verifies the server's certificate against the system's CAs;
+            # OpenSSL reads them from here, so the test server's own is the one trusted.
+            "SSL_CERT_FILE": str(server.cert_path),
+        }.items():
+            monkeypatch.setenv(name, value)
+        yield server
 
 
-async def test_mail_goes_out_through_smtp(
-    environment: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in {
-        "SMTP_HOST": "smtp.example.com",
-        "SMTP_USER": "mailer",
-        "SMTP_PASSWORD": "smtp-secret",
-    }.items():
-        monkeypatch.setenv(name, value)
-    _SMTPServer.sessions = []
+async def test_mail_goes_out_through_smtp(smtp_server: SMTPServer) -> None:
     async for module in _loaded("passwords_smtp.py"):
-        monkeypatch.setattr(module.smtplib, "SMTP", _SMTPServer)
         async with client_for(module.app) as browser:
             assert signed_in(await sign_up(browser))
-        [server] = _SMTPServer.sessions
-        assert server.address == ("smtp.example.com", 587)
-        assert server.steps == ["starttls", "login mailer", "send", "quit"]
-        [message] = server.messages
-        assert message["To"] == "ada@example.com"
-        assert message["Subject"] == "Confirm your email address"
-        assert f"{APP_URL}/auth/verify-email?token=" in message.get_content()
+    [received] = smtp_server.received
+    assert received.tls  # STARTTLS came first: the server takes nothing before it
+    assert received.user == "mailer"
+    assert received.mail_from == "no-reply@example.com"
+    assert received.rcpt_tos == ["ada@example.com"]
+    message = received.message
+    assert message["From"] == "Example <no-reply@example.com>"
+    assert message["To"] == "ada@example.com"
+    assert message["Subject"] == "Confirm your email address"
+    assert f"{APP_URL}/auth/verify-email?token=" in message.get_content()
+    assert smtp_server.refused == []
+
+
+async def test_a_refused_smtp_login_is_logged_not_shown(
+    smtp_server: SMTPServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The guide: "A `send` that raises is logged as a warning, never shown to the user."
+    monkeypatch.setenv("SMTP_PASSWORD", "not the password")
+    async for module in _loaded("passwords_smtp.py"):
+        async with client_for(module.app) as browser:
+            with caplog.at_level(logging.WARNING, logger="asgi_session"):
+                response = await sign_up(browser)
+            assert response.status_code < 500
+            assert signed_in(response)  # the sign-up stands; only its mail is lost
+            assert (await browser.get("/auth/session")).json()["user"]["email"] == (
+                "ada@example.com"
+            )
+    # smtplib tries each mechanism the server offers (PLAIN, then LOGIN) before giving up.
+    assert smtp_server.refused == ["mailer", "mailer"]
+    assert smtp_server.received == []
+    [record] = [r for r in caplog.records if r.name == "asgi_session"]
+    assert record.levelno == logging.WARNING
+    assert "could not send an email" in record.getMessage()
+    assert "SMTPAuthenticationError" in record.getMessage()

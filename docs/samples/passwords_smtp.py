@@ -3,6 +3,7 @@
 import asyncio
 import os
 import smtplib
+import ssl
 from email.message import EmailMessage
 from typing import Any
 
@@ -19,7 +20,7 @@ from asgi_session.providers import Password
 # --8<-- [start:send]
 def deliver(message: EmailMessage) -> None:
     with smtplib.SMTP(os.environ["SMTP_HOST"], int(os.environ.get("SMTP_PORT", "587"))) as smtp:
-        smtp.starttls()
+        smtp.starttls(context=ssl.create_default_context())  # checks the server's certificate
         smtp.login(os.environ["SMTP_USER"], os.environ["SMTP_PASSWORD"])
         smtp.send_message(message)
 
