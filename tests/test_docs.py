@@ -207,7 +207,7 @@ def test_every_route_the_middleware_dispatches_is_on_the_routes_page() -> None:
         secret="x" * 32,
         url="https://app.example.com",
         adapter=MemoryAdapter(),
-        providers=[Password(send=lambda to, subject, text: None), Passkey()],
+        providers=[Password(send=lambda to, subject, text, url, request: None), Passkey()],
         two_factor=TwoFactor(),
         bearer_tokens=True,
     )
