@@ -112,8 +112,9 @@ class _Hooks:
 class Callbacks(_Hooks):
     """Functions asgi-session calls to decide and shape what it does (as in Auth.js).
 
-    - ``sign_in(user, account, profile, email, credentials)``: return ``False`` to deny
-      (``AccessDenied``), a URL to redirect there instead, anything else to allow.
+    - ``sign_in(user, account, profile, email, credentials)``: return ``True`` to allow,
+      a URL to redirect there instead; ``False`` or ``None`` (a function that forgot to
+      return) denies (``AccessDenied``), as does an exception.
     - ``redirect(url, base_url)``: the URL to send the browser to; ``url`` is the one
       asked for (``callbackUrl``), or ``base_url`` when none was. The default allows
       only the app's own origin.

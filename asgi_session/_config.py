@@ -147,7 +147,8 @@ class AuthConfig:
       store when it has one (so limits hold across app instances), else this process.
     - ``callbacks``, ``events``: see :class:`~asgi_session.Callbacks` and
       :class:`~asgi_session.Events`.
-    - ``pages``: :class:`Pages` replacing the built-in sign-in, sign-out and error pages.
+    - ``pages``: :class:`Pages`: paths of the app's own pages replacing built-in ones
+      (sign-in, sign-out, error, "check your email", new user and the password pages).
     - ``bearer_tokens``: let clients that are not browsers (native apps, CLIs) sign in
       with ``POST /auth/token`` and send ``Authorization: Bearer <token>`` instead of
       cookies. Off by default: in a browser an HttpOnly cookie is out of scripts' reach,

@@ -471,6 +471,11 @@ class AuthRoutes:
             identity = await self._authenticate(auth, provider, attempt)
             return auth.redirect(await complete_sign_in(auth.context, identity))
         except SignInError as exc:
+            requested = auth.field("callbackUrl") if provider.posts_to_callback else None
+            if requested:
+                # Back on a sign-in page of the app's own, the next try must still end
+                # where this one was going: kept as Auth.js keeps any posted callbackUrl.
+                await auth.callback_url(requested)
             return auth.refused(exc)
         except ConfigurationError:
             logger.exception("the %s provider cannot sign this user in", provider.id)

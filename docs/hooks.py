@@ -60,6 +60,26 @@ def _default(value: Any) -> str:
     return f"`{value!r}`"
 
 
+def _spelled_out(annotation: str) -> str:
+    """A type alias of the configuration module written out (``StrategyOption`` says little)."""
+    import typing
+
+    from asgi_session import _config
+
+    alias = getattr(_config, annotation, None)
+    if alias is None or isinstance(alias, type) or not typing.get_args(alias):
+        return annotation
+    parts: list[str] = []
+    for arg in typing.get_args(alias):
+        if typing.get_origin(arg) is typing.Literal:
+            parts.extend(f'"{value}"' for value in typing.get_args(arg))
+        elif arg is type(None):
+            parts.append("None")
+        else:
+            parts.append(getattr(arg, "__name__", str(arg)))
+    return " | ".join(parts)
+
+
 def _rst_to_markdown(text: str) -> str:
     text = re.sub(r":(?:class|func|meth|attr|exc):`~?(?:[\w.]+\.)?(\w+)`", r"`\1`", text)
     return text.replace("``", "`")
@@ -87,7 +107,7 @@ def configuration_reference() -> str:
         variables = ENVIRONMENT_VARIABLES.get(parameter.name, ())
         environment = ", ".join(f"`{name}`" for name in variables) or "—"
         # A pipe inside a code span does not split a table cell.
-        annotation = str(parameter.annotation)
+        annotation = _spelled_out(str(parameter.annotation))
         rows.append(
             f"| `{parameter.name}` | `{annotation}` | {_default(parameter.default)} "
             f"| {environment} | {_rst_to_markdown(described[parameter.name])} |"

@@ -61,6 +61,7 @@ def test_the_configuration_table_has_a_row_for_every_option() -> None:
     assert "`2592000` (30 days)" in rows["max_age"]
     assert "`86400` (1 day)" in rows["update_age"]
     assert "`RateLimits()`" in rows["rate_limits"]
+    assert '`"jwt" | "database" | SessionStrategy | None`' in rows["strategy"]
     assert "`bool`" in rows["bearer_tokens"] and "`False`" in rows["bearer_tokens"]
     # A description from the docstring, with its reST turned into Markdown.
     assert "`POST /auth/token`" in rows["bearer_tokens"] and "``" not in table

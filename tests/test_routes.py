@@ -96,6 +96,21 @@ async def test_credentials_sign_in_redirects_to_callback_url(client: Any) -> Non
     assert (await client.get("/protected")).text == "hello Ann"
 
 
+async def test_a_refused_sign_in_keeps_the_callback_url_for_the_next_try(client: Any) -> None:
+    # An app's own sign-in page posts callbackUrl with the form; after a wrong password
+    # the retry (which may post none) still ends where the first try was going.
+    refused = await sign_in(client, password="wrong", callbackUrl="/protected")
+    assert "error=CredentialsSignin" in refused.headers["location"]
+    response = await sign_in(client)
+    assert response.headers["location"] == "http://testserver/protected"
+
+
+async def test_a_refused_sign_in_keeps_no_callback_url_to_another_site(client: Any) -> None:
+    await sign_in(client, password="wrong", callbackUrl="https://evil.example/")
+    response = await sign_in(client)
+    assert response.headers["location"] == "http://testserver"
+
+
 async def test_return_redirect_header_gives_json(client: Any) -> None:
     token = await csrf_token(client)
     response = await client.post(

@@ -59,7 +59,10 @@ class MigratingAdapter:
     (a verified email on each side). Otherwise the two are different people, or may be:
     an address typed into one app and never confirmed proves nothing, and merging would
     hand one person the other's account. The adopted user keeps the Auth.js id
-    (``authjs_user_id``), and is matched by it from then on, never by email again.
+    (``authjs_user_id``): the Better Auth user found by the address is theirs only if it
+    carries that id (or none, with both addresses verified). The adapter contract has
+    no lookup by that mark, so an address changed on the Better Auth side while an
+    Auth.js session still lives is adopted again, as a new user.
 
     Accounts come along when looked up: the one a sign-in names, and those named by
     their user's id (a password, a TOTP secret), renamed to the new id, with whatever

@@ -1,4 +1,4 @@
-"""Every option spelled out, each at its default (the reference below says what each does)."""
+"""The options most apps set, and some of their defaults (the table below has every one)."""
 
 import os
 
