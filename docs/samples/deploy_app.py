@@ -36,8 +36,9 @@ async def send_email(to: str, subject: str, text: str, url: str, request: Reques
 
 
 # --8<-- [start:secrets]
-# The current secret encrypts; while the previous one is still set as AUTH_SECRET_1,
-# what it encrypted (CSRF tokens, JWTs, TOTP secrets) still decrypts.
+# The current secret encrypts and signs; while the previous one is still set as
+# AUTH_SECRET_1, what it made (JWTs, CSRF tokens, sealed TOTP secrets, recovery codes)
+# still works.
 secrets = [os.environ["AUTH_SECRET"]]
 if os.environ.get("AUTH_SECRET_1"):
     secrets.append(os.environ["AUTH_SECRET_1"])

@@ -27,7 +27,6 @@ def send_email(to: str, subject: str, text: str, url: str, request: Request) -> 
 
 client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(os.environ["MONGODB_URL"])
 
-# --8<-- [start:config]
 config = AuthConfig(
     secret=os.environ["AUTH_SECRET"],
     url=os.environ.get("AUTH_URL", "http://localhost:8000"),  # passkeys are bound to its host
@@ -36,7 +35,6 @@ config = AuthConfig(
     two_factor=TwoFactor(issuer="Example"),  # the name authenticator apps show
     fresh_age=300,  # what changes a factor needs a sign-in at most 5 minutes old
 )
-# --8<-- [end:config]
 
 
 # --8<-- [start:pages]

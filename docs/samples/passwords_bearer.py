@@ -1,4 +1,7 @@
-"""Bearer tokens for a command-line tool or a native app, beside the browser's cookies."""
+"""Bearer tokens for a command-line tool or a native app, beside the browser's cookies.
+
+The client half uses HTTPX (``pip install httpx``).
+"""
 
 import os
 from typing import Any

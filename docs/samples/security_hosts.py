@@ -35,7 +35,7 @@ config = AuthConfig(
     providers=[Credentials(authorize=authorize)],
     # No url (each customer has a host of their own), so the routes build their URLs
     # from the request's Host: only these hosts are answered, any other gets a 400.
-    allowed_hosts=["example.com", ".example.com"],  # the domain and its subdomains
+    allowed_hosts=[".example.com"],  # the domain and its subdomains
     # A front end on another origin whose pages post to /auth/* (sign-in, sign-out).
     trusted_origins=["https://shop.example.com"],
     rate_limits=RateLimits(

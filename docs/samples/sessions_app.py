@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from asgi_session import AuthConfig, AuthMiddleware, requires_session
@@ -38,7 +38,6 @@ config = AuthConfig(
 )
 # --8<-- [end:config]
 
-# --8<-- [start:page]
 # The buttons post to the built-in routes, with the CSRF token they ask /auth/csrf for.
 SCRIPT = """
 <script>
@@ -75,10 +74,12 @@ async def sessions_page(request: Request) -> Response:
     )
 
 
-# --8<-- [end:page]
+async def home(request: Request) -> RedirectResponse:
+    return RedirectResponse("/account/sessions")
+
 
 app = Starlette(
-    routes=[Route("/account/sessions", sessions_page)],
+    routes=[Route("/", home), Route("/account/sessions", sessions_page)],
     middleware=[Middleware(AuthMiddleware, config=config)],
 )
 
