@@ -20,7 +20,7 @@ import pytest
 
 from tests.support import passkeys, two_factor
 from tests.support.apps import SECRET, Clock, client_for, csrf_token
-from tests.support.docs import load_sample
+from tests.support.docs import load_sample, loaded_sample, mongodb_url_with_database
 from tests.support.live_server import LiveServer
 from tests.support.passwords import (
     GOOD_PASSWORD,
@@ -90,23 +90,12 @@ def environment(monkeypatch: pytest.MonkeyPatch, mongodb_url: str, mongo_db_name
     database of the test's own."""
     monkeypatch.setenv("AUTH_SECRET", SECRET)
     monkeypatch.setenv("AUTH_URL", APP_URL)
-    base, _, query = mongodb_url.partition("?")
-    monkeypatch.setenv("MONGODB_URL", f"{base.rstrip('/')}/{mongo_db_name}?{query}")
-
-
-async def _loaded(name: str) -> AsyncIterator[ModuleType]:
-    module = load_sample(name)
-    try:
-        yield module
-    finally:
-        client = getattr(module, "client", None)
-        if client is not None:
-            await client.close()
+    monkeypatch.setenv("MONGODB_URL", mongodb_url_with_database(mongodb_url, mongo_db_name))
 
 
 @pytest.fixture
 async def passwords_app(environment: None) -> AsyncIterator[ModuleType]:
-    async for module in _loaded("passwords_app.py"):
+    async for module in loaded_sample("passwords_app.py"):
         yield module
 
 
@@ -168,7 +157,7 @@ async def test_sign_up_confirm_sign_in_and_reset(
 async def test_the_apps_own_rule_and_nists_refuse_passwords_with_a_reason(
     environment: None, console: Console
 ) -> None:
-    async for module in _loaded("passwords_rules.py"):
+    async for module in loaded_sample("passwords_rules.py"):
         async with client_for(module.app) as browser:
 
             async def refused(password: str, email: str) -> Any:
@@ -211,7 +200,7 @@ async def test_hashes_from_a_node_app_sign_their_users_in_and_are_replaced(
     await mongo_db["users"].insert_one(
         {"email": "ada@example.com", "name": "Ada", "emailVerified": None, "password": old}
     )
-    async for module in _loaded("passwords_import.py"):
+    async for module in loaded_sample("passwords_import.py"):
         imported = await module.import_users(
             module.adapter,
             [
@@ -235,7 +224,7 @@ async def test_hashes_from_a_node_app_sign_their_users_in_and_are_replaced(
 
 
 async def test_a_command_line_client_trades_a_password_for_a_token(environment: None) -> None:
-    async for module in _loaded("passwords_bearer.py"):
+    async for module in loaded_sample("passwords_bearer.py"):
         async with client_for(module.app) as browser:
             await sign_up(browser)
         transport = httpx.ASGITransport(app=module.app)
@@ -269,7 +258,7 @@ async def mfa_app(
     environment: None, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> AsyncIterator[ModuleType]:
     monkeypatch.setenv("AUTH_URL", PASSKEY_URL)
-    async for module in _loaded("mfa_app.py"):
+    async for module in loaded_sample("mfa_app.py"):
         # The test moves time along, as minutes passing would.
         monkeypatch.setattr(module.config, "clock", clock)
         yield module
@@ -381,7 +370,7 @@ async def test_a_passkey_signs_in_alone_and_answers_the_second_step(
 async def test_support_resets_a_lost_phone_and_the_app_enrols_on_its_own_page(
     mfa_app: ModuleType, console: Console, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async for admin in _loaded("mfa_admin.py"):
+    async for admin in loaded_sample("mfa_admin.py"):
         monkeypatch.setattr(admin.config, "clock", clock)
         async with passkeys.browser(mfa_app.app) as browser:
             await _new_user(browser, console)
@@ -410,7 +399,7 @@ async def test_support_resets_a_lost_phone_and_the_app_enrols_on_its_own_page(
 async def test_a_fastapi_endpoint_asks_for_a_recent_sign_in(
     environment: None, console: Console, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async for module in _loaded("mfa_fastapi.py"):
+    async for module in loaded_sample("mfa_fastapi.py"):
         monkeypatch.setattr(module.config, "clock", clock)
         async with client_for(module.app) as browser:
             assert (await browser.get("/api/me")).status_code == 401
@@ -436,7 +425,7 @@ async def test_a_fastapi_endpoint_asks_for_a_recent_sign_in(
 
 @pytest.fixture
 async def sessions_app(environment: None) -> AsyncIterator[ModuleType]:
-    async for module in _loaded("sessions_app.py"):
+    async for module in loaded_sample("sessions_app.py"):
         yield module
 
 
@@ -538,8 +527,8 @@ async def test_the_sessions_page_buttons_work_in_a_browser(
 async def test_jwt_sessions_are_ended_by_a_cut_off_every_instance_reads(
     environment: None, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
-    async for one in _loaded("sessions_jwt.py"):
-        async for other in _loaded("sessions_jwt.py"):  # a second instance of the app
+    async for one in loaded_sample("sessions_jwt.py"):
+        async for other in loaded_sample("sessions_jwt.py"):  # a second instance of the app
             for instance in (one, other):
                 monkeypatch.setattr(instance.config, "clock", clock)
             async with client_for(one.app) as laptop, client_for(other.app) as phone:
@@ -587,7 +576,7 @@ def smtp_server(environment: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 async def test_mail_goes_out_through_smtp(smtp_server: SMTPServer) -> None:
-    async for module in _loaded("passwords_smtp.py"):
+    async for module in loaded_sample("passwords_smtp.py"):
         async with client_for(module.app) as browser:
             assert signed_in(await sign_up(browser))
     [received] = smtp_server.received
@@ -608,7 +597,7 @@ async def test_a_refused_smtp_login_is_logged_not_shown(
 ) -> None:
     # The guide: "A `send` that raises is logged as a warning, never shown to the user."
     monkeypatch.setenv("SMTP_PASSWORD", "not the password")
-    async for module in _loaded("passwords_smtp.py"):
+    async for module in loaded_sample("passwords_smtp.py"):
         async with client_for(module.app) as browser:
             with caplog.at_level(logging.WARNING, logger="asgi_session"):
                 response = await sign_up(browser)

@@ -480,7 +480,7 @@ async def test_a_preset_refuses_tables_made_for_another(postgres_url: str) -> No
 async def test_sql_authjs_pg_runs_on_the_pg_adapters_schema(
     monkeypatch: pytest.MonkeyPatch, postgres_url: str
 ) -> None:
-    await run_sql(postgres_url, (SAMPLES / "sql_authjs_pg_schema.sql").read_text())
+    await run_sql(postgres_url, (SUPPORT / "authjs_pg_schema.sql").read_text())
     before = await fetch(
         postgres_url,
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
@@ -692,9 +692,7 @@ async def test_the_drizzle_schema_shown_shares_its_tables_with_sql_app(
 async def test_the_unique_indexes_older_pg_adapter_tables_need(postgres_url: str) -> None:
     from asgi_session.backends.sql import SQLAdapter
 
-    older = (
-        (SAMPLES / "sql_authjs_pg_schema.sql").read_text().replace(" UNIQUE NOT NULL", " NOT NULL")
-    )
+    older = (SUPPORT / "authjs_pg_schema.sql").read_text().replace(" UNIQUE NOT NULL", " NOT NULL")
     assert older.count("UNIQUE") == 1, "only accounts' (provider, providerAccountId) is left"
     await run_sql(postgres_url, older)
     await run_sql(postgres_url, (SAMPLES / "sql_authjs_pg_unique.sql").read_text())

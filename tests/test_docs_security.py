@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from tests.support.apps import SECRET, csrf_token
-from tests.support.docs import load_sample
+from tests.support.docs import loaded_sample, mongodb_url_with_database
 from tests.support.passwords import FAST_HASHER, GOOD_PASSWORD
 
 SECURE_SESSION_COOKIE = "__Secure-authjs.session-token"
@@ -22,21 +22,12 @@ CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"}
 def environment(monkeypatch: pytest.MonkeyPatch, mongodb_url: str, mongo_db_name: str) -> None:
     monkeypatch.setenv("AUTH_SECRET", SECRET)
     monkeypatch.delenv("AUTH_URL", raising=False)
-    base, _, query = mongodb_url.partition("?")
-    monkeypatch.setenv("MONGODB_URL", f"{base.rstrip('/')}/{mongo_db_name}?{query}")
-
-
-async def _loaded(name: str) -> AsyncIterator[ModuleType]:
-    module = load_sample(name)
-    try:
-        yield module
-    finally:
-        await module.client.close()
+    monkeypatch.setenv("MONGODB_URL", mongodb_url_with_database(mongodb_url, mongo_db_name))
 
 
 @pytest.fixture
 async def hosts_app(environment: None) -> AsyncIterator[ModuleType]:
-    async for module in _loaded("security_hosts.py"):
+    async for module in loaded_sample("security_hosts.py"):
         for email in ("ada@example.com", "bob@example.com"):
             hashed = await FAST_HASHER.hash_async(GOOD_PASSWORD)
             await module.members.insert_one({"email": email, "password_hash": hashed})
@@ -45,7 +36,7 @@ async def hosts_app(environment: None) -> AsyncIterator[ModuleType]:
 
 @pytest.fixture
 async def proxy_app(environment: None) -> AsyncIterator[ModuleType]:
-    async for module in _loaded("security_proxy.py"):
+    async for module in loaded_sample("security_proxy.py"):
         yield module
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
 
@@ -44,6 +45,25 @@ def load_sample(name: str) -> ModuleType:
         del sys.modules[module_name]
         raise
     return module
+
+
+async def loaded_sample(name: str) -> AsyncIterator[ModuleType]:
+    """:func:`load_sample`, then the database client the sample made (its module-level
+    ``client``, if any) closed: ``async for module in loaded_sample(name): yield module``
+    in a fixture."""
+    module = load_sample(name)
+    try:
+        yield module
+    finally:
+        client = getattr(module, "client", None)
+        if client is not None:
+            await client.close()
+
+
+def mongodb_url_with_database(mongodb_url: str, database: str) -> str:
+    """The server's URL naming ``database``, as a reader's ``MONGODB_URL`` would."""
+    base, _, query = mongodb_url.partition("?")
+    return f"{base.rstrip('/')}/{database}?{query}"
 
 
 def load_docs_module(name: str) -> ModuleType:
