@@ -88,12 +88,14 @@ def _read_secrets(secret: str | Sequence[str] | None) -> tuple[str, ...]:
     return secrets
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
+def _env_text(option: str) -> str | None:
+    """The first of ``option``'s environment variables that is set, if any."""
+    found = (os.environ.get(name) for name in ENVIRONMENT_VARIABLES[option])
+    return next((value for value in found if value), None)
 
 
-def _env_text(name: str) -> str | None:
-    return os.environ.get(name) or None
+def _env_flag(option: str) -> bool:
+    return (_env_text(option) or "").strip().lower() in _TRUE
 
 
 class AuthConfig:
@@ -209,12 +211,8 @@ class AuthConfig:
             raise ConfigurationError("update_age must be between 0 and max_age seconds")
         self.max_age = max_age
         self.update_age = update_age
-        self.url = _check_url(
-            url if url is not None else _env_text(*ENVIRONMENT_VARIABLES["url"]), self.base_path
-        )
-        self.trust_host = (
-            _env_flag(*ENVIRONMENT_VARIABLES["trust_host"]) if trust_host is None else trust_host
-        )
+        self.url = _check_url(url if url is not None else _env_text("url"), self.base_path)
+        self.trust_host = _env_flag("trust_host") if trust_host is None else trust_host
         #: The hosts the auth routes answer; ``None`` when any host may (``url`` is set,
         #: so no URL is built from the request, or ``trust_host`` vouches for the proxy).
         self.allowed_hosts = _host_policy(allowed_hosts, self.url, self.trust_host)
